@@ -1,0 +1,172 @@
+"""Client settings: frozen attrs classes and every default in one place."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from typing import Final
+
+import attrs
+from yarl import URL
+
+from ._errors import ConfigurationError
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "DEFAULT_MAX_RETRIES",
+    "ClientConfig",
+    "RetryPolicy",
+    "Timeout",
+]
+
+DEFAULT_BASE_URL: Final = "https://api.sendkit.ai"
+DEFAULT_MAX_RETRIES: Final = 2
+DEFAULT_CONNECT_TIMEOUT: Final = 10.0
+# A 10,000-entry import is about 1 MB of JSON; on a slow uplink with a busy
+# server that can take tens of seconds, so the total budget is generous.
+DEFAULT_TOTAL_TIMEOUT: Final = 120.0
+DEFAULT_BACKOFF_BASE: Final = 0.5
+DEFAULT_BACKOFF_CAP: Final = 8.0
+DEFAULT_MAX_RETRY_WAIT: Final = 60.0
+
+ENV_API_KEY: Final = "SENDKIT_API_KEY"
+ENV_BASE_URL: Final = "SENDKIT_BASE_URL"
+ENV_WORKSPACE_ID: Final = "SENDKIT_WORKSPACE_ID"
+
+PLATFORM_KEY_PREFIX: Final = "sk_user_"
+WORKSPACE_KEY_PREFIX: Final = "sk_"
+
+
+@attrs.frozen
+class Timeout:
+    """Per-request time limits in seconds (``None`` disables one).
+
+    Attributes:
+        total: the whole request, from connecting to the last byte of the body.
+        connect: acquiring a pooled connection and opening it.
+    """
+
+    total: float | None = DEFAULT_TOTAL_TIMEOUT
+    connect: float | None = DEFAULT_CONNECT_TIMEOUT
+
+
+@attrs.frozen
+class RetryPolicy:
+    """How the session retries a failed attempt.
+
+    Attributes:
+        max_retries: retries after the first attempt for transient failures
+            (408, 409, 5xx, dropped connections, timeouts).
+        max_rate_limit_retries: retries for 429 answers; ``None`` means the
+            same as ``max_retries``. The bulk engine raises it: a paced job
+            should wait out a 429 rather than lose a batch.
+        backoff_base: first backoff ceiling; it doubles every attempt.
+        backoff_cap: the largest backoff ceiling (full jitter draws below it).
+        max_retry_wait: the longest ``Retry-After`` the session will honour;
+            a longer one raises instead of hanging the caller.
+    """
+
+    max_retries: int = attrs.field(default=DEFAULT_MAX_RETRIES, validator=attrs.validators.ge(0))
+    max_rate_limit_retries: int | None = None
+    backoff_base: float = DEFAULT_BACKOFF_BASE
+    backoff_cap: float = DEFAULT_BACKOFF_CAP
+    max_retry_wait: float = DEFAULT_MAX_RETRY_WAIT
+
+    @property
+    def rate_limit_retries(self) -> int:
+        """The 429 budget actually in force."""
+        if self.max_rate_limit_retries is None:
+            return self.max_retries
+        return self.max_rate_limit_retries
+
+
+def _is_loopback(host: str | None) -> bool:
+    if host is None:
+        return False
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+@attrs.frozen
+class ClientConfig:
+    """Validated settings of one client. The API key never appears in its repr."""
+
+    api_key: str = attrs.field(repr=False)
+    base_url: URL
+    workspace_id: str | None
+    timeout: Timeout = Timeout()
+    retry: RetryPolicy = RetryPolicy()
+    headers: Mapping[str, str] = attrs.field(factory=dict, repr=False)
+
+    @property
+    def is_platform_key(self) -> bool:
+        """Whether the key spans workspaces (``sk_user_...``)."""
+        return self.api_key.startswith(PLATFORM_KEY_PREFIX)
+
+    @classmethod
+    def resolve(
+        cls,
+        *,
+        api_key: str | None,
+        base_url: str | URL | None,
+        workspace_id: str | None,
+        timeout: Timeout | float | None,
+        retry: RetryPolicy,
+        headers: Mapping[str, str] | None,
+        allow_insecure_http: bool,
+        environ: Mapping[str, str] | None = None,
+    ) -> ClientConfig:
+        """Merge arguments with the environment and check them.
+
+        Raises:
+            ConfigurationError: no key, a platform key without a workspace id,
+                a workspace key with one, a malformed base URL, or plain HTTP
+                to a non-loopback host without ``allow_insecure_http``.
+        """
+        env = os.environ if environ is None else environ
+        key = api_key if api_key is not None else env.get(ENV_API_KEY)
+        if not key or not key.strip():
+            raise ConfigurationError(
+                f"no API key: pass api_key=... or set {ENV_API_KEY}",
+            )
+        key = key.strip()
+        if not key.startswith(WORKSPACE_KEY_PREFIX):
+            raise ConfigurationError(
+                "the API key does not look like a SendKit key "
+                f"(expected {PLATFORM_KEY_PREFIX}... or {WORKSPACE_KEY_PREFIX}...)",
+            )
+        workspace = workspace_id if workspace_id is not None else env.get(ENV_WORKSPACE_ID)
+        workspace = workspace or None
+        if key.startswith(PLATFORM_KEY_PREFIX) and workspace is None:
+            raise ConfigurationError(
+                "a platform key (sk_user_...) needs a workspace: "
+                f"pass workspace_id=... or set {ENV_WORKSPACE_ID}",
+            )
+        if not key.startswith(PLATFORM_KEY_PREFIX) and workspace is not None:
+            raise ConfigurationError(
+                "a workspace key (sk_...) is bound to its workspace and must not "
+                f"send a workspace id: drop workspace_id / {ENV_WORKSPACE_ID}",
+            )
+        url = URL(str(base_url if base_url is not None else env.get(ENV_BASE_URL, DEFAULT_BASE_URL)))
+        if url.scheme not in {"http", "https"} or not url.host:
+            raise ConfigurationError(f"base URL must be an http(s) URL, got {str(url)!r}")
+        if url.scheme == "http" and not allow_insecure_http and not _is_loopback(url.host):
+            raise ConfigurationError(
+                f"refusing plain http:// to {url.host}: the API key would cross the network "
+                "in clear; use https:// or pass allow_insecure_http=True",
+            )
+        if isinstance(timeout, (int, float)):
+            timeout = Timeout(total=float(timeout))
+        return cls(
+            api_key=key,
+            base_url=url,
+            workspace_id=workspace,
+            timeout=timeout if timeout is not None else Timeout(),
+            retry=retry,
+            headers=dict(headers or {}),
+        )

@@ -1,0 +1,101 @@
+"""The one cattrs converter between the models and the wire.
+
+Attribute names map to camelCase (``ai_tag`` <-> ``aiTag``); a field whose
+metadata names a ``wire`` key uses that instead (``id`` <-> ``_id``). Keys the
+server adds later are ignored, so a new response field never breaks a client.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, TypeVar
+
+import attrs
+import cattrs
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+
+from ._errors import UnexpectedResponseError
+
+__all__ = ["converter", "envelope_data", "parse_datetime", "structure", "unstructure"]
+
+T = TypeVar("T")
+
+converter = cattrs.Converter(forbid_extra_keys=False)
+
+
+def _wire_name(attribute: attrs.Attribute[Any]) -> str:
+    explicit = attribute.metadata.get("wire")
+    if explicit is not None:
+        return str(explicit)
+    head, *rest = attribute.name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
+def _renames(cls: type[Any]) -> dict[str, Any]:
+    return {a.name: override(rename=_wire_name(a)) for a in attrs.fields(cls)}
+
+
+converter.register_structure_hook_factory(
+    attrs.has,
+    lambda cls: make_dict_structure_fn(cls, converter, **_renames(cls)),
+)
+converter.register_unstructure_hook_factory(
+    attrs.has,
+    lambda cls: make_dict_unstructure_fn(cls, converter, **_renames(cls)),
+)
+
+
+def parse_datetime(value: object, _type: object = None) -> datetime:
+    """Parse an ISO 8601 timestamp to an aware datetime (naive ones are UTC)."""
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, str):
+        text = value.strip()
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        parsed = datetime.fromisoformat(text)
+    else:
+        raise TypeError(f"expected an ISO 8601 string, got {type(value).__name__}")
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=timezone.utc)
+
+
+converter.register_structure_hook(datetime, parse_datetime)
+converter.register_unstructure_hook(datetime, lambda d: d.isoformat().replace("+00:00", "Z"))
+
+
+def structure(data: object, cls: type[T], *, status: int = 200) -> T:
+    """Structure wire data, turning any mismatch into :class:`UnexpectedResponseError`."""
+    try:
+        return converter.structure(data, cls)
+    except (cattrs.BaseValidationError, ValueError, TypeError, KeyError) as exc:
+        detail = (
+            "; ".join(cattrs.transform_error(exc))
+            if isinstance(exc, cattrs.BaseValidationError)
+            else str(exc)
+        )
+        raise UnexpectedResponseError(
+            f"the API answered with data that is not a {cls.__name__}: {detail}",
+            status=status,
+            body=repr(data)[:500],
+        ) from exc
+
+
+def unstructure(obj: object) -> Any:
+    """Wire form of a model (camelCase keys, enum values, ISO timestamps)."""
+    return converter.unstructure(obj)
+
+
+def envelope_data(body: object) -> Any:
+    """The ``data`` member of a ``{"success": true, "data": ...}`` answer.
+
+    Raises:
+        UnexpectedResponseError: the body is not that envelope, or says
+            ``"success": false`` with a 2xx status.
+    """
+    if isinstance(body, dict) and "data" in body and body.get("success", True) is not False:
+        return body["data"]
+    raise UnexpectedResponseError(
+        "the API answered 2xx without the documented {'success': true, 'data': ...} envelope",
+        status=200,
+        body=repr(body)[:500],
+    )

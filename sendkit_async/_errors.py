@@ -1,0 +1,189 @@
+"""The exceptions sendkit_async raises.
+
+::
+
+    SendKitError
+    ├── ConfigurationError ............ bad client settings, raised before any request
+    ├── ValidationError (ValueError) .. bad arguments, raised before sending
+    ├── ClientClosedError ............. the client was used after close()
+    ├── UnexpectedResponseError ....... a 2xx answer that is not the documented shape
+    ├── APIConnectionError ............ no HTTP answer: refused, dropped, DNS, TLS
+    │   └── APITimeoutError ........... no answer in time
+    └── APIStatusError ................ the API answered with an error status
+        ├── BadRequestError ............ 400
+        ├── AuthenticationError ........ 401
+        ├── PermissionDeniedError ...... 403
+        ├── NotFoundError .............. 404
+        ├── ConflictError .............. 409
+        ├── UnprocessableEntityError ... 422
+        ├── RateLimitError ............. 429
+        └── InternalServerError ........ >= 500
+
+"No answer" errors stay apart from status errors: a dropped connection may or
+may not have reached the server, while a status error is the server's word.
+Messages never contain the API key; any echo of it in a body is redacted.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .models import RateLimit
+
+__all__ = [
+    "APIConnectionError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ClientClosedError",
+    "ConfigurationError",
+    "ConflictError",
+    "InternalServerError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "SendKitError",
+    "UnexpectedResponseError",
+    "UnprocessableEntityError",
+    "ValidationError",
+    "status_error_class",
+]
+
+
+class SendKitError(Exception):
+    """Root of every error this SDK raises."""
+
+
+class ConfigurationError(SendKitError):
+    """The client's settings are unusable (missing key, wrong workspace rules, bad URL)."""
+
+
+class ValidationError(SendKitError, ValueError):
+    """An argument failed client-side validation; nothing was sent."""
+
+
+class ClientClosedError(SendKitError, RuntimeError):
+    """The client was closed and cannot send requests any more."""
+
+
+class UnexpectedResponseError(SendKitError):
+    """The API answered 2xx with a body that is not the documented shape."""
+
+    def __init__(self, message: str, *, status: int, body: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body
+
+
+class APIConnectionError(SendKitError):
+    """No HTTP answer arrived: the connection failed or was dropped."""
+
+    def __init__(self, message: str, *, method: str, path: str) -> None:
+        super().__init__(message)
+        self.method = method
+        self.path = path
+
+
+class APITimeoutError(APIConnectionError):
+    """The request did not complete within its timeout."""
+
+
+class APIStatusError(SendKitError):
+    """The API answered with a non-2xx status.
+
+    Attributes:
+        status: the HTTP status.
+        error: the body's ``error`` field (``"Not Found"``), if any.
+        message: the body's ``message`` (or an RFC 7807 ``detail``), else a
+            short excerpt of a non-JSON body.
+        code: the body's ``code`` field, if any.
+        request_id: from ``X-Request-Id`` (or a similar header), if present.
+        rate_limit: the rate-limit headers of this answer, if present.
+        retry_after: seconds the server asked to wait, if it said.
+        body: the raw body text, with any echo of the API key redacted.
+    """
+
+    def __init__(
+        self,
+        *,
+        status: int,
+        method: str,
+        path: str,
+        error: str | None,
+        message: str,
+        code: Any,
+        request_id: str | None,
+        rate_limit: RateLimit | None,
+        retry_after: float | None,
+        body: str,
+    ) -> None:
+        self.status = status
+        self.method = method
+        self.path = path
+        self.error = error
+        self.message = message
+        self.code = code
+        self.request_id = request_id
+        self.rate_limit = rate_limit
+        self.retry_after = retry_after
+        self.body = body
+        text = f"{method} {path} -> {status}"
+        if error:
+            text += f" {error}"
+        if message:
+            text += f": {message}"
+        if request_id:
+            text += f" (request id {request_id})"
+        super().__init__(text)
+
+
+class BadRequestError(APIStatusError):
+    """400: the request was malformed or failed server-side validation."""
+
+
+class AuthenticationError(APIStatusError):
+    """401: the key is missing, wrong or revoked."""
+
+
+class PermissionDeniedError(APIStatusError):
+    """403: the key may not act on this workspace or resource."""
+
+
+class NotFoundError(APIStatusError):
+    """404: no such resource (for example an unknown conversation id)."""
+
+
+class ConflictError(APIStatusError):
+    """409: the request conflicts with concurrent work; safe to retry."""
+
+
+class UnprocessableEntityError(APIStatusError):
+    """422: well-formed but semantically invalid."""
+
+
+class RateLimitError(APIStatusError):
+    """429: too many requests; ``retry_after`` says how long to wait."""
+
+
+class InternalServerError(APIStatusError):
+    """A 5xx answer: the server or a gateway failed."""
+
+
+_BY_STATUS: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    422: UnprocessableEntityError,
+    429: RateLimitError,
+}
+
+
+def status_error_class(status: int) -> type[APIStatusError]:
+    """The most specific error class for an HTTP status."""
+    if status >= 500:  # noqa: PLR2004 - the 5xx family
+        return InternalServerError
+    return _BY_STATUS.get(status, APIStatusError)

@@ -1,0 +1,140 @@
+"""Retry decisions as pure functions of plain values; the session's loop only calls them."""
+
+from __future__ import annotations
+
+import email.utils
+import math
+import re
+from collections.abc import Callable, Mapping
+from typing import Final
+
+from ._config import RetryPolicy
+from .models import RateLimit
+
+__all__ = [
+    "backoff",
+    "next_delay",
+    "parse_rate_limit",
+    "parse_retry_after",
+    "should_retry",
+]
+
+RETRYABLE_STATUSES: Final = frozenset({408, 409, 429})
+RATE_LIMITED: Final = 429
+# X-RateLimit-Reset is either seconds until the reset or a Unix timestamp;
+# no window is anywhere near 30 years long, so anything above this is a timestamp.
+_EPOCH_THRESHOLD: Final = 1e9
+_LEADING_NUMBER = re.compile(r"\s*(-?\d+(?:\.\d+)?)")
+
+
+def should_retry(status: int | None) -> bool:
+    """Whether a failed attempt is worth another try.
+
+    ``None`` stands for "no answer" (dropped connection, timeout): retried,
+    because the import and inbox calls are idempotent on the server (existing
+    entries are skipped, read conversations stay read).
+    """
+    return status is None or status in RETRYABLE_STATUSES or status >= 500  # noqa: PLR2004
+
+
+def _number(value: str | None) -> float | None:
+    if value is None:
+        return None
+    match = _LEADING_NUMBER.match(value)
+    if match is None:
+        return None
+    number = float(match.group(1))
+    return number if math.isfinite(number) else None
+
+
+def parse_retry_after(headers: Mapping[str, str], now: float) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` or ``Retry-After``, or ``None``.
+
+    ``Retry-After`` may be seconds or an HTTP date (compared with ``now``,
+    seconds since the epoch). Negative waits become zero.
+    """
+    millis = _number(headers.get("retry-after-ms"))
+    if millis is not None:
+        return max(millis / 1000.0, 0.0)
+    raw = headers.get("retry-after")
+    if raw is None:
+        return None
+    try:
+        seconds = float(raw)
+    except ValueError:
+        try:
+            seconds = email.utils.parsedate_to_datetime(raw).timestamp() - now
+        except (TypeError, ValueError):
+            return None
+    return max(seconds, 0.0) if math.isfinite(seconds) else None
+
+
+def parse_rate_limit(headers: Mapping[str, str], *, observed_at: float, now: float) -> RateLimit | None:
+    """Read ``X-RateLimit-*`` (or the IETF ``RateLimit-*`` spelling), or ``None`` if absent.
+
+    Args:
+        headers: response headers (case-insensitive mapping).
+        observed_at: the client's monotonic time of the answer.
+        now: seconds since the epoch, to turn a timestamp reset into a delay.
+    """
+
+    def first(name: str) -> float | None:
+        for prefix in ("x-ratelimit-", "ratelimit-"):
+            value = _number(headers.get(prefix + name))
+            if value is not None:
+                return value
+        return None
+
+    limit, remaining, reset = first("limit"), first("remaining"), first("reset")
+    if limit is None and remaining is None and reset is None:
+        return None
+    if reset is not None and reset > _EPOCH_THRESHOLD:
+        reset -= now
+    return RateLimit(
+        limit=None if limit is None else int(limit),
+        remaining=None if remaining is None else max(int(remaining), 0),
+        reset_after=None if reset is None else max(reset, 0.0),
+        observed_at=observed_at,
+    )
+
+
+def backoff(attempt: int, policy: RetryPolicy, rand: Callable[[], float]) -> float:
+    """Full-jitter exponential backoff: uniform in ``[0, min(cap, base * 2**attempt))``."""
+    ceiling = min(policy.backoff_cap, policy.backoff_base * 2.0**attempt)
+    return rand() * ceiling
+
+
+def next_delay(
+    *,
+    status: int | None,
+    retries: int,
+    rate_limit_retries: int,
+    retry_after: float | None,
+    policy: RetryPolicy,
+    rand: Callable[[], float],
+) -> float | None:
+    """Seconds to wait before the next attempt, or ``None`` to give up.
+
+    Args:
+        status: the failed attempt's status, ``None`` for no answer.
+        retries: transient retries already spent.
+        rate_limit_retries: 429 retries already spent (a separate budget).
+        retry_after: the server's requested wait, if any; honoured when it is
+            within ``policy.max_retry_wait``, otherwise the call gives up
+            rather than hang.
+        policy: the budgets and backoff shape.
+        rand: a source of floats in ``[0, 1)`` for the jitter.
+    """
+    if not should_retry(status):
+        return None
+    if status == RATE_LIMITED:
+        if rate_limit_retries >= policy.rate_limit_retries:
+            return None
+        spent = rate_limit_retries
+    else:
+        if retries >= policy.max_retries:
+            return None
+        spent = retries
+    if retry_after is not None:
+        return retry_after if retry_after <= policy.max_retry_wait else None
+    return backoff(spent, policy, rand)

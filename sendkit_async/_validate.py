@@ -1,0 +1,57 @@
+"""Syntax checks shared by the models, the bulk engine and the fake server.
+
+Deliberately pragmatic rather than RFC 5322-complete: the API stores
+addresses for suppression, so the checks reject what can never be delivered
+(no ``@``, empty parts, bad labels) and accept everything a mail server would.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+from ._errors import ValidationError
+
+__all__ = ["is_object_id", "normalize_domain", "normalize_email"]
+
+MAX_EMAIL_LENGTH: Final = 254
+MAX_LOCAL_LENGTH: Final = 64
+MAX_DOMAIN_LENGTH: Final = 253
+
+_LOCAL = re.compile(r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
+_LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
+_DOMAIN = re.compile(rf"(?:{_LABEL}\.)+(?:[a-z]{{2,63}}|xn--[a-z0-9-]{{1,59}})")
+_OBJECT_ID = re.compile(r"[0-9a-fA-F]{24}")
+
+
+def normalize_domain(value: str) -> str:
+    """Strip, lowercase and IDNA-encode a domain, or raise :class:`ValidationError`."""
+    domain = value.strip().lower().rstrip(".")
+    if not domain.isascii():
+        try:
+            domain = domain.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise ValidationError(f"invalid domain {value!r}") from None
+    if len(domain) > MAX_DOMAIN_LENGTH or not _DOMAIN.fullmatch(domain):
+        raise ValidationError(f"invalid domain {value!r}")
+    return domain
+
+
+def normalize_email(value: str) -> str:
+    """Strip and lowercase an address, or raise :class:`ValidationError`."""
+    email = value.strip().lower()
+    local, at, domain = email.rpartition("@")
+    if not at or not local or len(local) > MAX_LOCAL_LENGTH or not _LOCAL.fullmatch(local):
+        raise ValidationError(f"invalid email address {value!r}")
+    try:
+        email = f"{local}@{normalize_domain(domain)}"
+    except ValidationError:
+        raise ValidationError(f"invalid email address {value!r}") from None
+    if len(email) > MAX_EMAIL_LENGTH:
+        raise ValidationError(f"invalid email address {value!r}: longer than 254 characters")
+    return email
+
+
+def is_object_id(value: object) -> bool:
+    """Whether ``value`` is a 24-hex-digit id as the API issues them."""
+    return isinstance(value, str) and _OBJECT_ID.fullmatch(value) is not None

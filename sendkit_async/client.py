@@ -1,0 +1,280 @@
+"""The facade users hold: ``SendKit``, with ``client.dnc.*`` and ``client.inbox.*``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from types import TracebackType
+from typing import Any
+
+import aiohttp
+import attrs
+from typing_extensions import Self
+
+from . import dnc as _dnc
+from . import inbox as _inbox
+from ._clock import Clock
+from ._config import (
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_MAX_RETRY_WAIT,
+    ClientConfig,
+    RetryPolicy,
+    Timeout,
+)
+from ._session import Session, Transport
+from ._types import JSON, NOT_GIVEN, NotGiven
+from .models import (
+    Conversation,
+    DncPage,
+    DncRecord,
+    EntryType,
+    ImportResult,
+    InboxDncResult,
+    MarkReadResult,
+    RateLimit,
+)
+
+__all__ = ["DncAPI", "InboxAPI", "SendKit"]
+
+
+class DncAPI:
+    """``client.dnc``: the Do Not Contact list."""
+
+    __slots__ = ("_session",)
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    async def import_entries(self, entries: Iterable[_dnc.EntryLike]) -> ImportResult:
+        """Import 1 to 10,000 entries in one call; see :func:`sendkit_async.dnc.import_entries`.
+
+        Example:
+            >>> result = await client.dnc.import_entries(["a@example.com", "spam.com"])  # doctest: +SKIP
+            >>> result.imported, result.skipped  # doctest: +SKIP
+            (2, 0)
+        """
+        return await _dnc.import_entries(self._session, entries)
+
+    async def get_page(
+        self,
+        *,
+        type: EntryType | str | None = None,  # noqa: A002 - the API's parameter
+        limit: int | None = None,
+        page: int | None = None,
+        cursor: str | None = None,
+    ) -> DncPage:
+        """Fetch one page with its pagination data; see :func:`sendkit_async.dnc.get_page`."""
+        return await _dnc.get_page(self._session, type=type, limit=limit, page=page, cursor=cursor)
+
+    def pages(
+        self,
+        *,
+        type: EntryType | str | None = None,  # noqa: A002
+        limit: int = _dnc.MAX_PAGE_LIMIT,
+        mode: _dnc.PageMode = "cursor",
+        start: int | str | None = None,
+    ) -> AsyncIterator[DncPage]:
+        """Iterate over every page; see :func:`sendkit_async.dnc.iter_pages`."""
+        return _dnc.iter_pages(self._session, type=type, limit=limit, mode=mode, start=start)
+
+    def list(
+        self,
+        *,
+        type: EntryType | str | None = None,  # noqa: A002
+        limit: int = _dnc.MAX_PAGE_LIMIT,
+        mode: _dnc.PageMode = "cursor",
+        start: int | str | None = None,
+    ) -> AsyncIterator[DncRecord]:
+        """Iterate over every entry across pages.
+
+        Example:
+            >>> async for entry in client.dnc.list(type="email"):  # doctest: +SKIP
+            ...     print(entry.email, entry.created_at)
+        """
+        return _dnc.iter_entries(self._session, type=type, limit=limit, mode=mode, start=start)
+
+
+class InboxAPI:
+    """``client.inbox``: conversations."""
+
+    __slots__ = ("_session",)
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    async def add_leads_to_dnc(
+        self,
+        conversation_ids: Iterable[str] | None = None,
+        *,
+        select_all: bool = False,
+        filters: Mapping[str, Any] | None = None,
+        exclude_ids: Iterable[str] | None = None,
+    ) -> InboxDncResult:
+        """Put the selected conversations' leads on the DNC list; see :mod:`sendkit_async.inbox`."""
+        return await _inbox.add_leads_to_dnc(
+            self._session, conversation_ids, select_all=select_all, filters=filters, exclude_ids=exclude_ids
+        )
+
+    async def mark_read(
+        self,
+        conversation_ids: Iterable[str] | None = None,
+        *,
+        select_all: bool = False,
+        filters: Mapping[str, Any] | None = None,
+        exclude_ids: Iterable[str] | None = None,
+    ) -> MarkReadResult:
+        """Mark the selected conversations' unread replies as read; see :mod:`sendkit_async.inbox`."""
+        return await _inbox.mark_read(
+            self._session, conversation_ids, select_all=select_all, filters=filters, exclude_ids=exclude_ids
+        )
+
+    async def update(
+        self,
+        conversation_id: str,
+        *,
+        mark_read: bool | NotGiven = NOT_GIVEN,
+        ai_tag: str | NotGiven | None = NOT_GIVEN,
+        tags: Sequence[str] | NotGiven = NOT_GIVEN,
+    ) -> Conversation:
+        """Update one conversation; ``ai_tag=None`` removes the tag, leaving it out keeps it."""
+        return await _inbox.update(
+            self._session, conversation_id, mark_read=mark_read, ai_tag=ai_tag, tags=tags
+        )
+
+
+class SendKit:
+    """An asyncio client for the SendKit API.
+
+    Use it as an async context manager, or call :meth:`close` when done::
+
+        async with SendKit(api_key="sk_...") as client:
+            await client.dnc.import_entries(["bounce@example.com"])
+
+    Args:
+        api_key: a workspace key (``sk_...``) or platform key (``sk_user_...``);
+            defaults to ``SENDKIT_API_KEY``.
+        base_url: defaults to ``SENDKIT_BASE_URL`` or ``https://api.sendkit.ai``.
+        workspace_id: required with a platform key, refused with a workspace
+            key; defaults to ``SENDKIT_WORKSPACE_ID``.
+        timeout: a :class:`Timeout`, or seconds for the whole request.
+        max_retries: retries of transient failures (and, by default, of 429s).
+        max_retry_wait: the longest ``Retry-After`` honoured before giving up.
+        session: an ``aiohttp.ClientSession`` to borrow; closing the client
+            leaves it open.
+        allow_insecure_http: permit ``http://`` to a non-loopback host.
+        headers: extra headers for every request (auth headers cannot be overridden).
+        clock: time source for retry waits; tests pass a fake one.
+        connection_limit: the pool's connection cap when the client owns it.
+
+    Raises:
+        ConfigurationError: missing key, workspace rules broken, or a bad URL.
+    """
+
+    __slots__ = ("_owner", "_session", "dnc", "inbox")
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        base_url: str | None = None,
+        workspace_id: str | None = None,
+        timeout: Timeout | float | None = None,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        max_retry_wait: float = DEFAULT_MAX_RETRY_WAIT,
+        session: aiohttp.ClientSession | None = None,
+        allow_insecure_http: bool = False,
+        headers: Mapping[str, str] | None = None,
+        clock: Clock | None = None,
+        connection_limit: int = 100,
+    ) -> None:
+        config = ClientConfig.resolve(
+            api_key=api_key,
+            base_url=base_url,
+            workspace_id=workspace_id,
+            timeout=timeout,
+            retry=RetryPolicy(max_retries=max_retries, max_retry_wait=max_retry_wait),
+            headers=headers,
+            allow_insecure_http=allow_insecure_http,
+        )
+        transport = Transport(session, connection_limit=connection_limit)
+        self._bind(Session(config, transport, clock=clock), owner=True)
+
+    def _bind(self, session: Session, *, owner: bool) -> None:
+        self._session = session
+        self._owner = owner
+        self.dnc = DncAPI(session)
+        self.inbox = InboxAPI(session)
+
+    def __repr__(self) -> str:
+        config = self._session.config
+        return f"SendKit(base_url={str(config.base_url)!r}, workspace_id={config.workspace_id!r})"
+
+    async def __aenter__(self) -> Self:
+        self._session.transport.session()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the connection pool, unless it was borrowed; idempotent.
+
+        Copies made by :meth:`with_options` share the pool and leave it to the original.
+        """
+        if self._owner:
+            await self._session.transport.close()
+
+    @property
+    def closed(self) -> bool:
+        """Whether the client (or the one it was copied from) is closed."""
+        return self._session.transport.closed
+
+    @property
+    def session(self) -> Session:
+        """The session wrapper that endpoint coroutines are fed."""
+        return self._session
+
+    @property
+    def rate_limit(self) -> RateLimit | None:
+        """The rate-limit headers of the latest answer that carried them."""
+        return self._session.rate_limit
+
+    def with_options(
+        self,
+        *,
+        timeout: Timeout | float | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        max_retry_wait: float | NotGiven = NOT_GIVEN,
+        headers: Mapping[str, str] | NotGiven = NOT_GIVEN,
+    ) -> SendKit:
+        """A cheap copy with other options, sharing this client's connection pool.
+
+        Example:
+            >>> patient = client.with_options(timeout=300, max_retries=5)  # doctest: +SKIP
+        """
+        retry = self._session.config.retry
+        if not isinstance(max_retries, NotGiven):
+            retry = attrs.evolve(retry, max_retries=max_retries)
+        if not isinstance(max_retry_wait, NotGiven):
+            retry = attrs.evolve(retry, max_retry_wait=max_retry_wait)
+        copy = object.__new__(SendKit)
+        copy._bind(self._session.with_options(timeout=timeout, retry=retry, headers=headers), owner=False)
+        return copy
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: JSON = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> JSON:
+        """Call an endpoint the SDK does not wrap yet, with the same auth, retries and errors.
+
+        Returns the decoded JSON body as the API sent it (envelope included).
+        """
+        return await self._session.request(method, path, json=json, params=params)

@@ -1,0 +1,185 @@
+"""Coroutine functions for the DNC endpoints, each fed a :class:`~._session.Session`.
+
+* ``POST /v1/dnc/import``: :func:`import_entries`, one call of 1 to 10,000 entries.
+* ``GET /v1/dnc``: :func:`get_page` for one page, :func:`iter_pages` and
+  :func:`iter_entries` to walk them all in page or cursor mode.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator, Iterable, Mapping
+from typing import Any, Final, Literal, TypeAlias
+
+from ._convert import envelope_data, structure, unstructure
+from ._errors import UnexpectedResponseError, ValidationError
+from ._session import Session
+from .models import DncEntry, DncPage, DncRecord, EntryType, ImportResult, Pagination
+
+__all__ = [
+    "MAX_IMPORT_ENTRIES",
+    "MAX_PAGE_LIMIT",
+    "EntryLike",
+    "PageMode",
+    "get_page",
+    "import_entries",
+    "iter_entries",
+    "iter_pages",
+]
+
+MAX_IMPORT_ENTRIES: Final = 10_000
+MAX_PAGE_LIMIT: Final = 100
+
+EntryLike: TypeAlias = "DncEntry | str | Mapping[str, Any]"
+PageMode: TypeAlias = Literal["cursor", "page"]
+
+
+def _coerce_all(entries: Iterable[EntryLike]) -> list[DncEntry]:
+    # Read one past the cap so that an oversize input is refused without
+    # materialising the rest of it.
+    batch = list(itertools.islice(entries, MAX_IMPORT_ENTRIES + 1))
+    if len(batch) > MAX_IMPORT_ENTRIES:
+        raise ValidationError(
+            f"one import call takes at most {MAX_IMPORT_ENTRIES:,} entries; "
+            "use client.dnc.import_bulk() to split a larger job into batches",
+        )
+    if not batch:
+        raise ValidationError("an import needs at least one entry")
+    coerced: list[DncEntry] = []
+    for index, value in enumerate(batch):
+        try:
+            coerced.append(DncEntry.coerce(value))
+        except ValidationError as exc:
+            raise ValidationError(f"entries[{index}]: {exc}") from None
+    return coerced
+
+
+async def import_entries(session: Session, entries: Iterable[EntryLike]) -> ImportResult:
+    """Import 1 to 10,000 entries in one ``POST /v1/dnc/import``.
+
+    Entries may be :class:`DncEntry` objects, plain strings (no ``@`` means a
+    domain) or mappings with ``email``/``type``/``reason``. Every entry is
+    validated before anything is sent.
+
+    Raises:
+        ValidationError: no entries, more than 10,000 (never trimmed), or an
+            invalid entry (the message names its index). Nothing is sent.
+    """
+    batch = _coerce_all(entries)
+    body = await session.request("POST", "/v1/dnc/import", json={"entries": unstructure(batch)})
+    return structure(envelope_data(body), ImportResult)
+
+
+def _check_list_args(type: EntryType | str | None, limit: int | None, page: int | None) -> str | None:  # noqa: A002
+    if limit is not None and not 1 <= limit <= MAX_PAGE_LIMIT:
+        raise ValidationError(f"limit must be between 1 and {MAX_PAGE_LIMIT}, got {limit}")
+    if page is not None and page < 1:
+        raise ValidationError(f"page must be 1 or more, got {page}")
+    if type is None:
+        return None
+    try:
+        return EntryType(type).value
+    except ValueError:
+        raise ValidationError(f"type must be 'email' or 'domain', got {type!r}") from None
+
+
+async def get_page(
+    session: Session,
+    *,
+    type: EntryType | str | None = None,  # noqa: A002 - the API's own parameter name
+    limit: int | None = None,
+    page: int | None = None,
+    cursor: str | None = None,
+) -> DncPage:
+    """Fetch one page of ``GET /v1/dnc``.
+
+    Pass ``page`` for page mode or ``cursor`` (an entry id) for cursor mode,
+    not both; with neither the server returns its first page.
+
+    Raises:
+        ValidationError: ``limit`` outside 1..100, ``page`` below 1, an
+            unknown ``type``, or both ``page`` and ``cursor``.
+    """
+    wire_type = _check_list_args(type, limit, page)
+    if page is not None and cursor is not None:
+        raise ValidationError("pass page or cursor, not both")
+    body = await session.request(
+        "GET",
+        "/v1/dnc",
+        params={"type": wire_type, "limit": limit, "page": page, "cursor": cursor},
+    )
+    items = structure(envelope_data(body), tuple[DncRecord, ...])
+    pagination = structure(body.get("pagination") or {}, Pagination)
+    return DncPage(items=items, pagination=pagination)
+
+
+async def iter_pages(
+    session: Session,
+    *,
+    type: EntryType | str | None = None,  # noqa: A002
+    limit: int = MAX_PAGE_LIMIT,
+    mode: PageMode = "cursor",
+    start: int | str | None = None,
+) -> AsyncIterator[DncPage]:
+    """Yield every page of ``GET /v1/dnc`` until the pagination says there is no more.
+
+    Cursor mode (the default, and what the API recommends for large lists)
+    continues from ``pagination.nextCursor`` when the server sends one, else
+    from the last entry's id; it stops when ``hasMore`` is false, or, when the
+    server sends neither, at the first empty page. Page mode walks
+    ``page=1..pages``. Short and empty pages do not end the walk early.
+
+    Args:
+        session: the session to send with.
+        type: only ``email`` or only ``domain`` entries.
+        limit: entries per page, 1..100.
+        mode: ``"cursor"`` or ``"page"``.
+        start: the first page number (page mode) or cursor (cursor mode).
+
+    Raises:
+        UnexpectedResponseError: the server repeated a cursor (the walk would never end).
+    """
+    _check_list_args(type, limit, None)
+    if mode == "page":
+        number = int(start) if start is not None else 1
+        while True:
+            result = await get_page(session, type=type, limit=limit, page=number)
+            yield result
+            pages = result.pagination.pages
+            if pages is not None:
+                if number >= pages:
+                    return
+            elif result.pagination.has_more is False or not result.items:
+                return
+            number += 1
+    cursor = None if start is None else str(start)
+    while True:
+        result = await get_page(session, type=type, limit=limit, cursor=cursor)
+        yield result
+        pagination = result.pagination
+        if pagination.has_more is False:
+            return
+        following = pagination.next_cursor or (result.items[-1].id if result.items else None)
+        if following is None:
+            return
+        if following == cursor:
+            raise UnexpectedResponseError(
+                f"the API returned cursor {cursor!r} again; stopping to avoid an endless walk",
+                status=200,
+                body="",
+            )
+        cursor = following
+
+
+async def iter_entries(
+    session: Session,
+    *,
+    type: EntryType | str | None = None,  # noqa: A002
+    limit: int = MAX_PAGE_LIMIT,
+    mode: PageMode = "cursor",
+    start: int | str | None = None,
+) -> AsyncIterator[DncRecord]:
+    """Yield every DNC entry across pages; see :func:`iter_pages` for the walk."""
+    async for page in iter_pages(session, type=type, limit=limit, mode=mode, start=start):
+        for item in page.items:
+            yield item

@@ -1,0 +1,214 @@
+"""Public data classes: frozen attrs, mapped to the wire by :mod:`._convert`."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, TypeVar
+
+import attrs
+
+from ._errors import ValidationError
+from ._validate import normalize_domain, normalize_email
+
+__all__ = [
+    "Conversation",
+    "DncEntry",
+    "DncPage",
+    "DncReason",
+    "DncRecord",
+    "EntryType",
+    "ImportResult",
+    "InboxDncResult",
+    "MarkReadResult",
+    "Pagination",
+    "RateLimit",
+]
+
+
+class EntryType(str, enum.Enum):
+    """What a DNC entry blocks: one address, or a whole domain."""
+
+    EMAIL = "email"
+    DOMAIN = "domain"
+
+
+class DncReason(str, enum.Enum):
+    """Why an entry is on the list (the values the API is known to use)."""
+
+    UNSUBSCRIBE_LINK = "unsubscribe_link"
+    MANUAL = "manual"
+    BOUNCE = "bounce"
+    COMPLAINT = "complaint"
+    IMPORT = "import"
+
+
+E = TypeVar("E", bound=enum.Enum)
+
+
+def _member(kind: type[E], value: object, what: str) -> E:
+    try:
+        return kind(value.strip().lower() if isinstance(value, str) else value)
+    except ValueError:
+        allowed = ", ".join(str(m.value) for m in kind)
+        raise ValidationError(f"invalid {what} {value!r}: expected one of {allowed}") from None
+
+
+def _entry_type(value: object) -> EntryType:
+    return _member(EntryType, value, "entry type")
+
+
+def _reason(value: object) -> DncReason:
+    return _member(DncReason, value, "reason")
+
+
+def _infer_type(entry: DncEntry) -> EntryType:
+    return EntryType.EMAIL if "@" in str(entry.email) else EntryType.DOMAIN
+
+
+@attrs.frozen
+class DncEntry:
+    """One entry to put on the Do Not Contact list.
+
+    The address is stripped and lowercased (as the API does), the type is
+    inferred when left out (no ``@`` means a domain), and the reason defaults
+    to ``import``. Anything invalid raises :class:`ValidationError`.
+
+    Example:
+        >>> DncEntry(" Bounce@Example.com ").email
+        'bounce@example.com'
+        >>> DncEntry("spamtrap.com").type
+        <EntryType.DOMAIN: 'domain'>
+    """
+
+    email: str
+    type: EntryType = attrs.field(
+        default=attrs.Factory(_infer_type, takes_self=True),
+        converter=_entry_type,
+    )
+    reason: DncReason = attrs.field(default=DncReason.IMPORT, converter=_reason)
+
+    def __attrs_post_init__(self) -> None:
+        if not isinstance(self.email, str):
+            raise ValidationError(f"entry address must be a string, got {type(self.email).__name__}")
+        normal = (normalize_email if self.type is EntryType.EMAIL else normalize_domain)(self.email)
+        # Frozen class: the normalised address replaces the input once, here.
+        object.__setattr__(self, "email", normal)
+
+    @classmethod
+    def coerce(cls, value: DncEntry | str | Mapping[str, Any], *, reason: object = None) -> DncEntry:
+        """Build an entry from an entry, a plain string, or a mapping.
+
+        A mapping takes ``email`` (or ``domain``), ``type`` and ``reason``;
+        other keys are ignored. ``reason`` is the default for inputs without one.
+        """
+        if isinstance(value, DncEntry):
+            return value
+        if isinstance(value, str):
+            return cls(value) if reason is None else cls(value, reason=reason)
+        if isinstance(value, Mapping):
+            address = value.get("email", value.get("domain"))
+            if not isinstance(address, str):
+                raise ValidationError("entry has no 'email' string")
+            kwargs: dict[str, Any] = {}
+            if value.get("type") not in (None, ""):
+                kwargs["type"] = value["type"]
+            chosen = value.get("reason") or reason
+            if chosen is not None:
+                kwargs["reason"] = chosen
+            return cls(address, **kwargs)
+        raise ValidationError(f"cannot make a DNC entry from {type(value).__name__}")
+
+
+@attrs.frozen
+class ImportResult:
+    """Counts from one ``POST /v1/dnc/import``."""
+
+    imported: int
+    skipped: int
+
+
+@attrs.frozen
+class DncRecord:
+    """An entry as ``GET /v1/dnc`` lists it."""
+
+    id: str = attrs.field(metadata={"wire": "_id"})
+    email: str
+    entry_type: str
+    reason: str
+    workspace_id: str | None = None
+    unsubscribed_at: datetime | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+@attrs.frozen
+class Pagination:
+    """Paging data of a list answer; fields the server did not send are ``None``.
+
+    Page mode sends ``total/page/limit/pages``; cursor mode may add
+    ``next_cursor`` and ``has_more``.
+    """
+
+    total: int | None = None
+    page: int | None = None
+    limit: int | None = None
+    pages: int | None = None
+    next_cursor: str | None = None
+    has_more: bool | None = None
+
+
+@attrs.frozen
+class DncPage:
+    """One page of DNC entries with its pagination data."""
+
+    items: tuple[DncRecord, ...]
+    pagination: Pagination
+
+
+@attrs.frozen
+class InboxDncResult:
+    """Counts from ``POST /v1/inbox/dnc``."""
+
+    added: int
+    skipped: int
+    total: int
+
+
+@attrs.frozen
+class MarkReadResult:
+    """Count from ``POST /v1/inbox/mark-read``."""
+
+    modified: int
+
+
+@attrs.frozen
+class Conversation:
+    """A conversation as ``PATCH /v1/inbox/{id}`` returns it."""
+
+    id: str
+    ai_tag: str | None = None
+    tags: tuple[str, ...] = ()
+
+
+@attrs.frozen
+class RateLimit:
+    """The rate-limit headers of one answer.
+
+    Attributes:
+        limit: requests allowed per window.
+        remaining: requests left in the current window.
+        reset_after: seconds from ``observed_at`` until the window resets.
+        observed_at: when the answer arrived, on the client's monotonic clock.
+    """
+
+    limit: int | None
+    remaining: int | None
+    reset_after: float | None
+    observed_at: float
+
+    @property
+    def resets_at(self) -> float | None:
+        """The reset moment on the client's monotonic clock."""
+        return None if self.reset_after is None else self.observed_at + self.reset_after

@@ -1,0 +1,38 @@
+"""A fake SendKit server and test helpers, for this project's tests and yours.
+
+In-process::
+
+    from sendkit_async.testing import FakeSendKit
+
+    async with FakeSendKit(latency=0.01, rate_limit=50, seed=1) as fake:
+        async with fake.client() as client:
+            await client.dnc.import_entries(["a@example.com"])
+        assert fake.dnc_emails() == {"a@example.com"}
+
+As pytest fixtures: add ``pytest_plugins = ["sendkit_async.testing.pytest_plugin"]``
+to your ``conftest.py`` and take ``fake_sendkit`` or ``sendkit_client``.
+
+As a command: ``python -m sendkit_async.testing --port 8080``.
+"""
+
+from __future__ import annotations
+
+from ._clock import FakeClock
+from ._server import (
+    DEFAULT_PLATFORM_KEY,
+    DEFAULT_WORKSPACE_ID,
+    DEFAULT_WORKSPACE_KEY,
+    FakeSendKit,
+    ServerStats,
+)
+from ._store import FakeConversation
+
+__all__ = [
+    "DEFAULT_PLATFORM_KEY",
+    "DEFAULT_WORKSPACE_ID",
+    "DEFAULT_WORKSPACE_KEY",
+    "FakeClock",
+    "FakeConversation",
+    "FakeSendKit",
+    "ServerStats",
+]

@@ -1,0 +1,58 @@
+"""Run the fake SendKit server in the foreground: ``python -m sendkit_async.testing``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+from collections.abc import Sequence
+
+from ._server import DEFAULT_PLATFORM_KEY, DEFAULT_WORKSPACE_ID, DEFAULT_WORKSPACE_KEY, FakeSendKit
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m sendkit_async.testing", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default: loopback)")
+    parser.add_argument("--port", type=int, default=8080, help="port (0 picks a free one)")
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="added to every request")
+    parser.add_argument("--latency-per-entry-us", type=float, default=0.0, help="added per imported entry")
+    parser.add_argument("--rate-limit", type=int, default=None, help="requests per window per key")
+    parser.add_argument("--rate-window", type=float, default=1.0, help="window length in seconds")
+    parser.add_argument("--fail-rate", type=float, default=0.0, help="share of injected 5xx answers")
+    parser.add_argument("--drop-rate", type=float, default=0.0, help="share of dropped connections")
+    parser.add_argument("--seed", type=int, default=None, help="repeatable faults")
+    return parser
+
+
+async def serve(args: argparse.Namespace) -> None:
+    """Start the server, print where it listens and its keys, and run until cancelled."""
+    fake = FakeSendKit(
+        host=args.host,
+        port=args.port,
+        latency=args.latency_ms / 1000,
+        latency_per_entry=args.latency_per_entry_us / 1e6,
+        rate_limit=args.rate_limit,
+        rate_window=args.rate_window,
+        fail_rate=args.fail_rate,
+        drop_rate=args.drop_rate,
+        seed=args.seed,
+    )
+    async with fake:
+        # The keys are fake and exist only in this process: printing them is the point.
+        print(f"fake SendKit listening on {fake.url}", flush=True)  # noqa: T201
+        print(f"  workspace key: {DEFAULT_WORKSPACE_KEY} ({DEFAULT_WORKSPACE_ID})", flush=True)  # noqa: T201
+        print(f"  platform key:  {DEFAULT_PLATFORM_KEY} (X-Workspace-Id needed)", flush=True)  # noqa: T201
+        await asyncio.Event().wait()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point."""
+    args = _parser().parse_args(argv)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,555 @@
+"""The fake SendKit server: an aiohttp.web app that behaves like the API's five endpoints.
+
+It is strict where the real API is: both auth headers, the workspace-key
+rules, JSON bodies, the 10,000-entry cap (the whole batch is rejected, never
+trimmed), entry syntax, id syntax, and errors in the documented
+``{"error", "message", "code"}`` shape. Knobs add latency, a fixed-window rate
+limit, injected 5xx answers and dropped connections, all repeatable with a seed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from contextvars import ContextVar
+from http import HTTPStatus
+from typing import Any, Final
+
+import attrs
+import orjson
+from aiohttp import web
+from typing_extensions import Self
+
+from sendkit_async._errors import ValidationError
+from sendkit_async._validate import is_object_id, normalize_domain, normalize_email
+from sendkit_async.client import SendKit
+from sendkit_async.models import DncReason
+
+from ._store import DncStore, FakeConversation, Workspace, iso_now, object_ids
+
+__all__ = [
+    "DEFAULT_PLATFORM_KEY",
+    "DEFAULT_WORKSPACE_ID",
+    "DEFAULT_WORKSPACE_KEY",
+    "FakeSendKit",
+    "ServerStats",
+]
+
+DEFAULT_WORKSPACE_KEY: Final = "sk_test_fake_workspace_key"
+DEFAULT_PLATFORM_KEY: Final = "sk_user_test_fake_platform_key"
+DEFAULT_WORKSPACE_ID: Final = "ws_test"
+OTHER_WORKSPACE_ID: Final = "ws_other"
+MAX_IMPORT: Final = 10_000
+MAX_LIMIT: Final = 100
+DEFAULT_LIMIT: Final = 20
+REASONS: Final = frozenset(r.value for r in DncReason)
+FILTER_KEYS: Final = {"campaignId": (str,), "aiTag": (str, type(None)), "tag": (str,), "unread": (bool,)}
+
+_WORKSPACE: ContextVar[Workspace] = ContextVar("sendkit_fake_workspace")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Rejecter = Callable[[str], "str | None"]
+
+
+class _APIError(Exception):
+    """Raised inside handlers; the middleware turns it into the documented error body."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _json(data: object, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
+
+
+def _error(status: int, message: str) -> web.Response:
+    return _json({"error": HTTPStatus(status).phrase, "message": message, "code": status}, status)
+
+
+@attrs.define
+class ServerStats:
+    """Counters a test or benchmark can read (and :meth:`reset`)."""
+
+    requests: int = 0
+    by_route: Counter[str] = attrs.Factory(Counter)
+    by_status: Counter[int] = attrs.Factory(Counter)
+    rate_limited: int = 0
+    injected_errors: int = 0
+    dropped: int = 0
+    largest_batch: int = 0
+    entries_received: int = 0
+    in_flight: int = 0
+    max_in_flight: int = 0
+
+    def reset(self) -> None:
+        """Zero every counter (``in_flight`` keeps counting live requests)."""
+        live = self.in_flight
+        self.__init__()  # type: ignore[misc]
+        self.in_flight = live
+
+
+@attrs.define
+class _Window:
+    index: int
+    used: int = 0
+
+
+class FakeSendKit:
+    """An in-process fake of the SendKit API, served on a loopback port.
+
+    Example:
+        >>> async with FakeSendKit(latency=0.05, rate_limit=20) as fake:  # doctest: +SKIP
+        ...     async with fake.client() as client:
+        ...         await client.dnc.import_entries(["a@example.com"])
+        ...     assert "a@example.com" in fake.dnc_emails()
+
+    Args:
+        latency: seconds added to every request.
+        latency_per_entry: seconds added per imported entry.
+        rate_limit: requests allowed per key per window (``None``: unlimited).
+            Every answer carries ``X-RateLimit-Limit/-Remaining/-Reset`` (the
+            reset in seconds, to the millisecond); a request over the limit
+            gets 429 with ``Retry-After`` (whole seconds, rounded up).
+        rate_window: the window length in seconds.
+        fail_rate: share of requests answered with an injected 500/502/503.
+        drop_rate: share of requests whose connection is dropped unanswered.
+        seed: makes the injected faults repeatable.
+        reject: ``reject(email) -> message | None``: server-side rules the
+            client cannot know; a batch holding such an entry gets a 400 naming it.
+        max_selection_ids: cap on ids per inbox selection (``None``: no cap).
+        workspace_keys: workspace key -> workspace id.
+        platform_keys: platform key -> workspace ids it may act on.
+        host, port: where to listen (port 0 picks a free one).
+
+    Faults and latency are attributes, so a test may change them mid-run.
+    """
+
+    def __init__(
+        self,
+        *,
+        latency: float = 0.0,
+        latency_per_entry: float = 0.0,
+        rate_limit: int | None = None,
+        rate_window: float = 1.0,
+        fail_rate: float = 0.0,
+        drop_rate: float = 0.0,
+        seed: int | None = None,
+        reject: Rejecter | None = None,
+        max_selection_ids: int | None = None,
+        workspace_keys: Mapping[str, str] | None = None,
+        platform_keys: Mapping[str, Iterable[str]] | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self.latency = latency
+        self.latency_per_entry = latency_per_entry
+        self.rate_limit = rate_limit
+        self.rate_window = rate_window
+        self.fail_rate = fail_rate
+        self.drop_rate = drop_rate
+        self.reject = reject
+        self.max_selection_ids = max_selection_ids
+        self.random = random.Random(seed)  # noqa: S311 - fault injection, not cryptography
+        self.stats = ServerStats()
+        self.workspace_keys = dict(workspace_keys or {DEFAULT_WORKSPACE_KEY: DEFAULT_WORKSPACE_ID})
+        self.platform_keys = {
+            k: frozenset(v)
+            for k, v in (
+                platform_keys or {DEFAULT_PLATFORM_KEY: (DEFAULT_WORKSPACE_ID, OTHER_WORKSPACE_ID)}
+            ).items()
+        }
+        self._host = host
+        self._port = port
+        self._ids = object_ids(int(time.time()))
+        self._workspaces: dict[str, Workspace] = {}
+        self._windows: dict[str, _Window] = {}
+        self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
+        self.app = self._build_app()
+
+    # -- lifecycle -------------------------------------------------------
+
+    async def start(self) -> None:
+        """Listen on the configured host and port."""
+        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        self._site = web.TCPSite(self._runner, self._host, self._port)
+        await self._site.start()
+
+    async def stop(self) -> None:
+        """Stop listening and close open connections."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = self._site = None
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    @property
+    def port(self) -> int:
+        """The port actually bound."""
+        if self._site is None or self._site._server is None:  # noqa: SLF001 - aiohttp has no public accessor
+            raise RuntimeError("the fake server is not running")
+        sockets = self._site._server.sockets  # type: ignore[attr-defined]  # noqa: SLF001
+        return int(sockets[0].getsockname()[1])
+
+    @property
+    def url(self) -> str:
+        """Base URL to give a client."""
+        return f"http://{self._host}:{self.port}"
+
+    @property
+    def api_key(self) -> str:
+        """The first workspace key (a fake secret, safe in tests)."""
+        return next(iter(self.workspace_keys))
+
+    def client(self, **kwargs: Any) -> SendKit:
+        """A :class:`~sendkit_async.SendKit` pointed at this server with its workspace key."""
+        kwargs.setdefault("api_key", self.api_key)
+        return SendKit(base_url=self.url, **kwargs)
+
+    # -- state for tests ---------------------------------------------------
+
+    def workspace(self, workspace_id: str = DEFAULT_WORKSPACE_ID) -> Workspace:
+        """One workspace's state, created on first use."""
+        found = self._workspaces.get(workspace_id)
+        if found is None:
+            found = self._workspaces[workspace_id] = Workspace(workspace_id, DncStore(self._ids))
+        return found
+
+    def dnc_emails(self, workspace_id: str = DEFAULT_WORKSPACE_ID) -> set[str]:
+        """Every address on a workspace's DNC list."""
+        return self.workspace(workspace_id).dnc.emails()
+
+    def add_dnc(
+        self, emails: Iterable[str], *, reason: str = "manual", workspace_id: str = DEFAULT_WORKSPACE_ID
+    ) -> None:
+        """Put addresses (or domains, without ``@``) on the list directly."""
+        store, now = self.workspace(workspace_id).dnc, iso_now()
+        for email in emails:
+            store.add(email.lower(), "email" if "@" in email else "domain", reason, now)
+
+    def add_conversation(
+        self,
+        lead_email: str,
+        *,
+        unread: int = 1,
+        ai_tag: str | None = None,
+        tags: Iterable[str] = (),
+        campaign_id: str | None = None,
+        workspace_id: str = DEFAULT_WORKSPACE_ID,
+    ) -> str:
+        """Create a conversation and return its id."""
+        conversation = FakeConversation(next(self._ids), lead_email, unread, ai_tag, list(tags), campaign_id)
+        self.workspace(workspace_id).conversations[conversation.id] = conversation
+        return conversation.id
+
+    def conversation(
+        self, conversation_id: str, workspace_id: str = DEFAULT_WORKSPACE_ID
+    ) -> FakeConversation:
+        """A conversation's current state."""
+        return self.workspace(workspace_id).conversations[conversation_id]
+
+    # -- the app -----------------------------------------------------------
+
+    def _build_app(self) -> web.Application:
+        app = web.Application(middlewares=[self._middleware], client_max_size=64 * 1024**2)
+        app.router.add_post("/v1/dnc/import", self._import)
+        app.router.add_get("/v1/dnc", self._list)
+        app.router.add_post("/v1/inbox/dnc", self._inbox_dnc)
+        app.router.add_post("/v1/inbox/mark-read", self._mark_read)
+        app.router.add_patch("/v1/inbox/{id}", self._update)
+        return app
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        stats = self.stats
+        stats.requests += 1
+        stats.in_flight += 1
+        stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
+        try:
+            response = await self._serve(request, handler)
+            stats.by_status[response.status] += 1
+            return response
+        finally:
+            stats.in_flight -= 1
+
+    async def _serve(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        route = request.match_info.route.resource
+        self.stats.by_route[f"{request.method} {route.canonical if route else request.path}"] += 1
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        key_headers: dict[str, str] = {}
+        try:
+            key, workspace_id = self._authenticate(request)
+            key_headers = self._count_rate(key)
+            if self.drop_rate and self.random.random() < self.drop_rate:
+                self.stats.dropped += 1
+                if request.transport is not None:
+                    request.transport.abort()
+                return web.Response(status=499)
+            if self.fail_rate and self.random.random() < self.fail_rate:
+                self.stats.injected_errors += 1
+                status = self.random.choice((500, 502, 503))
+                raise _APIError(status, "injected fault")  # noqa: TRY301 - one path for every error
+            if request.method in {"POST", "PATCH"} and request.content_type != "application/json":
+                raise _APIError(415, "Content-Type must be application/json")  # noqa: TRY301
+            # Each request runs in its own task, so a context variable carries
+            # the authenticated workspace from here to the handler.
+            _WORKSPACE.set(self.workspace(workspace_id))
+            response = await handler(request)
+        except _RateLimitedError as exc:
+            key_headers = exc.headers
+            response = _error(429, exc.message)
+            response.headers["Retry-After"] = str(max(1, math.ceil(float(key_headers["X-RateLimit-Reset"]))))
+        except _APIError as exc:
+            response = _error(exc.status, exc.message)
+        except web.HTTPException as exc:  # routing: unknown path or method
+            response = _error(exc.status, exc.reason)
+        response.headers.update(key_headers)
+        return response
+
+    def _authenticate(self, request: web.Request) -> tuple[str, str]:
+        key = request.headers.get("X-Api-Key", "")
+        if not key:
+            raise _APIError(401, "Missing X-Api-Key header")
+        if request.headers.get("Authorization", "") != f"Bearer {key}":
+            raise _APIError(401, "Authorization must be 'Bearer <API key>' with the same key as X-Api-Key")
+        workspace_header = request.headers.get("X-Workspace-Id")
+        if key in self.workspace_keys:
+            if workspace_header is not None:
+                raise _APIError(400, "Workspace API keys must not send X-Workspace-Id")
+            return key, self.workspace_keys[key]
+        if key in self.platform_keys:
+            if not workspace_header:
+                raise _APIError(400, "Platform API keys need an X-Workspace-Id header")
+            if workspace_header not in self.platform_keys[key]:
+                raise _APIError(403, "This key has no access to that workspace")
+            return key, workspace_header
+        raise _APIError(401, "Invalid API key")
+
+    def _count_rate(self, key: str) -> dict[str, str]:
+        if self.rate_limit is None:
+            return {}
+        now = time.monotonic()
+        index = int(now // self.rate_window)
+        window = self._windows.get(key)
+        if window is None or window.index != index:
+            window = self._windows[key] = _Window(index)
+        reset = (index + 1) * self.rate_window - now
+        over = window.used >= self.rate_limit
+        if not over:
+            window.used += 1
+        headers = {
+            "X-RateLimit-Limit": str(self.rate_limit),
+            "X-RateLimit-Remaining": str(self.rate_limit - window.used),
+            "X-RateLimit-Reset": f"{reset:.3f}",
+        }
+        if over:
+            self.stats.rate_limited += 1
+            raise _RateLimitedError(
+                f"Rate limit of {self.rate_limit} requests per {self.rate_window:g}s exceeded", headers
+            )
+        return headers
+
+    # -- handlers ----------------------------------------------------------
+
+    @staticmethod
+    async def _body(request: web.Request) -> dict[str, Any]:
+        try:
+            body = orjson.loads(await request.read())
+        except orjson.JSONDecodeError:
+            raise _APIError(400, "Request body is not valid JSON") from None
+        if not isinstance(body, dict):
+            raise _APIError(400, "Request body must be a JSON object")
+        return body
+
+    async def _import(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        entries = body.get("entries")
+        if not isinstance(entries, list) or not entries:
+            raise _APIError(400, "entries is required and must be a non-empty array")
+        self.stats.largest_batch = max(self.stats.largest_batch, len(entries))
+        self.stats.entries_received += len(entries)
+        if len(entries) > MAX_IMPORT:
+            raise _APIError(400, f"entries may hold at most {MAX_IMPORT:,} items, got {len(entries):,}")
+        if unknown := set(body) - {"entries"}:
+            raise _APIError(400, f"unknown fields: {', '.join(sorted(unknown))}")
+        rows = [self._check_entry(i, entry) for i, entry in enumerate(entries)]
+        if self.latency_per_entry:
+            await asyncio.sleep(self.latency_per_entry * len(entries))
+        store, now = _WORKSPACE.get().dnc, iso_now()
+        imported = sum(store.add(email, type_, reason, now) for email, type_, reason in rows)
+        return _json({"success": True, "data": {"imported": imported, "skipped": len(rows) - imported}})
+
+    def _check_entry(self, index: int, entry: object) -> tuple[str, str, str]:
+        where = f"entries[{index}]"
+        if not isinstance(entry, dict):
+            raise _APIError(400, f"{where} must be an object")
+        if unknown := set(entry) - {"email", "type", "reason"}:
+            raise _APIError(400, f"{where}: unknown fields: {', '.join(sorted(unknown))}")
+        email, type_, reason = entry.get("email"), entry.get("type", "email"), entry.get("reason", "import")
+        if not isinstance(email, str) or not email:
+            raise _APIError(400, f"{where}.email is required")
+        if type_ not in {"email", "domain"}:
+            raise _APIError(400, f"{where}.type must be 'email' or 'domain'")
+        if reason not in REASONS:
+            raise _APIError(400, f"{where}.reason must be one of {', '.join(sorted(REASONS))}")
+        try:
+            normal = normalize_email(email) if type_ == "email" else normalize_domain(email)
+        except ValidationError as exc:
+            raise _APIError(400, f"{where}: {exc}") from None
+        if self.reject is not None and (why := self.reject(normal)):
+            raise _APIError(400, f"{where}: {why}")
+        return normal, type_, reason
+
+    async def _list(self, request: web.Request) -> web.Response:
+        query = request.query
+        if unknown := set(query) - {"type", "page", "limit", "cursor"}:
+            raise _APIError(400, f"unknown query parameters: {', '.join(sorted(unknown))}")
+        type_ = query.get("type")
+        if type_ is not None and type_ not in {"email", "domain"}:
+            raise _APIError(400, "type must be 'email' or 'domain'")
+        limit = _int_param(query, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+        workspace: Workspace = _WORKSPACE.get()
+        store = workspace.dnc
+        total = store.count(type_)
+        if "cursor" in query:
+            if "page" in query:
+                raise _APIError(400, "use page or cursor, not both")
+            cursor = query["cursor"]
+            if not is_object_id(cursor):
+                raise _APIError(400, "cursor must be an entry id")
+            rows = store.after(type_, cursor, limit + 1)
+            more = len(rows) > limit
+            rows = rows[:limit]
+            pagination: dict[str, Any] = {
+                "total": total,
+                "limit": limit,
+                "nextCursor": rows[-1].id if more and rows else None,
+                "hasMore": more,
+            }
+        else:
+            page = _int_param(query, "page", 1, 1, None)
+            rows = store.page(type_, page, limit)
+            pagination = {"total": total, "page": page, "limit": limit, "pages": math.ceil(total / limit)}
+        data = [row.wire(workspace.id) for row in rows]
+        return _json({"success": True, "data": data, "pagination": pagination})
+
+    def _select(self, body: dict[str, Any]) -> list[FakeConversation]:
+        if unknown := set(body) - {"conversationIds", "selectAll", "filters", "excludeIds"}:
+            raise _APIError(400, f"unknown fields: {', '.join(sorted(unknown))}")
+        ids, select_all = body.get("conversationIds"), body.get("selectAll", False)
+        conversations: dict[str, FakeConversation] = _WORKSPACE.get().conversations
+        if select_all not in {True, False}:
+            raise _APIError(400, "selectAll must be a boolean")
+        if (ids is None) == (not select_all):
+            raise _APIError(400, "use either conversationIds or selectAll: true")
+        if ids is not None:
+            if "filters" in body or "excludeIds" in body:
+                raise _APIError(400, "filters and excludeIds apply only with selectAll")
+            self._check_id_list(ids, "conversationIds", allow_empty=False)
+            return [conversations[i] for i in dict.fromkeys(ids) if i in conversations]
+        filters = body.get("filters") or {}
+        if not isinstance(filters, dict):
+            raise _APIError(400, "filters must be an object")
+        for key, value in filters.items():
+            if key not in FILTER_KEYS:
+                raise _APIError(400, f"unknown filter {key!r}; known: {', '.join(FILTER_KEYS)}")
+            if not isinstance(value, FILTER_KEYS[key]):
+                raise _APIError(400, f"filter {key!r} has the wrong type")
+        excluded = set(self._check_id_list(body.get("excludeIds", []), "excludeIds", allow_empty=True))
+        return [c for c in conversations.values() if c.id not in excluded and c.matches(filters)]
+
+    def _check_id_list(self, ids: object, field: str, *, allow_empty: bool) -> list[str]:
+        if not isinstance(ids, list) or (not ids and not allow_empty):
+            raise _APIError(
+                400, f"{field} must be a non-empty array" if not allow_empty else f"{field} must be an array"
+            )
+        if self.max_selection_ids is not None and len(ids) > self.max_selection_ids:
+            raise _APIError(400, f"{field} may hold at most {self.max_selection_ids} ids")
+        for index, value in enumerate(ids):
+            if not is_object_id(value):
+                raise _APIError(400, f"{field}[{index}] is not a valid id")
+        return ids
+
+    async def _inbox_dnc(self, request: web.Request) -> web.Response:
+        selected = self._select(await self._body(request))
+        store, now = _WORKSPACE.get().dnc, iso_now()
+        added = 0
+        for conversation in selected:
+            email = conversation.lead_email.lower()
+            added += store.add(email, "email", "manual", now)
+        data = {"added": added, "skipped": len(selected) - added, "total": len(selected)}
+        return _json({"success": True, "data": data})
+
+    async def _mark_read(self, request: web.Request) -> web.Response:
+        selected = self._select(await self._body(request))
+        modified = 0
+        for conversation in selected:
+            if conversation.unread:
+                conversation.unread = 0
+                modified += 1
+        return _json({"success": True, "data": {"modified": modified}})
+
+    async def _update(self, request: web.Request) -> web.Response:
+        conversation_id = request.match_info["id"]
+        if not is_object_id(conversation_id):
+            raise _APIError(400, "Invalid conversation id")
+        body = _check_update(await self._body(request))
+        conversation = _WORKSPACE.get().conversations.get(conversation_id)
+        if conversation is None:
+            raise _APIError(404, "The requested resource was not found")
+        if body.get("markRead"):
+            conversation.unread = 0
+        if "aiTag" in body:
+            conversation.ai_tag = body["aiTag"]
+        if "tags" in body:
+            conversation.tags = list(body["tags"])
+        return _json({"success": True, "data": conversation.wire()})
+
+
+class _RateLimitedError(_APIError):
+    def __init__(self, message: str, headers: dict[str, str]) -> None:
+        super().__init__(429, message)
+        self.headers = headers
+
+
+def _int_param(query: Mapping[str, str], name: str, default: int, low: int, high: int | None) -> int:
+    raw = query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise _APIError(400, f"{name} must be an integer") from None
+    if value < low or (high is not None and value > high):
+        bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise _APIError(400, f"{name} must be {bounds}")
+    return value
+
+
+def _check_update(body: dict[str, Any]) -> dict[str, Any]:
+    if unknown := set(body) - {"markRead", "aiTag", "tags"}:
+        raise _APIError(400, f"unknown fields: {', '.join(sorted(unknown))}")
+    if not body:
+        raise _APIError(400, "nothing to update: send markRead, aiTag or tags")
+    if "markRead" in body and not isinstance(body["markRead"], bool):
+        raise _APIError(400, "markRead must be a boolean")
+    tag = body.get("aiTag")
+    if tag is not None and not (isinstance(tag, str) and tag):
+        raise _APIError(400, "aiTag must be a non-empty string or null")
+    tags = body.get("tags", [])
+    if not isinstance(tags, list) or not all(isinstance(t, str) and t for t in tags):
+        raise _APIError(400, "tags must be an array of non-empty strings")
+    return body

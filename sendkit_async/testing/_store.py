@@ -1,0 +1,135 @@
+"""In-memory state of the fake server: DNC lists and conversations per workspace."""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+from collections.abc import Iterator, Mapping
+from datetime import datetime, timezone
+from typing import Any, NamedTuple
+
+import attrs
+
+__all__ = ["DncRecordRow", "DncStore", "FakeConversation", "Workspace", "iso_now"]
+
+
+def iso_now() -> str:
+    """The current UTC time as the API writes it (``2024-06-01T10:00:00.000Z``)."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class DncRecordRow(NamedTuple):
+    """One stored entry; a tuple keeps millions of them cheap."""
+
+    id: str
+    email: str
+    type: str
+    reason: str
+    created_at: str
+
+    def wire(self, workspace_id: str) -> dict[str, Any]:
+        """The entry as ``GET /v1/dnc`` lists it."""
+        return {
+            "_id": self.id,
+            "email": self.email,
+            "entryType": self.type,
+            "workspaceId": workspace_id,
+            "reason": self.reason,
+            "unsubscribedAt": self.created_at,
+            "createdAt": self.created_at,
+            "updatedAt": self.created_at,
+        }
+
+
+class DncStore:
+    """One workspace's DNC list: unique by address, in id (insertion) order.
+
+    Ids grow monotonically, so cursor paging is a bisect over a sorted list,
+    and a per-type view makes the ``type`` filter as cheap as the full list.
+    """
+
+    __slots__ = ("_by_email", "_ids", "_ids_source", "_rows")
+
+    def __init__(self, ids: Iterator[str]) -> None:
+        self._ids_source = ids
+        self._by_email: dict[str, DncRecordRow] = {}
+        self._rows: dict[str | None, list[DncRecordRow]] = {None: [], "email": [], "domain": []}
+        self._ids: dict[str | None, list[str]] = {None: [], "email": [], "domain": []}
+
+    def __len__(self) -> int:
+        return len(self._by_email)
+
+    def __contains__(self, email: object) -> bool:
+        return email in self._by_email
+
+    def emails(self) -> set[str]:
+        """Every stored address."""
+        return set(self._by_email)
+
+    def add(self, email: str, type_: str, reason: str, created_at: str) -> bool:
+        """Store an entry unless its address is already there; ``True`` if stored."""
+        if email in self._by_email:
+            return False
+        row = DncRecordRow(next(self._ids_source), email, type_, reason, created_at)
+        self._by_email[email] = row
+        for view in (None, type_):
+            self._rows[view].append(row)
+            self._ids[view].append(row.id)
+        return True
+
+    def count(self, type_: str | None) -> int:
+        """Entries of one type, or all."""
+        return len(self._rows[type_])
+
+    def page(self, type_: str | None, page: int, limit: int) -> list[DncRecordRow]:
+        """Entries of page ``page`` (1-based)."""
+        start = (page - 1) * limit
+        return self._rows[type_][start : start + limit]
+
+    def after(self, type_: str | None, cursor: str | None, limit: int) -> list[DncRecordRow]:
+        """Up to ``limit`` entries whose id sorts after ``cursor``."""
+        start = 0 if cursor is None else bisect.bisect_right(self._ids[type_], cursor)
+        return self._rows[type_][start : start + limit]
+
+
+@attrs.define
+class FakeConversation:
+    """A conversation of the fake inbox."""
+
+    id: str
+    lead_email: str
+    unread: int = 1
+    ai_tag: str | None = None
+    tags: list[str] = attrs.Factory(list)
+    campaign_id: str | None = None
+
+    def matches(self, filters: Mapping[str, Any]) -> bool:
+        """Whether the conversation passes ``select_all`` filters (already validated)."""
+        for key, wanted in filters.items():
+            if key == "campaignId" and self.campaign_id != wanted:
+                return False
+            if key == "aiTag" and self.ai_tag != wanted:
+                return False
+            if key == "tag" and wanted not in self.tags:
+                return False
+            if key == "unread" and (self.unread > 0) != wanted:
+                return False
+        return True
+
+    def wire(self) -> dict[str, Any]:
+        """The conversation as ``PATCH /v1/inbox/{id}`` returns it."""
+        return {"id": self.id, "aiTag": self.ai_tag, "tags": list(self.tags)}
+
+
+@attrs.define
+class Workspace:
+    """Everything one workspace holds."""
+
+    id: str
+    dnc: DncStore
+    conversations: dict[str, FakeConversation] = attrs.Factory(dict)
+
+
+def object_ids(prefix: int) -> Iterator[str]:
+    """Endless increasing 24-hex ids, like MongoDB's: a 4-byte prefix, an 8-byte counter."""
+    return (f"{prefix:08x}{n:016x}" for n in itertools.count(1))

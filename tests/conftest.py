@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterator, Iterator
+from types import SimpleNamespace
+from typing import Any
+
+import aioresponses.core as aioresponses_core
+import pytest
+import pytest_asyncio
+from aiohttp import ClientResponse
+from aioresponses import aioresponses
+
+from sendkit_async import SendKit
+from sendkit_async.testing import FakeClock
+
+pytest_plugins = ["sendkit_async.testing.pytest_plugin"]
+
+API = "https://api.sendkit.ai"
+KEY = "sk_live_0123456789abcdef_SECRET"
+PLATFORM_KEY = "sk_user_0123456789abcdef_SECRET"
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("SENDKIT_API_KEY", "SENDKIT_BASE_URL", "SENDKIT_WORKSPACE_ID"):
+        monkeypatch.delenv(name, raising=False)
+
+
+class _CompatResponse(ClientResponse):
+    """aioresponses 0.7.x builds responses without the ``stream_writer`` that
+    aiohttp 3.14 (a security release) requires; supply a finished writer.
+    Upstream: pnuckowski/aioresponses#289.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("stream_writer", SimpleNamespace(output_size=0))
+        super().__init__(*args, **kwargs)
+
+
+@pytest.fixture
+def mocked(monkeypatch: pytest.MonkeyPatch) -> Iterator[aioresponses]:
+    if "stream_writer" in inspect.signature(ClientResponse.__init__).parameters:
+        monkeypatch.setattr(aioresponses_core, "ClientResponse", _CompatResponse)
+    with aioresponses() as mock:
+        yield mock
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest_asyncio.fixture
+async def client(clock: FakeClock) -> AsyncIterator[SendKit]:
+    async with SendKit(api_key=KEY, clock=clock) as sendkit:
+        yield sendkit
+
+
+def sent(mock: aioresponses) -> list[tuple[str, str, dict]]:
+    """Every request aioresponses saw, as (method, url, kwargs)."""
+    return [
+        (method, str(url), call.kwargs) for (method, url), calls in mock.requests.items() for call in calls
+    ]
