@@ -15,6 +15,7 @@ from ._errors import (
     ClientClosedError,
     ConfigurationError,
     ConflictError,
+    ImportAbortedError,
     InternalServerError,
     NotFoundError,
     PermissionDeniedError,
@@ -25,6 +26,15 @@ from ._errors import (
     ValidationError,
 )
 from ._types import NOT_GIVEN, NotGiven
+from .bulk import (
+    BatchResult,
+    FailedEntry,
+    FailureKind,
+    ImportProgress,
+    ImportReport,
+    RejectedEntry,
+    UpdateOutcome,
+)
 from .client import DncAPI, InboxAPI, SendKit
 from .models import (
     Conversation,
@@ -52,6 +62,7 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "BatchResult",
     "ClientClosedError",
     "ClientConfig",
     "Clock",
@@ -64,6 +75,11 @@ __all__ = [
     "DncReason",
     "DncRecord",
     "EntryType",
+    "FailedEntry",
+    "FailureKind",
+    "ImportAbortedError",
+    "ImportProgress",
+    "ImportReport",
     "ImportResult",
     "InboxAPI",
     "InboxDncResult",
@@ -75,6 +91,7 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimit",
     "RateLimitError",
+    "RejectedEntry",
     "RetryPolicy",
     "SendKit",
     "SendKitError",
@@ -82,6 +99,7 @@ __all__ = [
     "Timeout",
     "UnexpectedResponseError",
     "UnprocessableEntityError",
+    "UpdateOutcome",
     "ValidationError",
     "__version__",
 ]

@@ -15,7 +15,7 @@ import platform
 import random
 import re
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
 import attrs
@@ -37,6 +37,9 @@ from ._errors import (
 from ._retry import next_delay, parse_rate_limit, parse_retry_after
 from ._types import JSON, NOT_GIVEN, NotGiven
 from .models import RateLimit
+
+if TYPE_CHECKING:
+    from .bulk._limiter import RateLimiter
 
 __all__ = ["Attempt", "RequestHooks", "Session", "Transport"]
 
@@ -65,6 +68,7 @@ class Attempt:
         rate_limit: the answer's rate-limit headers, if any.
         retry_after: the wait the server asked for, if any.
         delay: seconds until the next attempt, ``None`` when there is none.
+        sent_at: when the attempt started, on the session's monotonic clock.
     """
 
     method: str
@@ -73,6 +77,7 @@ class Attempt:
     rate_limit: RateLimit | None
     retry_after: float | None
     delay: float | None
+    sent_at: float
 
 
 class RequestHooks(Protocol):
@@ -101,7 +106,7 @@ class Transport:
     A pool passed in by the caller is borrowed: :meth:`close` leaves it open.
     """
 
-    __slots__ = ("_borrowed", "_connection_limit", "_session", "_state", "rate_limit")
+    __slots__ = ("_borrowed", "_connection_limit", "_session", "_state", "limiter", "rate_limit")
 
     def __init__(self, session: aiohttp.ClientSession | None = None, *, connection_limit: int = 100) -> None:
         self._session = session
@@ -109,6 +114,8 @@ class Transport:
         self._connection_limit = connection_limit
         self._state = _State.UNOPENED
         self.rate_limit: RateLimit | None = None
+        # The bulk engine's shared limiter, made on first use: one per pool.
+        self.limiter: RateLimiter | None = None
 
     @property
     def closed(self) -> bool:
@@ -269,6 +276,7 @@ class Session:
         while True:
             if self._hooks is not None:
                 await self._hooks.before_attempt()
+            sent_at = self._clock.monotonic()
             status, rate, outcome = await self._attempt(method, path, url, body, query)
             failed = isinstance(outcome, SendKitError)
             retry_after = outcome.retry_after if isinstance(outcome, APIStatusError) else None
@@ -285,7 +293,7 @@ class Session:
                 else None
             )
             if self._hooks is not None:
-                self._hooks.after_attempt(Attempt(method, path, status, rate, retry_after, delay))
+                self._hooks.after_attempt(Attempt(method, path, status, rate, retry_after, delay, sent_at))
             if not failed:
                 return outcome
             if delay is None:

@@ -18,9 +18,14 @@ MAX_EMAIL_LENGTH: Final = 254
 MAX_LOCAL_LENGTH: Final = 64
 MAX_DOMAIN_LENGTH: Final = 253
 
-_LOCAL = re.compile(r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
+_LOCAL_PATTERN = r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
 _LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
-_DOMAIN = re.compile(rf"(?:{_LABEL}\.)+(?:[a-z]{{2,63}}|xn--[a-z0-9-]{{1,59}})")
+_DOMAIN_PATTERN = rf"(?:{_LABEL}\.)+(?:[a-z]{{2,63}}|xn--[a-z0-9-]{{1,59}})"
+_LOCAL = re.compile(_LOCAL_PATTERN)
+_DOMAIN = re.compile(_DOMAIN_PATTERN)
+# One match for the common case (ASCII, already well-formed); the bulk engine
+# validates millions of addresses, so the slow path runs only when this fails.
+_EMAIL = re.compile(rf"{_LOCAL_PATTERN}@{_DOMAIN_PATTERN}")
 _OBJECT_ID = re.compile(r"[0-9a-fA-F]{24}")
 
 
@@ -40,6 +45,8 @@ def normalize_domain(value: str) -> str:
 def normalize_email(value: str) -> str:
     """Strip and lowercase an address, or raise :class:`ValidationError`."""
     email = value.strip().lower()
+    if len(email) <= MAX_EMAIL_LENGTH and _EMAIL.fullmatch(email) and email.index("@") <= MAX_LOCAL_LENGTH:
+        return email
     local, at, domain = email.rpartition("@")
     if not at or not local or len(local) > MAX_LOCAL_LENGTH or not _LOCAL.fullmatch(local):
         raise ValidationError(f"invalid email address {value!r}")

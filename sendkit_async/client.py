@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
@@ -22,9 +23,14 @@ from ._config import (
 )
 from ._session import Session, Transport
 from ._types import JSON, NOT_GIVEN, NotGiven
+from .bulk import _engine
+from .bulk import _inbox as _bulk_inbox
+from .bulk._prepare import EntrySource
+from .bulk._report import BatchResult, ImportReport
 from .models import (
     Conversation,
     DncPage,
+    DncReason,
     DncRecord,
     EntryType,
     ImportResult,
@@ -53,6 +59,111 @@ class DncAPI:
             (2, 0)
         """
         return await _dnc.import_entries(self._session, entries)
+
+    async def import_bulk(
+        self,
+        entries: EntrySource,
+        *,
+        batch_size: int = _dnc.MAX_IMPORT_ENTRIES,
+        concurrency: int = _engine.DEFAULT_CONCURRENCY,
+        max_rate: float | None = None,
+        dedupe: bool = True,
+        reason: DncReason | str | None = None,
+        on_progress: _engine.ProgressCallback | None = None,
+        checkpoint: str | os.PathLike[str] | None = None,
+        max_batch_bytes: int = _engine.DEFAULT_MAX_BATCH_BYTES,
+        max_retries: int = 5,
+        max_rate_limit_retries: int = 30,
+    ) -> ImportReport:
+        """Import any number of entries: validated, deduplicated, batched and sent concurrently.
+
+        The input (any iterable or async iterable of entries, mappings or
+        strings) is read lazily: memory holds about ``concurrency + 2``
+        batches, plus the dedupe set (about 100 bytes per distinct address;
+        pass ``dedupe=False`` for constant memory). Batches hold at most
+        ``batch_size`` entries and ``max_batch_bytes`` of JSON, go out at most
+        ``concurrency`` at a time through the client's shared rate limiter
+        (paced from the server's rate-limit headers, one shared pause after a
+        429, and at most ``max_rate`` requests per second if given), and are
+        retried by the session on transient failures (``max_retries``;
+        429s have their own ``max_rate_limit_retries``). A batch refused with
+        400/413/422 is split in halves until the bad entries stand alone.
+
+        Args:
+            entries: the input.
+            batch_size: entries per request, 1..10,000.
+            concurrency: requests in flight at most.
+            max_rate: requests per second at most (``None``: as the server allows).
+            dedupe: drop repeats of an address within the job, as duplicates.
+            reason: the reason for items that give none (default ``import``).
+            on_progress: called (or awaited) with an :class:`ImportProgress` after every batch.
+            checkpoint: a file recording landed batches; run the same job with the
+                same file again to skip them (it never holds the API key).
+            max_batch_bytes: the bound on one request body.
+            max_retries: transient retries per request.
+            max_rate_limit_retries: 429 retries per request.
+
+        Returns:
+            An :class:`ImportReport` where ``read == rejected + duplicates +
+            imported + skipped + failed``.
+
+        Raises:
+            ValueError: ``batch_size`` outside 1..10,000, or another bad setting.
+            ImportAbortedError: a 401/403/404, an input that raised, or a
+                checkpoint of another job stopped it; ``.report`` lists what
+                was not sent.
+
+        Example:
+            >>> report = await client.dnc.import_bulk(read_lines("dnc.txt"), concurrency=8)  # doctest: +SKIP
+            >>> report.imported, report.skipped, len(report.rejected)  # doctest: +SKIP
+        """
+        options = _engine.ImportOptions(
+            batch_size=batch_size,
+            max_batch_bytes=max_batch_bytes,
+            concurrency=concurrency,
+            max_rate=max_rate,
+            dedupe=dedupe,
+            reason=reason,
+            checkpoint=checkpoint,
+            max_retries=max_retries,
+            max_rate_limit_retries=max_rate_limit_retries,
+        )
+        return await _engine.import_bulk(self._session, entries, options, on_progress)
+
+    def iter_import(
+        self,
+        entries: EntrySource,
+        *,
+        batch_size: int = _dnc.MAX_IMPORT_ENTRIES,
+        concurrency: int = _engine.DEFAULT_CONCURRENCY,
+        max_rate: float | None = None,
+        dedupe: bool = True,
+        reason: DncReason | str | None = None,
+        checkpoint: str | os.PathLike[str] | None = None,
+        max_batch_bytes: int = _engine.DEFAULT_MAX_BATCH_BYTES,
+    ) -> AsyncIterator[BatchResult]:
+        """Run a bulk import, yielding each :class:`BatchResult` as it completes.
+
+        Takes the arguments of :meth:`import_bulk`. Each result accounts for
+        its own span of the input, so summing them gives the report. To stop
+        early, close the iterator (``contextlib.aclosing``) so that the
+        requests in flight are cancelled at once.
+
+        Example:
+            >>> async with aclosing(client.dnc.iter_import(entries)) as results:  # doctest: +SKIP
+            ...     async for result in results:
+            ...         print(result.index, result.imported, len(result.failed))
+        """
+        options = _engine.ImportOptions(
+            batch_size=batch_size,
+            max_batch_bytes=max_batch_bytes,
+            concurrency=concurrency,
+            max_rate=max_rate,
+            dedupe=dedupe,
+            reason=reason,
+            checkpoint=checkpoint,
+        )
+        return _engine.ImportJob(self._session, entries, options).results()
 
     async def get_page(
         self,
@@ -108,10 +219,36 @@ class InboxAPI:
         select_all: bool = False,
         filters: Mapping[str, Any] | None = None,
         exclude_ids: Iterable[str] | None = None,
+        max_ids_per_request: int = _bulk_inbox.DEFAULT_IDS_PER_REQUEST,
+        concurrency: int = _engine.DEFAULT_CONCURRENCY,
     ) -> InboxDncResult:
-        """Put the selected conversations' leads on the DNC list; see :mod:`sendkit_async.inbox`."""
-        return await _inbox.add_leads_to_dnc(
-            self._session, conversation_ids, select_all=select_all, filters=filters, exclude_ids=exclude_ids
+        """Put the selected conversations' leads on the DNC list (leads already there are skipped).
+
+        More than ``max_ids_per_request`` explicit ids go out in chunks,
+        ``concurrency`` at a time, and the counts are summed.
+        """
+        if conversation_ids is None or select_all:
+            return await _inbox.add_leads_to_dnc(
+                self._session,
+                conversation_ids,
+                select_all=select_all,
+                filters=filters,
+                exclude_ids=exclude_ids,
+            )
+        ids = _inbox.check_ids(conversation_ids)
+        if len(ids) <= max_ids_per_request:
+            return await _inbox.add_leads_to_dnc(self._session, ids, filters=filters, exclude_ids=exclude_ids)
+        parts = await _bulk_inbox.run_chunked(
+            self._session,
+            ids,
+            _inbox.add_leads_to_dnc,
+            chunk_size=max_ids_per_request,
+            concurrency=concurrency,
+        )
+        return InboxDncResult(
+            added=sum(p.added for p in parts),
+            skipped=sum(p.skipped for p in parts),
+            total=sum(p.total for p in parts),
         )
 
     async def mark_read(
@@ -121,11 +258,29 @@ class InboxAPI:
         select_all: bool = False,
         filters: Mapping[str, Any] | None = None,
         exclude_ids: Iterable[str] | None = None,
+        max_ids_per_request: int = _bulk_inbox.DEFAULT_IDS_PER_REQUEST,
+        concurrency: int = _engine.DEFAULT_CONCURRENCY,
     ) -> MarkReadResult:
-        """Mark the selected conversations' unread replies as read; see :mod:`sendkit_async.inbox`."""
-        return await _inbox.mark_read(
-            self._session, conversation_ids, select_all=select_all, filters=filters, exclude_ids=exclude_ids
+        """Mark the selected conversations' unread replies as read.
+
+        More than ``max_ids_per_request`` explicit ids go out in chunks,
+        ``concurrency`` at a time, and the counts are summed.
+        """
+        if conversation_ids is None or select_all:
+            return await _inbox.mark_read(
+                self._session,
+                conversation_ids,
+                select_all=select_all,
+                filters=filters,
+                exclude_ids=exclude_ids,
+            )
+        ids = _inbox.check_ids(conversation_ids)
+        if len(ids) <= max_ids_per_request:
+            return await _inbox.mark_read(self._session, ids, filters=filters, exclude_ids=exclude_ids)
+        parts = await _bulk_inbox.run_chunked(
+            self._session, ids, _inbox.mark_read, chunk_size=max_ids_per_request, concurrency=concurrency
         )
+        return MarkReadResult(modified=sum(p.modified for p in parts))
 
     async def update(
         self,
@@ -138,6 +293,25 @@ class InboxAPI:
         """Update one conversation; ``ai_tag=None`` removes the tag, leaving it out keeps it."""
         return await _inbox.update(
             self._session, conversation_id, mark_read=mark_read, ai_tag=ai_tag, tags=tags
+        )
+
+    async def update_many(
+        self,
+        conversation_ids: Sequence[str],
+        *,
+        mark_read: bool | NotGiven = NOT_GIVEN,
+        ai_tag: str | NotGiven | None = NOT_GIVEN,
+        tags: Sequence[str] | NotGiven = NOT_GIVEN,
+        concurrency: int = _engine.DEFAULT_CONCURRENCY,
+    ) -> list[_bulk_inbox.UpdateOutcome]:
+        """Apply one update to many conversations; an outcome per id, in order (success or typed error)."""
+        return await _bulk_inbox.update_many(
+            self._session,
+            conversation_ids,
+            mark_read=mark_read,
+            ai_tag=ai_tag,
+            tags=tags,
+            concurrency=concurrency,
         )
 
 

@@ -47,20 +47,35 @@ class DncReason(str, enum.Enum):
 E = TypeVar("E", bound=enum.Enum)
 
 
-def _member(kind: type[E], value: object, what: str) -> E:
-    try:
-        return kind(value.strip().lower() if isinstance(value, str) else value)
-    except ValueError:
-        allowed = ", ".join(str(m.value) for m in kind)
-        raise ValidationError(f"invalid {what} {value!r}: expected one of {allowed}") from None
+def _lookup(kind: type[E]) -> dict[object, E]:
+    # Members, their values and their names all map to the member: a dict hit
+    # is far cheaper than Enum.__call__, which matters at millions of entries.
+    table: dict[object, E] = {}
+    for member in kind:
+        table.update({member: member, member.value: member, member.name.lower(): member})
+    return table
+
+
+_ENTRY_TYPES = _lookup(EntryType)
+_REASONS = _lookup(DncReason)
+
+
+def _member(table: dict[object, E], value: object, what: str) -> E:
+    found = table.get(value)
+    if found is None and isinstance(value, str):
+        found = table.get(value.strip().lower())
+    if found is None:
+        allowed = ", ".join(sorted({str(m.value) for m in table.values()}))
+        raise ValidationError(f"invalid {what} {value!r}: expected one of {allowed}")
+    return found
 
 
 def _entry_type(value: object) -> EntryType:
-    return _member(EntryType, value, "entry type")
+    return _member(_ENTRY_TYPES, value, "entry type")
 
 
 def _reason(value: object) -> DncReason:
-    return _member(DncReason, value, "reason")
+    return _member(_REASONS, value, "reason")
 
 
 def _infer_type(entry: DncEntry) -> EntryType:
@@ -90,11 +105,17 @@ class DncEntry:
     reason: DncReason = attrs.field(default=DncReason.IMPORT, converter=_reason)
 
     def __attrs_post_init__(self) -> None:
-        if not isinstance(self.email, str):
-            raise ValidationError(f"entry address must be a string, got {type(self.email).__name__}")
-        normal = (normalize_email if self.type is EntryType.EMAIL else normalize_domain)(self.email)
         # Frozen class: the normalised address replaces the input once, here.
-        object.__setattr__(self, "email", normal)
+        object.__setattr__(self, "email", _normalize(self.email, self.type))
+
+    @classmethod
+    def _trusted(cls, email: str, type_: EntryType, reason: DncReason) -> DncEntry:
+        """Build from values already normalised and checked (the bulk hot path)."""
+        entry = object.__new__(cls)
+        object.__setattr__(entry, "email", email)
+        object.__setattr__(entry, "type", type_)
+        object.__setattr__(entry, "reason", reason)
+        return entry
 
     @classmethod
     def coerce(cls, value: DncEntry | str | Mapping[str, Any], *, reason: object = None) -> DncEntry:
@@ -106,7 +127,9 @@ class DncEntry:
         if isinstance(value, DncEntry):
             return value
         if isinstance(value, str):
-            return cls(value) if reason is None else cls(value, reason=reason)
+            kind = EntryType.EMAIL if "@" in value else EntryType.DOMAIN
+            chosen = DncReason.IMPORT if reason is None else _reason(reason)
+            return cls._trusted(_normalize(value, kind), kind, chosen)
         if isinstance(value, Mapping):
             address = value.get("email", value.get("domain"))
             if not isinstance(address, str):
@@ -114,11 +137,17 @@ class DncEntry:
             kwargs: dict[str, Any] = {}
             if value.get("type") not in (None, ""):
                 kwargs["type"] = value["type"]
-            chosen = value.get("reason") or reason
-            if chosen is not None:
-                kwargs["reason"] = chosen
+            given = value.get("reason") or reason
+            if given is not None:
+                kwargs["reason"] = given
             return cls(address, **kwargs)
         raise ValidationError(f"cannot make a DNC entry from {type(value).__name__}")
+
+
+def _normalize(address: object, kind: EntryType) -> str:
+    if not isinstance(address, str):
+        raise ValidationError(f"entry address must be a string, got {type(address).__name__}")
+    return normalize_email(address) if kind is EntryType.EMAIL else normalize_domain(address)
 
 
 @attrs.frozen

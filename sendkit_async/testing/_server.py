@@ -110,7 +110,8 @@ class FakeSendKit:
         ...     assert "a@example.com" in fake.dnc_emails()
 
     Args:
-        latency: seconds added to every request.
+        latency: seconds of processing added to every authenticated request
+            within the rate limit (counted against the limit on arrival).
         latency_per_entry: seconds added per imported entry.
         rate_limit: requests allowed per key per window (``None``: unlimited).
             Every answer carries ``X-RateLimit-Limit/-Remaining/-Reset`` (the
@@ -287,12 +288,14 @@ class FakeSendKit:
     async def _serve(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         route = request.match_info.route.resource
         self.stats.by_route[f"{request.method} {route.canonical if route else request.path}"] += 1
-        if self.latency:
-            await asyncio.sleep(self.latency)
-        key_headers: dict[str, str] = {}
+        key: str | None = None
         try:
+            # Like a real edge: authenticate and count the request on arrival,
+            # then spend the processing time.
             key, workspace_id = self._authenticate(request)
-            key_headers = self._count_rate(key)
+            self._count_rate(key)
+            if self.latency:
+                await asyncio.sleep(self.latency)
             if self.drop_rate and self.random.random() < self.drop_rate:
                 self.stats.dropped += 1
                 if request.transport is not None:
@@ -309,14 +312,14 @@ class FakeSendKit:
             _WORKSPACE.set(self.workspace(workspace_id))
             response = await handler(request)
         except _RateLimitedError as exc:
-            key_headers = exc.headers
             response = _error(429, exc.message)
-            response.headers["Retry-After"] = str(max(1, math.ceil(float(key_headers["X-RateLimit-Reset"]))))
+            response.headers["Retry-After"] = str(exc.retry_after)
         except _APIError as exc:
             response = _error(exc.status, exc.message)
         except web.HTTPException as exc:  # routing: unknown path or method
             response = _error(exc.status, exc.reason)
-        response.headers.update(key_headers)
+        if key is not None:
+            response.headers.update(self._rate_headers(key))
         return response
 
     def _authenticate(self, request: web.Request) -> tuple[str, str]:
@@ -338,36 +341,49 @@ class FakeSendKit:
             return key, workspace_header
         raise _APIError(401, "Invalid API key")
 
-    def _count_rate(self, key: str) -> dict[str, str]:
-        if self.rate_limit is None:
-            return {}
+    def _window(self, key: str) -> tuple[_Window, float]:
+        """The key's current fixed window and the seconds until it resets."""
         now = time.monotonic()
         index = int(now // self.rate_window)
         window = self._windows.get(key)
         if window is None or window.index != index:
             window = self._windows[key] = _Window(index)
-        reset = (index + 1) * self.rate_window - now
-        over = window.used >= self.rate_limit
-        if not over:
-            window.used += 1
-        headers = {
+        return window, (index + 1) * self.rate_window - now
+
+    def _rate_headers(self, key: str) -> dict[str, str]:
+        """The limit headers as of now (sent when the answer leaves, so they are fresh)."""
+        if self.rate_limit is None:
+            return {}
+        window, reset = self._window(key)
+        return {
             "X-RateLimit-Limit": str(self.rate_limit),
-            "X-RateLimit-Remaining": str(self.rate_limit - window.used),
+            "X-RateLimit-Remaining": str(max(self.rate_limit - window.used, 0)),
             "X-RateLimit-Reset": f"{reset:.3f}",
         }
-        if over:
+
+    def _count_rate(self, key: str) -> None:
+        """Count a request on arrival, or refuse it with 429 past the limit."""
+        if self.rate_limit is None:
+            return
+        window, reset = self._window(key)
+        if window.used >= self.rate_limit:
             self.stats.rate_limited += 1
             raise _RateLimitedError(
-                f"Rate limit of {self.rate_limit} requests per {self.rate_window:g}s exceeded", headers
+                f"Rate limit of {self.rate_limit} requests per {self.rate_window:g}s exceeded",
+                retry_after=max(1, math.ceil(reset)),
             )
-        return headers
+        window.used += 1
 
     # -- handlers ----------------------------------------------------------
 
     @staticmethod
     async def _body(request: web.Request) -> dict[str, Any]:
         try:
-            body = orjson.loads(await request.read())
+            raw = await request.read()
+        except ConnectionResetError:  # the client went away mid-upload (cancelled)
+            raise _APIError(400, "connection lost while reading the body") from None
+        try:
+            body = orjson.loads(raw)
         except orjson.JSONDecodeError:
             raise _APIError(400, "Request body is not valid JSON") from None
         if not isinstance(body, dict):
@@ -520,9 +536,9 @@ class FakeSendKit:
 
 
 class _RateLimitedError(_APIError):
-    def __init__(self, message: str, headers: dict[str, str]) -> None:
+    def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(429, message)
-        self.headers = headers
+        self.retry_after = retry_after
 
 
 def _int_param(query: Mapping[str, str], name: str, default: int, low: int, high: int | None) -> int:

@@ -1,0 +1,358 @@
+"""The concurrent import engine.
+
+A producer turns the input into batches (see :mod:`._prepare`); ``concurrency``
+workers send them through :func:`sendkit_async.dnc.import_entries`, the same
+coroutine as a single call, on a session copy whose hooks feed the client's
+shared :class:`RateLimiter`. Retries stay in the session; the engine only
+decides what to do with a batch that still failed: split it on 400/413/422,
+report it as failed on transient errors, stop the job on fatal ones.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import math
+import os
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from contextvars import ContextVar
+from typing import Any, Final
+
+import anyio
+import attrs
+from anyio.abc import TaskGroup
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from sendkit_async import dnc
+from sendkit_async._config import RetryPolicy
+from sendkit_async._errors import (
+    APIStatusError,
+    AuthenticationError,
+    ImportAbortedError,
+    NotFoundError,
+    PermissionDeniedError,
+    SendKitError,
+    UnexpectedResponseError,
+)
+from sendkit_async._session import Attempt, Session
+from sendkit_async.models import DncEntry
+
+from ._checkpoint import Checkpoint
+from ._limiter import RateLimiter, TokenBucket
+from ._prepare import Batch, Batcher, EntrySource
+from ._report import BatchResult, FailedEntry, FailureKind, ImportProgress, ImportReport, ReportBuilder
+
+__all__ = [
+    "DEFAULT_CONCURRENCY",
+    "DEFAULT_MAX_BATCH_BYTES",
+    "ImportJob",
+    "ImportOptions",
+    "ProgressCallback",
+    "import_bulk",
+    "limiter_for",
+]
+
+DEFAULT_CONCURRENCY: Final = 4
+# A typical 10,000-entry body is about 600 KB; this bound only bites for
+# unusually long addresses, keeping bodies under common 5 MB proxy limits.
+DEFAULT_MAX_BATCH_BYTES: Final = 2 * 1024 * 1024
+MIN_BATCH_BYTES: Final = 1024
+SPLIT_STATUSES: Final = frozenset({400, 413, 422})
+FATAL_ERRORS: Final = (AuthenticationError, PermissionDeniedError, NotFoundError, UnexpectedResponseError)
+
+
+def _positive(_instance: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
+    if value is not None and not value > 0:
+        raise ValueError(f"{attribute.name} must be positive, got {value!r}")
+
+
+@attrs.frozen
+class ImportOptions:
+    """Settings of one bulk import; see :meth:`sendkit_async.DncAPI.import_bulk`."""
+
+    batch_size: int = attrs.field(default=dnc.MAX_IMPORT_ENTRIES)
+    max_batch_bytes: int = attrs.field(default=DEFAULT_MAX_BATCH_BYTES)
+    concurrency: int = attrs.field(default=DEFAULT_CONCURRENCY, validator=_positive)
+    max_rate: float | None = attrs.field(default=None, validator=_positive)
+    dedupe: bool = True
+    reason: Any = None
+    checkpoint: str | os.PathLike[str] | None = None
+    max_retries: int = 5
+    max_rate_limit_retries: int = 30
+    max_split_requests: int = 256
+
+    @batch_size.validator
+    def _check_batch_size(self, _attribute: attrs.Attribute[int], value: int) -> None:
+        if not 1 <= value <= dnc.MAX_IMPORT_ENTRIES:
+            raise ValueError(f"batch_size must be between 1 and {dnc.MAX_IMPORT_ENTRIES:,}, got {value!r}")
+
+    @max_batch_bytes.validator
+    def _check_bytes(self, _attribute: attrs.Attribute[int], value: int) -> None:
+        if value < MIN_BATCH_BYTES:
+            raise ValueError(f"max_batch_bytes must be at least {MIN_BATCH_BYTES}, got {value!r}")
+
+    def settings(self) -> dict[str, Any]:
+        """What decides how input becomes batches (a checkpoint must match it)."""
+        reason = None if self.reason is None else str(getattr(self.reason, "value", self.reason))
+        return {
+            "batch_size": self.batch_size,
+            "max_batch_bytes": self.max_batch_bytes,
+            "dedupe": self.dedupe,
+            "reason": reason,
+        }
+
+
+@attrs.define
+class _Counts:
+    requests: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+
+
+# Each worker task sets this while it sends a batch, so hooks running inside
+# the session's request loop can charge attempts to the right batch.
+_CURRENT: ContextVar[_Counts] = ContextVar("sendkit_bulk_batch")
+
+
+def limiter_for(session: Session) -> RateLimiter:
+    """The client's shared limiter, made on first use (one per connection pool)."""
+    transport = session.transport
+    if transport.limiter is None:
+        transport.limiter = RateLimiter(session.clock)
+    limiter: RateLimiter = transport.limiter
+    return limiter
+
+
+class _Hooks:
+    """Session hooks of one job: the job's cap, the client's limiter, per-batch counts."""
+
+    __slots__ = ("_bucket", "_limiter")
+
+    def __init__(self, limiter: RateLimiter, bucket: TokenBucket | None) -> None:
+        self._limiter = limiter
+        self._bucket = bucket
+
+    async def before_attempt(self) -> None:
+        if self._bucket is not None:
+            await self._bucket.acquire()
+        await self._limiter.acquire()
+
+    def after_attempt(self, attempt: Attempt) -> None:
+        self._limiter.observe(attempt)
+        counts = _CURRENT.get(None)
+        if counts is not None:
+            counts.requests += 1
+            counts.retries += attempt.delay is not None
+            counts.rate_limited += attempt.status == 429  # noqa: PLR2004
+
+
+class _Stopped(Exception):  # noqa: N818 - a control-flow signal, not an error
+    """Raised inside a worker once the job has stopped."""
+
+
+class ImportJob:
+    """One bulk import; iterate :meth:`results` to run it."""
+
+    def __init__(self, session: Session, source: EntrySource, options: ImportOptions) -> None:
+        self._options = options
+        self._source = source
+        bucket = None if options.max_rate is None else TokenBucket(options.max_rate, clock=session.clock)
+        retry = RetryPolicy(
+            max_retries=options.max_retries,
+            max_rate_limit_retries=options.max_rate_limit_retries,
+            backoff_base=session.config.retry.backoff_base,
+            backoff_cap=session.config.retry.backoff_cap,
+            max_retry_wait=session.config.retry.max_retry_wait,
+        )
+        self._session = session.with_options(retry=retry, hooks=_Hooks(limiter_for(session), bucket))
+        self._batcher = Batcher(options.batch_size, options.max_batch_bytes, options.dedupe, options.reason)
+        self._checkpoint = (
+            None if options.checkpoint is None else Checkpoint(options.checkpoint, options.settings())
+        )
+        self._pending: dict[int, Batch] = {}
+        self._started: set[int] = set()
+        self._fatal: BaseException | None = None
+        self._task_group: TaskGroup | None = None
+
+    async def results(self) -> AsyncGenerator[BatchResult, None]:
+        """Run the job, yielding each batch's result as it completes (not in input order).
+
+        Raises:
+            ImportAbortedError: after yielding the results of every batch that
+                was not sent (their entries failed as ``not_sent`` or
+                ``interrupted``), when a fatal error stopped the job.
+        """
+        send, receive = anyio.create_memory_object_stream[BatchResult](math.inf)
+        closed_early = False
+        async with anyio.create_task_group() as task_group:
+            task_group.start_soon(self._run, send)
+            async with receive:
+                try:
+                    async for result in receive:
+                        yield result
+                except GeneratorExit:
+                    # The consumer closed us: cancel the job and return quietly,
+                    # rather than leak GeneratorExit into the task group.
+                    closed_early = True
+                    task_group.cancel_scope.cancel()
+        if closed_early:
+            return
+        if self._fatal is not None:
+            raise ImportAbortedError(f"the import stopped: {self._fatal}") from self._fatal
+
+    async def _run(self, out: MemoryObjectSendStream[BatchResult]) -> None:
+        async with out:
+            try:
+                if self._checkpoint is not None:
+                    await self._checkpoint.open()
+                async with anyio.create_task_group() as task_group:
+                    self._task_group = task_group
+                    send, receive = anyio.create_memory_object_stream[Batch](0)
+                    task_group.start_soon(self._produce, send)
+                    async with receive:
+                        for _ in range(self._options.concurrency):
+                            task_group.start_soon(self._work, receive.clone(), out.clone())
+            except SendKitError as exc:  # the checkpoint could not be used
+                self._fatal = exc
+            finally:
+                if self._checkpoint is not None:
+                    # Close even while a cancellation unwinds the job.
+                    with anyio.CancelScope(shield=True):
+                        await self._checkpoint.close()
+            if self._fatal is not None:
+                for batch in sorted(self._pending.values(), key=lambda b: b.index):
+                    out.send_nowait(self._unsent(batch))
+
+    def _stop(self, cause: BaseException) -> None:
+        if self._fatal is None:
+            self._fatal = cause
+        if self._task_group is not None:
+            self._task_group.cancel_scope.cancel()
+
+    async def _produce(self, send: MemoryObjectSendStream[Batch]) -> None:
+        async with send:
+            try:
+                async for batch in self._batcher.batches(self._source):
+                    self._pending[batch.index] = batch
+                    await send.send(batch)
+            except Exception as exc:  # noqa: BLE001 - a failing input stops the job, reported
+                self._stop(exc)
+
+    async def _work(
+        self, batches: MemoryObjectReceiveStream[Batch], out: MemoryObjectSendStream[BatchResult]
+    ) -> None:
+        async with batches, out:
+            async for batch in batches:
+                self._started.add(batch.index)
+                try:
+                    result = await self._process(batch)
+                    if self._checkpoint is not None and result.landed and not result.resumed:
+                        await self._checkpoint.record(batch, result)
+                except _Stopped:
+                    return
+                except Exception as exc:  # noqa: BLE001 - e.g. the checkpoint disk is full
+                    self._stop(exc)
+                    return
+                # No await from here on: a result is either emitted or left pending.
+                del self._pending[batch.index]
+                out.send_nowait(result)
+
+    async def _process(self, batch: Batch) -> BatchResult:
+        if self._checkpoint is not None:
+            try:
+                resumed = self._checkpoint.resume(batch)
+            except SendKitError as exc:
+                self._stop(exc)
+                raise _Stopped from exc
+            if resumed is not None:
+                return resumed
+        counts = _Counts()
+        imported = skipped = 0
+        failed: list[FailedEntry] = []
+        if batch.entries:
+            token = _CURRENT.set(counts)
+            try:
+                imported, skipped, failed = await self._send(batch.positions, batch.entries, [0])
+            finally:
+                _CURRENT.reset(token)
+        return BatchResult(
+            index=batch.index,
+            start=batch.start,
+            end=batch.end,
+            sent=len(batch.entries),
+            imported=imported,
+            skipped=skipped,
+            rejected=tuple(batch.rejected),
+            duplicates=batch.duplicates,
+            failed=tuple(failed),
+            requests=counts.requests,
+            retries=counts.retries,
+            rate_limited=counts.rate_limited,
+        )
+
+    async def _send(
+        self, positions: list[int], entries: list[DncEntry], splits: list[int]
+    ) -> tuple[int, int, list[FailedEntry]]:
+        """Import ``entries``, halving on a refusal until the bad ones stand alone."""
+        try:
+            result = await dnc.import_entries(self._session, entries)
+        except FATAL_ERRORS as exc:
+            self._stop(exc)
+            raise _Stopped from exc
+        except APIStatusError as exc:
+            if exc.status not in SPLIT_STATUSES:
+                return 0, 0, self._failed(positions, entries, FailureKind.GAVE_UP, str(exc))
+            if len(entries) == 1 or splits[0] >= self._options.max_split_requests:
+                return 0, 0, self._failed(positions, entries, FailureKind.REJECTED_BY_SERVER, exc.message)
+            splits[0] += 2
+            half = len(entries) // 2
+            left = await self._send(positions[:half], entries[:half], splits)
+            right = await self._send(positions[half:], entries[half:], splits)
+            return left[0] + right[0], left[1] + right[1], left[2] + right[2]
+        except SendKitError as exc:  # no answer after the retries
+            return 0, 0, self._failed(positions, entries, FailureKind.GAVE_UP, str(exc))
+        return result.imported, result.skipped, []
+
+    @staticmethod
+    def _failed(
+        positions: list[int], entries: list[DncEntry], kind: FailureKind, reason: str
+    ) -> list[FailedEntry]:
+        return [FailedEntry(p, e.email, kind, reason) for p, e in zip(positions, entries, strict=True)]
+
+    def _unsent(self, batch: Batch) -> BatchResult:
+        kind = FailureKind.INTERRUPTED if batch.index in self._started else FailureKind.NOT_SENT
+        reason = f"the job stopped before this batch finished: {self._fatal}"
+        return BatchResult(
+            index=batch.index,
+            start=batch.start,
+            end=batch.end,
+            sent=0,
+            rejected=tuple(batch.rejected),
+            duplicates=batch.duplicates,
+            failed=tuple(self._failed(batch.positions, batch.entries, kind, reason)),
+        )
+
+
+ProgressCallback = Callable[[ImportProgress], "Awaitable[None] | None"]
+
+
+async def import_bulk(
+    session: Session, source: EntrySource, options: ImportOptions, on_progress: ProgressCallback | None
+) -> ImportReport:
+    """Run a whole job and fold its batch results into an :class:`ImportReport`."""
+    clock = session.clock
+    started = clock.monotonic()
+    builder = ReportBuilder()
+    job = ImportJob(session, source, options)
+    try:
+        async with contextlib.aclosing(job.results()) as results:
+            async for result in results:
+                builder.add(result)
+                if on_progress is not None:
+                    outcome = on_progress(builder.progress(clock.monotonic() - started))
+                    if inspect.isawaitable(outcome):
+                        await outcome
+    except ImportAbortedError as exc:
+        exc.report = builder.report(clock.monotonic() - started)
+        raise
+    return builder.report(clock.monotonic() - started)

@@ -1,0 +1,256 @@
+import asyncio
+import contextlib
+import json
+
+import anyio
+import pytest
+
+from sendkit_async import DncEntry, ImportAbortedError
+from sendkit_async.bulk import CheckpointMismatchError, FailureKind
+from sendkit_async.testing import FakeClock, FakeSendKit
+
+
+def client_tasks():
+    """Tasks still alive besides this test's own and the fake server's connection handlers."""
+    return [
+        t
+        for t in asyncio.all_tasks()
+        if t is not asyncio.current_task() and "RequestHandler" not in t.get_coro().__qualname__
+    ]
+
+
+def distinct_valid(count, *, bad_every=0, repeat_every=0):
+    """An input with invalid items and repeats sprinkled in."""
+    for i in range(count):
+        yield f"user{i}@example.com"
+        if bad_every and i % bad_every == 0:
+            yield f"broken {i}"
+        if repeat_every and i % repeat_every == 0:
+            yield f"USER{i}@Example.com"
+
+
+async def test_250k_entries_with_faults_all_land_and_add_up():
+    async with FakeSendKit(fail_rate=0.05, drop_rate=0.02, seed=3) as fake:
+        async with fake.client(clock=FakeClock()) as client:
+            report = await client.dnc.import_bulk(distinct_valid(250_000, bad_every=5_000, repeat_every=997))
+        assert fake.dnc_emails() == {f"user{i}@example.com" for i in range(250_000)}
+        assert report.balanced
+        assert report.imported == 250_000
+        assert len(report.rejected) == 50
+        assert report.duplicates == 251
+        assert report.failed == ()
+        assert report.retries > 0
+        assert fake.stats.injected_errors + fake.stats.dropped > 0
+        assert fake.stats.largest_batch <= 10_000
+        assert fake.stats.max_in_flight <= 4
+
+
+async def test_a_paced_job_under_a_fixed_window_gets_at_most_one_429():
+    async with FakeSendKit(rate_limit=8, rate_window=0.25, seed=1) as fake:
+        async with fake.client() as client:
+            report = await client.dnc.import_bulk(distinct_valid(6_000), batch_size=200, concurrency=6)
+        assert report.imported == 6_000
+        assert report.batches == 30
+        assert fake.stats.rate_limited <= 1
+        assert report.rate_limited == fake.stats.rate_limited
+
+
+async def test_one_bad_entry_among_10000_fails_alone_with_the_servers_message():
+    rule = lambda email: "disposable domain" if email.endswith("@mailinator.com") else None  # noqa: E731
+    entries = [f"user{i}@example.com" for i in range(9_999)]
+    entries.insert(4_321, "victim@mailinator.com")
+    async with FakeSendKit(reject=rule) as fake, fake.client() as client:
+        report = await client.dnc.import_bulk(entries)
+        assert report.imported == 9_999
+        [failed] = report.failed
+        assert (failed.position, failed.email, failed.kind) == (
+            4_321,
+            "victim@mailinator.com",
+            FailureKind.REJECTED_BY_SERVER,
+        )
+        assert failed.reason == "entries[0]: disposable domain"
+        assert report.balanced
+        assert len(fake.dnc_emails()) == 9_999
+
+
+async def test_cancel_mid_job_then_resume_from_the_checkpoint(tmp_path):
+    checkpoint = tmp_path / "job.ckpt"
+    entries = list(distinct_valid(20_000, bad_every=1_000, repeat_every=500))
+    async with FakeSendKit(latency=0.01) as fake:
+        async with fake.client() as client:
+            with anyio.CancelScope() as scope:
+
+                def stop_after_three(progress):
+                    if progress.batches >= 3:
+                        scope.cancel()
+
+                await client.dnc.import_bulk(
+                    entries, batch_size=1_000, checkpoint=checkpoint, on_progress=stop_after_three
+                )
+            assert scope.cancelled_caught
+            first_run = len(fake.dnc_emails())
+            assert 3_000 <= first_run < 20_000
+            received = fake.stats.entries_received
+
+            report = await client.dnc.import_bulk(entries, batch_size=1_000, checkpoint=checkpoint)
+        assert fake.dnc_emails() == {f"user{i}@example.com" for i in range(20_000)}
+        assert report.balanced
+        assert report.read == len(entries)
+        assert report.resumed_batches >= 3
+        assert report.imported + report.skipped == 20_000
+        # Landed batches were not sent again.
+        resent = fake.stats.entries_received - received
+        assert resent <= 20_000 - report.resumed_batches * 1_000
+    assert "sk_" not in checkpoint.read_text()
+
+
+async def test_a_checkpoint_for_other_input_is_refused(tmp_path):
+    checkpoint = tmp_path / "job.ckpt"
+    async with FakeSendKit() as fake, fake.client() as client:
+        await client.dnc.import_bulk(distinct_valid(300), batch_size=100, checkpoint=checkpoint)
+        with pytest.raises(ImportAbortedError) as caught:
+            await client.dnc.import_bulk(
+                [f"other{i}@example.com" for i in range(300)], batch_size=100, checkpoint=checkpoint
+            )
+        assert isinstance(caught.value.__cause__, CheckpointMismatchError)
+        with pytest.raises(ImportAbortedError) as caught:
+            await client.dnc.import_bulk(distinct_valid(300), batch_size=50, checkpoint=checkpoint)
+        assert "other settings" in str(caught.value.__cause__)
+
+
+async def test_a_fatal_error_stops_the_job_and_reports_what_was_not_sent():
+    async with FakeSendKit(latency=0.01) as fake, fake.client() as client:
+
+        def revoke_key(progress):
+            if progress.batches == 2:
+                fake.workspace_keys.clear()
+
+        with pytest.raises(ImportAbortedError) as caught:
+            await client.dnc.import_bulk(
+                distinct_valid(5_000), batch_size=250, concurrency=2, on_progress=revoke_key
+            )
+        report = caught.value.report
+        assert "401" in str(caught.value)
+        assert report.balanced
+        assert report.read < 5_000 or report.not_sent
+        assert report.not_sent
+        assert {f.kind for f in report.not_sent} <= {FailureKind.NOT_SENT, FailureKind.INTERRUPTED}
+        assert report.imported == len(fake.dnc_emails())
+        assert fake.stats.by_status[401] <= 2
+
+
+async def test_rejected_entries_keep_their_position_and_reason(fake_sendkit, sendkit_client):
+    items = [
+        "a@example.com",
+        "nope",
+        {"email": "b@example.com", "reason": "bounce"},
+        42,
+        "A@EXAMPLE.COM",
+        "x.org",
+    ]
+    report = await sendkit_client.dnc.import_bulk(items)
+    assert [(r.position, r.value) for r in report.rejected] == [(1, "nope"), (3, "42")]
+    assert "invalid domain" in report.rejected[0].reason
+    assert (report.read, report.duplicates, report.imported) == (6, 1, 3)
+    assert fake_sendkit.dnc_emails() == {"a@example.com", "b@example.com", "x.org"}
+
+
+async def test_dedupe_can_be_turned_off(sendkit_client):
+    report = await sendkit_client.dnc.import_bulk(["a@example.com", "A@example.com"], dedupe=False)
+    assert (report.duplicates, report.imported, report.skipped) == (0, 1, 1)
+
+
+async def test_default_reason_applies_to_items_without_one(sendkit_client):
+    await sendkit_client.dnc.import_bulk(
+        ["a@example.com", {"email": "b@example.com", "reason": "bounce"}], reason="complaint"
+    )
+    reasons = {e.email: e.reason async for e in sendkit_client.dnc.list()}
+    assert reasons == {"a@example.com": "complaint", "b@example.com": "bounce"}
+
+
+@pytest.mark.parametrize("batch_size", [0, 10_001])
+async def test_batch_size_outside_the_cap_is_a_value_error(fake_sendkit, sendkit_client, batch_size):
+    with pytest.raises(ValueError, match="batch_size"):
+        await sendkit_client.dnc.import_bulk(["a@example.com"], batch_size=batch_size)
+    assert fake_sendkit.stats.requests == 0
+
+
+async def test_batches_are_bounded_in_bytes_too(fake_sendkit, sendkit_client):
+    report = await sendkit_client.dnc.import_bulk(distinct_valid(1_000), max_batch_bytes=8_192)
+    assert report.imported == 1_000
+    assert report.batches > 1
+    assert fake_sendkit.stats.largest_batch < 1_000
+
+
+async def test_async_iterables_and_async_progress_callbacks(sendkit_client):
+    async def source():
+        for i in range(2_500):
+            yield DncEntry(f"u{i}@example.com")
+
+    seen = []
+
+    async def on_progress(progress):
+        await asyncio.sleep(0)
+        seen.append((progress.read, progress.imported, progress.batches))
+
+    report = await sendkit_client.dnc.import_bulk(source(), batch_size=1_000, on_progress=on_progress)
+    assert report.imported == 2_500
+    assert max(seen) == (2_500, 2_500, 3)
+    assert len(seen) == 3
+
+
+async def test_iter_import_yields_self_accounting_batches(sendkit_client):
+    results = [
+        r
+        async for r in sendkit_client.dnc.iter_import(distinct_valid(2_500, bad_every=100), batch_size=1_000)
+    ]
+    assert sorted(r.index for r in results) == [0, 1, 2]
+    assert sum(r.read for r in results) == 2_525
+    for r in results:
+        assert r.read == len(r.rejected) + r.duplicates + r.imported + r.skipped + len(r.failed)
+
+
+async def test_closing_iter_import_early_cancels_what_is_in_flight():
+    async with FakeSendKit(latency=0.2) as fake, fake.client() as client:
+        async with contextlib.aclosing(
+            client.dnc.iter_import(distinct_valid(10_000), batch_size=100)
+        ) as results:
+            async for _ in results:
+                break
+        await asyncio.sleep(0.05)
+        assert fake.stats.in_flight == 0
+        assert client_tasks() == []
+
+
+async def test_cancelling_the_task_stops_promptly_and_leaves_nothing_behind():
+    async with FakeSendKit(latency=5) as fake, fake.client() as client:
+        task = asyncio.create_task(client.dnc.import_bulk(distinct_valid(10_000), batch_size=100))
+        while fake.stats.in_flight < 4:  # noqa: ASYNC110 - waiting for the server to see the requests
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, timeout=1)
+        assert client_tasks() == []
+
+
+async def test_transient_failures_past_the_retries_are_failed_not_lost():
+    async with FakeSendKit(fail_rate=1.0, seed=0) as fake, fake.client(clock=FakeClock()) as client:
+        report = await client.dnc.import_bulk(distinct_valid(300), batch_size=100, max_retries=1)
+    assert report.balanced
+    assert len(report.failed) == 300
+    assert {f.kind for f in report.failed} == {FailureKind.GAVE_UP}
+    assert "injected fault" in report.failed[0].reason
+    assert report.requests == 6
+
+
+def test_checkpoint_file_is_json_lines_without_the_key(tmp_path):
+    async def run():
+        async with FakeSendKit() as fake, fake.client() as client:
+            await client.dnc.import_bulk(distinct_valid(250), batch_size=100, checkpoint=tmp_path / "c")
+            return fake.api_key
+
+    key = asyncio.run(run())
+    lines = [json.loads(line) for line in (tmp_path / "c").read_text().splitlines()]
+    assert lines[0]["batch_size"] == 100
+    assert sorted(line["batch"] for line in lines[1:]) == [0, 1, 2]
+    assert key not in (tmp_path / "c").read_text()
