@@ -95,3 +95,15 @@ async def test_token_bucket_allows_a_burst_up_to_capacity():
 def test_token_bucket_refuses_impossible_settings(rate, capacity):
     with pytest.raises(ValueError):  # noqa: PT011
         TokenBucket(rate, clock=FakeClock(), capacity=capacity)
+
+
+async def test_a_fresh_answer_corrects_the_extrapolated_window_end():
+    clock = FakeClock()
+    limiter = RateLimiter(clock)
+    limiter.observe(answer(clock, remaining=2, reset=0.2, limit=2))  # window seems 0.2 s long
+    await slots(limiter, clock, 2)
+    clock.advance(0.2)
+    await slots(limiter, clock, 1)  # at 0.3, rolled: assumes a window ending at 0.4
+    limiter.observe(answer(clock, remaining=0, reset=0.05, limit=2))  # the server says it ends at 0.35
+    # Extrapolation alone would wait for 0.4 (plus the guard); the answer says 0.35.
+    assert (await slots(limiter, clock, 1))[0] == pytest.approx(0.35)

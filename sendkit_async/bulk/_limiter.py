@@ -161,5 +161,8 @@ class RateLimiter:
         if self._window_end is None or reset_at > self._window_end + tolerance:
             self._window_end, self._budget = reset_at, budget  # first sight, or a new window
         elif reset_at >= self._window_end - tolerance:
+            # Same window: the answer's reset beats our extrapolation from the
+            # window length, which early on is an underestimate.
+            self._window_end = reset_at
             self._budget = min(self._budget, budget)
         # else: a late answer from a window already over; nothing to learn
