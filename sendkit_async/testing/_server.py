@@ -10,6 +10,7 @@ limit, injected 5xx answers and dropped connections, all repeatable with a seed.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 import random
 import time
@@ -47,6 +48,8 @@ MAX_IMPORT: Final = 10_000
 MAX_LIMIT: Final = 100
 DEFAULT_LIMIT: Final = 20
 REASONS: Final = frozenset(r.value for r in DncReason)
+ENTRY_TYPES: Final = frozenset({"email", "domain"})
+ENTRY_FIELDS: Final = frozenset({"email", "type", "reason"})
 FILTER_KEYS: Final = {"campaignId": (str,), "aiTag": (str, type(None)), "tag": (str,), "unread": (bool,)}
 
 _WORKSPACE: ContextVar[Workspace] = ContextVar("sendkit_fake_workspace")
@@ -167,7 +170,11 @@ class FakeSendKit:
         }
         self._host = host
         self._port = port
-        self._ids = object_ids(int(time.time()))
+        # One counter for every id the server issues, so ids never repeat and
+        # always grow (cursor paging relies on that).
+        self._id_prefix = f"{int(time.time()):08x}"
+        self._counter = itertools.count(1)
+        self._ids = object_ids(self._id_prefix, self._counter)
         self._workspaces: dict[str, Workspace] = {}
         self._windows: dict[str, _Window] = {}
         self._runner: web.AppRunner | None = None
@@ -225,7 +232,9 @@ class FakeSendKit:
         """One workspace's state, created on first use."""
         found = self._workspaces.get(workspace_id)
         if found is None:
-            found = self._workspaces[workspace_id] = Workspace(workspace_id, DncStore(self._ids))
+            found = self._workspaces[workspace_id] = Workspace(
+                workspace_id, DncStore(self._id_prefix, self._counter)
+            )
         return found
 
     def dnc_emails(self, workspace_id: str = DEFAULT_WORKSPACE_ID) -> set[str]:
@@ -409,24 +418,26 @@ class FakeSendKit:
         return _json({"success": True, "data": {"imported": imported, "skipped": len(rows) - imported}})
 
     def _check_entry(self, index: int, entry: object) -> tuple[str, str, str]:
-        where = f"entries[{index}]"
+        # Runs for every entry of every import: the happy path does no
+        # string formatting and no set arithmetic.
         if not isinstance(entry, dict):
-            raise _APIError(400, f"{where} must be an object")
-        if unknown := set(entry) - {"email", "type", "reason"}:
-            raise _APIError(400, f"{where}: unknown fields: {', '.join(sorted(unknown))}")
+            raise _APIError(400, f"entries[{index}] must be an object")
+        if len(entry) > len(ENTRY_FIELDS) or not ENTRY_FIELDS.issuperset(entry):
+            unknown = ", ".join(sorted(set(entry) - ENTRY_FIELDS))
+            raise _APIError(400, f"entries[{index}]: unknown fields: {unknown}")
         email, type_, reason = entry.get("email"), entry.get("type", "email"), entry.get("reason", "import")
         if not isinstance(email, str) or not email:
-            raise _APIError(400, f"{where}.email is required")
-        if type_ not in {"email", "domain"}:
-            raise _APIError(400, f"{where}.type must be 'email' or 'domain'")
+            raise _APIError(400, f"entries[{index}].email is required")
+        if type_ not in ENTRY_TYPES:
+            raise _APIError(400, f"entries[{index}].type must be 'email' or 'domain'")
         if reason not in REASONS:
-            raise _APIError(400, f"{where}.reason must be one of {', '.join(sorted(REASONS))}")
+            raise _APIError(400, f"entries[{index}].reason must be one of {', '.join(sorted(REASONS))}")
         try:
             normal = normalize_email(email) if type_ == "email" else normalize_domain(email)
         except ValidationError as exc:
-            raise _APIError(400, f"{where}: {exc}") from None
+            raise _APIError(400, f"entries[{index}]: {exc}") from None
         if self.reject is not None and (why := self.reject(normal)):
-            raise _APIError(400, f"{where}: {why}")
+            raise _APIError(400, f"entries[{index}]: {why}")
         return normal, type_, reason
 
     async def _list(self, request: web.Request) -> web.Response:

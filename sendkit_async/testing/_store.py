@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import bisect
-import itertools
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
@@ -19,7 +18,7 @@ def iso_now() -> str:
 
 
 class DncRecordRow(NamedTuple):
-    """One stored entry; a tuple keeps millions of them cheap."""
+    """One stored entry, as the tests see it (the store keeps plain tuples)."""
 
     id: str
     email: str
@@ -41,20 +40,28 @@ class DncRecordRow(NamedTuple):
         }
 
 
+# A stored row is a plain tuple (cheapest for millions of entries):
+# (sequence number, email, type, reason, created_at).
+_Row = tuple[int, str, str, str, str]
+
+
 class DncStore:
     """One workspace's DNC list: unique by address, in id (insertion) order.
 
-    Ids grow monotonically, so cursor paging is a bisect over a sorted list,
-    and a per-type view makes the ``type`` filter as cheap as the full list.
+    Ids are a fixed 4-byte prefix and an increasing 8-byte counter, so cursor
+    paging is a bisect over the counters, and a per-type view makes the
+    ``type`` filter as cheap as the full list. The hex id is only formatted
+    when an entry is listed.
     """
 
-    __slots__ = ("_by_email", "_ids", "_ids_source", "_rows")
+    __slots__ = ("_by_email", "_counter", "_prefix", "_rows", "_seqs")
 
-    def __init__(self, ids: Iterator[str]) -> None:
-        self._ids_source = ids
-        self._by_email: dict[str, DncRecordRow] = {}
-        self._rows: dict[str | None, list[DncRecordRow]] = {None: [], "email": [], "domain": []}
-        self._ids: dict[str | None, list[str]] = {None: [], "email": [], "domain": []}
+    def __init__(self, prefix: str, counter: Iterator[int]) -> None:
+        self._prefix = prefix
+        self._counter = counter
+        self._by_email: dict[str, _Row] = {}
+        self._rows: dict[str | None, list[_Row]] = {None: [], "email": [], "domain": []}
+        self._seqs: dict[str | None, list[int]] = {None: [], "email": [], "domain": []}
 
     def __len__(self) -> int:
         return len(self._by_email)
@@ -70,26 +77,39 @@ class DncStore:
         """Store an entry unless its address is already there; ``True`` if stored."""
         if email in self._by_email:
             return False
-        row = DncRecordRow(next(self._ids_source), email, type_, reason, created_at)
+        seq = next(self._counter)
+        row = (seq, email, type_, reason, created_at)
         self._by_email[email] = row
-        for view in (None, type_):
-            self._rows[view].append(row)
-            self._ids[view].append(row.id)
+        self._rows[None].append(row)
+        self._seqs[None].append(seq)
+        self._rows[type_].append(row)
+        self._seqs[type_].append(seq)
         return True
 
     def count(self, type_: str | None) -> int:
         """Entries of one type, or all."""
         return len(self._rows[type_])
 
+    def row(self, raw: _Row) -> DncRecordRow:
+        """A stored tuple with its id formatted."""
+        seq, email, type_, reason, created_at = raw
+        return DncRecordRow(self._prefix + format(seq, "016x"), email, type_, reason, created_at)
+
     def page(self, type_: str | None, page: int, limit: int) -> list[DncRecordRow]:
         """Entries of page ``page`` (1-based)."""
         start = (page - 1) * limit
-        return self._rows[type_][start : start + limit]
+        return [self.row(r) for r in self._rows[type_][start : start + limit]]
 
     def after(self, type_: str | None, cursor: str | None, limit: int) -> list[DncRecordRow]:
-        """Up to ``limit`` entries whose id sorts after ``cursor``."""
-        start = 0 if cursor is None else bisect.bisect_right(self._ids[type_], cursor)
-        return self._rows[type_][start : start + limit]
+        """Up to ``limit`` entries whose id sorts after ``cursor`` (a 24-hex id)."""
+        start = 0
+        if cursor is not None:
+            prefix, seq = cursor[:8].lower(), int(cursor[8:], 16)
+            if prefix != self._prefix:  # an id from elsewhere: compare whole ids
+                start = 0 if prefix < self._prefix else len(self._rows[type_])
+            else:
+                start = bisect.bisect_right(self._seqs[type_], seq)
+        return [self.row(r) for r in self._rows[type_][start : start + limit]]
 
 
 @attrs.define
@@ -130,6 +150,6 @@ class Workspace:
     conversations: dict[str, FakeConversation] = attrs.Factory(dict)
 
 
-def object_ids(prefix: int) -> Iterator[str]:
-    """Endless increasing 24-hex ids, like MongoDB's: a 4-byte prefix, an 8-byte counter."""
-    return (f"{prefix:08x}{n:016x}" for n in itertools.count(1))
+def object_ids(prefix: str, counter: Iterator[int]) -> Iterator[str]:
+    """Increasing 24-hex ids, like MongoDB's: a 4-byte prefix, an 8-byte counter."""
+    return (prefix + format(n, "016x") for n in counter)

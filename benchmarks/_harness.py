@@ -1,0 +1,56 @@
+"""Shared pieces of the benchmarks: a fake server in its own process, and input generators."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import orjson
+import requests
+
+from sendkit_async.testing import DEFAULT_WORKSPACE_KEY
+
+KEY = DEFAULT_WORKSPACE_KEY
+HEADERS = {"Content-Type": "application/json", "X-Api-Key": KEY, "Authorization": f"Bearer {KEY}"}
+
+
+@contextlib.contextmanager
+def fake_server(*args: str) -> Iterator[str]:
+    """Run ``python -m sendkit_async.testing`` on a free port; yield its base URL."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sendkit_async.testing", "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        yield line.rsplit(" ", 1)[1].strip()
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def stored(url: str) -> int:
+    """How many entries the server holds."""
+    answer = requests.get(f"{url}/v1/dnc", params={"limit": 1}, headers=HEADERS, timeout=30)
+    return int(answer.json()["pagination"]["total"])
+
+
+def emails(count: int) -> Iterator[str]:
+    """``count`` distinct addresses, generated lazily."""
+    return (f"user{i}@example.com" for i in range(count))
+
+
+def wire_batches(count: int, size: int = 10_000) -> Iterator[bytes]:
+    """The seed page's body shape, 10,000 entries a body, serialised."""
+    batch: list[dict[str, str]] = []
+    for email in emails(count):
+        batch.append({"email": email, "type": "email", "reason": "import"})
+        if len(batch) == size:
+            yield orjson.dumps({"entries": batch})
+            batch = []
+    if batch:
+        yield orjson.dumps({"entries": batch})
