@@ -25,7 +25,8 @@ def fake_server(*args: str) -> Iterator[str]:
         text=True,
     )
     try:
-        assert process.stdout is not None
+        if process.stdout is None:
+            raise RuntimeError("the fake server's output is not piped")
         line = process.stdout.readline()
         yield line.rsplit(" ", 1)[1].strip()
     finally:

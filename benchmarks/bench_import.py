@@ -101,14 +101,15 @@ def memory_child(count: int, dedupe: bool) -> None:
     async def run(url: str) -> None:
         async with SendKit(api_key=KEY, base_url=url) as client:
             report = await client.dnc.import_bulk(emails(count), dedupe=dedupe, concurrency=4)
-        assert report.imported == count, report
+        if report.imported != count:
+            raise RuntimeError(f"lost entries: {report}")
 
     with fake_server() as url:
         asyncio.run(run(url))
     print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
-def peak_rss(count: int, dedupe: bool) -> float:
+def peak_rss(count: int, *, dedupe: bool) -> float:
     argv = [sys.executable, __file__, "--memory-child", str(count), "--dedupe" if dedupe else "--no-dedupe"]
     return float(
         subprocess.run(argv, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
@@ -148,7 +149,8 @@ def main() -> None:
         print("| entries | dedupe=False | dedupe=True |")
         print("| ---: | ---: | ---: |")
         for count in args.memory:
-            print(f"| {count:,} | {peak_rss(count, False):.0f} MiB | {peak_rss(count, True):.0f} MiB |")
+            plain, deduped = peak_rss(count, dedupe=False), peak_rss(count, dedupe=True)
+            print(f"| {count:,} | {plain:.0f} MiB | {deduped:.0f} MiB |")
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from ._session import Session, Transport
 from ._types import JSON, NOT_GIVEN, NotGiven
 from .bulk import _engine
 from .bulk import _inbox as _bulk_inbox
-from .bulk._prepare import EntrySource
+from .bulk._prepare import Batcher, DryRunReport, EntrySource, dry_run
 from .bulk._report import BatchResult, ImportReport
 from .models import (
     Conversation,
@@ -129,6 +129,21 @@ class DncAPI:
             max_rate_limit_retries=max_rate_limit_retries,
         )
         return await _engine.import_bulk(self._session, entries, options, on_progress)
+
+    async def validate_bulk(
+        self,
+        entries: EntrySource,
+        *,
+        batch_size: int = _dnc.MAX_IMPORT_ENTRIES,
+        dedupe: bool = True,
+        reason: DncReason | str | None = None,
+        max_batch_bytes: int = _engine.DEFAULT_MAX_BATCH_BYTES,
+    ) -> DryRunReport:
+        """Check an input as :meth:`import_bulk` would, sending nothing (a dry run)."""
+        options = _engine.ImportOptions(
+            batch_size=batch_size, max_batch_bytes=max_batch_bytes, dedupe=dedupe, reason=reason
+        )
+        return await dry_run(entries, Batcher(batch_size, options.max_batch_bytes, dedupe, reason))
 
     def iter_import(
         self,

@@ -254,3 +254,23 @@ def test_checkpoint_file_is_json_lines_without_the_key(tmp_path):
     assert lines[0]["batch_size"] == 100
     assert sorted(line["batch"] for line in lines[1:]) == [0, 1, 2]
     assert key not in (tmp_path / "c").read_text()
+
+
+async def test_exceptions_in_the_input_are_rejected_with_their_message(sendkit_client):
+    report = await sendkit_client.dnc.import_bulk(["a@example.com", ValueError("line 2 is not valid JSON")])
+    assert [(r.position, r.reason) for r in report.rejected] == [(1, "line 2 is not valid JSON")]
+
+
+async def test_validate_bulk_sends_nothing(fake_sendkit, sendkit_client):
+    dry = await sendkit_client.dnc.validate_bulk(
+        distinct_valid(2_500, bad_every=100, repeat_every=50), batch_size=1_000
+    )
+    assert (dry.read, len(dry.rejected), dry.duplicates, dry.valid, dry.batches) == (2_575, 25, 50, 2_500, 3)
+    assert dry.balanced
+    assert fake_sendkit.stats.requests == 0
+
+
+async def test_an_unknown_default_reason_is_refused_before_sending(fake_sendkit, sendkit_client):
+    with pytest.raises(ValueError, match="invalid reason"):
+        await sendkit_client.dnc.import_bulk(["a@example.com"], reason="vibes")
+    assert fake_sendkit.stats.requests == 0

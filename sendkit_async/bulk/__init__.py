@@ -10,6 +10,7 @@ from ._checkpoint import CheckpointMismatchError
 from ._engine import DEFAULT_CONCURRENCY, DEFAULT_MAX_BATCH_BYTES, ImportJob, ImportOptions
 from ._inbox import DEFAULT_IDS_PER_REQUEST, UpdateOutcome
 from ._limiter import RateLimiter, TokenBucket
+from ._prepare import DryRunReport
 from ._report import BatchResult, FailedEntry, FailureKind, ImportProgress, ImportReport, RejectedEntry
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "DEFAULT_MAX_BATCH_BYTES",
     "BatchResult",
     "CheckpointMismatchError",
+    "DryRunReport",
     "FailedEntry",
     "FailureKind",
     "ImportJob",

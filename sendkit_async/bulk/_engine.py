@@ -35,7 +35,7 @@ from sendkit_async._errors import (
     UnexpectedResponseError,
 )
 from sendkit_async._session import Attempt, Session
-from sendkit_async.models import DncEntry
+from sendkit_async.models import DncEntry, DncReason, _reason
 
 from ._checkpoint import Checkpoint
 from ._limiter import RateLimiter, TokenBucket
@@ -75,7 +75,7 @@ class ImportOptions:
     concurrency: int = attrs.field(default=DEFAULT_CONCURRENCY, validator=_positive)
     max_rate: float | None = attrs.field(default=None, validator=_positive)
     dedupe: bool = True
-    reason: Any = None
+    reason: DncReason | None = attrs.field(default=None, converter=attrs.converters.optional(_reason))
     checkpoint: str | os.PathLike[str] | None = None
     max_retries: int = 5
     max_rate_limit_retries: int = 30
@@ -93,7 +93,7 @@ class ImportOptions:
 
     def settings(self) -> dict[str, Any]:
         """What decides how input becomes batches (a checkpoint must match it)."""
-        reason = None if self.reason is None else str(getattr(self.reason, "value", self.reason))
+        reason = None if self.reason is None else self.reason.value
         return {
             "batch_size": self.batch_size,
             "max_batch_bytes": self.max_batch_bytes,

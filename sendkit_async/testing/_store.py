@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 import attrs
@@ -49,19 +50,21 @@ class DncStore:
     """One workspace's DNC list: unique by address, in id (insertion) order.
 
     Ids are a fixed 4-byte prefix and an increasing 8-byte counter, so cursor
-    paging is a bisect over the counters, and a per-type view makes the
-    ``type`` filter as cheap as the full list. The hex id is only formatted
-    when an entry is listed.
+    paging is a bisect over the counters. The per-type views behind the
+    ``type`` filter are caught up lazily, when a filtered listing asks, so an
+    import pays for one append per entry. The hex id is only formatted when
+    an entry is listed.
     """
 
-    __slots__ = ("_by_email", "_counter", "_prefix", "_rows", "_seqs")
+    __slots__ = ("_by_email", "_counter", "_prefix", "_rows", "_views")
 
     def __init__(self, prefix: str, counter: Iterator[int]) -> None:
         self._prefix = prefix
         self._counter = counter
         self._by_email: dict[str, _Row] = {}
-        self._rows: dict[str | None, list[_Row]] = {None: [], "email": [], "domain": []}
-        self._seqs: dict[str | None, list[int]] = {None: [], "email": [], "domain": []}
+        self._rows: list[_Row] = []
+        # type -> (rows of that type, how many of self._rows it has seen)
+        self._views: dict[str, tuple[list[_Row], int]] = {"email": ([], 0), "domain": ([], 0)}
 
     def __len__(self) -> int:
         return len(self._by_email)
@@ -75,20 +78,30 @@ class DncStore:
 
     def add(self, email: str, type_: str, reason: str, created_at: str) -> bool:
         """Store an entry unless its address is already there; ``True`` if stored."""
-        if email in self._by_email:
-            return False
-        seq = next(self._counter)
-        row = (seq, email, type_, reason, created_at)
-        self._by_email[email] = row
-        self._rows[None].append(row)
-        self._seqs[None].append(seq)
-        self._rows[type_].append(row)
-        self._seqs[type_].append(seq)
-        return True
+        return self.add_many([(email, type_, reason)], created_at) == 1
+
+    def add_many(self, rows: list[tuple[str, str, str]], created_at: str) -> int:
+        """Store ``(email, type, reason)`` rows, skipping known addresses; return how many were new."""
+        by_email, counter, append = self._by_email, self._counter, self._rows.append
+        before = len(self._rows)
+        for email, type_, reason in rows:
+            if email not in by_email:
+                row = (next(counter), email, type_, reason, created_at)
+                by_email[email] = row
+                append(row)
+        return len(self._rows) - before
+
+    def _view(self, type_: str | None) -> list[_Row]:
+        if type_ is None:
+            return self._rows
+        rows, seen = self._views[type_]
+        rows.extend(r for r in self._rows[seen:] if r[2] == type_)
+        self._views[type_] = (rows, len(self._rows))
+        return rows
 
     def count(self, type_: str | None) -> int:
         """Entries of one type, or all."""
-        return len(self._rows[type_])
+        return len(self._view(type_))
 
     def row(self, raw: _Row) -> DncRecordRow:
         """A stored tuple with its id formatted."""
@@ -98,18 +111,19 @@ class DncStore:
     def page(self, type_: str | None, page: int, limit: int) -> list[DncRecordRow]:
         """Entries of page ``page`` (1-based)."""
         start = (page - 1) * limit
-        return [self.row(r) for r in self._rows[type_][start : start + limit]]
+        return [self.row(r) for r in self._view(type_)[start : start + limit]]
 
     def after(self, type_: str | None, cursor: str | None, limit: int) -> list[DncRecordRow]:
         """Up to ``limit`` entries whose id sorts after ``cursor`` (a 24-hex id)."""
+        rows = self._view(type_)
         start = 0
         if cursor is not None:
             prefix, seq = cursor[:8].lower(), int(cursor[8:], 16)
             if prefix != self._prefix:  # an id from elsewhere: compare whole ids
-                start = 0 if prefix < self._prefix else len(self._rows[type_])
+                start = 0 if prefix < self._prefix else len(rows)
             else:
-                start = bisect.bisect_right(self._seqs[type_], seq)
-        return [self.row(r) for r in self._rows[type_][start : start + limit]]
+                start = bisect.bisect_right(rows, seq, key=itemgetter(0))
+        return [self.row(r) for r in rows[start : start + limit]]
 
 
 @attrs.define

@@ -1,0 +1,580 @@
+"""The ``sendkit-async`` command: DNC import, listing and export, inbox calls, the fake server."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import gzip
+import logging
+import os
+import random
+import signal
+import sys
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+import attrs
+import click
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+from sendkit_async._errors import (
+    APIConnectionError,
+    APIStatusError,
+    ConfigurationError,
+    ImportAbortedError,
+    SendKitError,
+    ValidationError,
+)
+from sendkit_async.bulk import DEFAULT_CONCURRENCY, ImportProgress, ImportReport
+from sendkit_async.client import SendKit
+from sendkit_async.testing import FakeSendKit
+
+from ._input import InputFile, UnreadableInputError
+from ._output import ImportDisplay, describe_error, report_json, summary_table, write_rejects
+
+__all__ = ["cli"]
+
+EXIT_OK: Final = 0
+EXIT_INCOMPLETE: Final = 1
+EXIT_USAGE: Final = 2
+EXIT_INTERRUPTED: Final = 130
+T = TypeVar("T")
+
+
+@attrs.define
+class Settings:
+    """The root options, shared by every command."""
+
+    api_key_file: Path | None
+    base_url: str | None
+    workspace_id: str | None
+    fake: bool
+    debug: bool
+    fake_options: dict[str, Any] = attrs.Factory(dict)
+
+    @property
+    def use_fake(self) -> bool:
+        """``--fake``, or ``SENDKIT_BASE_URL=fake``."""
+        return self.fake or (self.base_url or os.environ.get("SENDKIT_BASE_URL", "")).lower() == "fake"
+
+
+err = Console(stderr=True)
+out = Console()
+
+
+@asynccontextmanager
+async def open_client(settings: Settings, **options: Any) -> AsyncIterator[SendKit]:
+    """A client for the real API, or for an in-process fake server with ``--fake``."""
+    if settings.use_fake:
+        async with FakeSendKit(**settings.fake_options) as fake, fake.client(**options) as client:
+            yield client
+        return
+    key = None
+    if settings.api_key_file is not None:
+        try:
+            key = settings.api_key_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigurationError(f"cannot read --api-key-file: {exc.strerror}") from None
+    async with SendKit(
+        api_key=key, base_url=settings.base_url, workspace_id=settings.workspace_id, **options
+    ) as client:
+        yield client
+
+
+def run(settings: Settings, work: Callable[[], Awaitable[int]]) -> None:
+    """Run ``work`` on a fresh event loop and exit with its code; map errors to codes.
+
+    Ctrl-C cancels the work (which stops cleanly, closing the checkpoint) and exits 130.
+    """
+    if settings.debug:
+        logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+    async def main() -> int:
+        task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        assert task is not None  # noqa: S101 - inside a running task by construction
+        loop.add_signal_handler(signal.SIGINT, task.cancel)
+        try:
+            return await work()
+        finally:
+            loop.remove_signal_handler(signal.SIGINT)
+
+    try:
+        code = asyncio.run(main())
+    except asyncio.CancelledError:
+        err.print("[yellow]stopped[/] (Ctrl-C); run the same command again to resume from --checkpoint")
+        code = EXIT_INTERRUPTED
+    except (ConfigurationError, ValidationError, UnreadableInputError) as exc:
+        if settings.debug:
+            err.print_exception()
+        err.print(f"[red]error:[/] {describe_error(exc)}")
+        code = EXIT_USAGE
+    except (APIStatusError, APIConnectionError, SendKitError) as exc:
+        if settings.debug:
+            err.print_exception()
+        err.print(f"[red]error:[/] {describe_error(exc)}")
+        code = EXIT_INCOMPLETE
+    sys.exit(code)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--api-key-file", type=click.Path(dir_okay=False, path_type=Path), help="read the API key from this file"
+)
+@click.option("--base-url", help="API base URL (default: SENDKIT_BASE_URL or https://api.sendkit.ai)")
+@click.option("--workspace-id", help="workspace, with a platform key (default: SENDKIT_WORKSPACE_ID)")
+@click.option("--fake", is_flag=True, help="run against an in-process fake SendKit server")
+@click.option("--debug", is_flag=True, help="tracebacks and request logs (the key is never logged)")
+@click.version_option(package_name="sendkit-async")
+@click.pass_context
+def cli(
+    ctx: click.Context,
+    api_key_file: Path | None,
+    base_url: str | None,
+    workspace_id: str | None,
+    fake: bool,
+    debug: bool,
+) -> None:
+    """SendKit from the command line: DNC imports, listings and inbox operations.
+
+    The key comes from SENDKIT_API_KEY or --api-key-file and is never printed.
+    """
+    ctx.obj = Settings(api_key_file, base_url, workspace_id, fake, debug)
+
+
+# -- dnc ---------------------------------------------------------------------
+
+
+@cli.group()
+def dnc() -> None:
+    """The Do Not Contact list."""
+
+
+@dnc.command("import")
+@click.argument("file")
+@click.option("--concurrency", type=click.IntRange(1, 64), default=DEFAULT_CONCURRENCY, show_default=True)
+@click.option("--max-rate", type=click.FloatRange(min=0, min_open=True), help="requests per second at most")
+@click.option("--batch-size", type=click.IntRange(1, 10_000), default=10_000, show_default=True)
+@click.option("--reason", default=None, help="reason for rows without one (default: import)")
+@click.option("--no-dedupe", is_flag=True, help="send repeats of an address instead of dropping them")
+@click.option(
+    "--checkpoint", type=click.Path(dir_okay=False), help="record landed batches here; rerun to resume"
+)
+@click.option(
+    "--rejects", type=click.Path(dir_okay=False), help="write rejected and failed entries here as CSV"
+)
+@click.option("--dry-run", is_flag=True, help="validate and count; send nothing")
+@click.option("--json", "as_json", is_flag=True, help="print the report as one JSON object, no progress bar")
+@click.pass_obj
+def dnc_import(
+    settings: Settings,
+    file: str,
+    concurrency: int,
+    max_rate: float | None,
+    batch_size: int,
+    reason: str | None,
+    no_dedupe: bool,
+    checkpoint: str | None,
+    rejects: str | None,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    """Import FILE (CSV with an email column, one address per line, or JSON Lines; - for stdin; .gz ok).
+
+    Exit codes: 0 all imported or already listed; 1 some rejected or failed;
+    2 usage or configuration error; 130 stopped by Ctrl-C (rerun to resume).
+    """
+    source = InputFile(file)
+    run(
+        settings,
+        lambda: import_file(
+            settings,
+            source,
+            concurrency=concurrency,
+            max_rate=max_rate,
+            batch_size=batch_size,
+            reason=reason,
+            dedupe=not no_dedupe,
+            checkpoint=checkpoint,
+            rejects=rejects,
+            dry_run=dry_run,
+            as_json=as_json,
+        ),
+    )
+
+
+async def import_file(
+    settings: Settings,
+    source: InputFile,
+    *,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    max_rate: float | None = None,
+    batch_size: int = 10_000,
+    reason: str | None = None,
+    dedupe: bool = True,
+    checkpoint: str | None = None,
+    rejects: str | None = None,
+    dry_run: bool = False,
+    as_json: bool = False,
+    rejects_expected: bool = False,
+) -> int:
+    """The import job behind ``dnc import`` and ``demo``; returns the exit code."""
+    async with open_client(settings) as client:
+        if dry_run:
+            report: Any = await client.dnc.validate_bulk(
+                source.entries(), batch_size=batch_size, dedupe=dedupe, reason=reason
+            )
+            problems = len(report.rejected)
+        else:
+            display = ImportDisplay(err, source, enabled=not as_json and err.is_terminal)
+            last: list[ImportProgress] = []
+
+            def on_progress(snapshot: ImportProgress) -> None:
+                last[:] = [snapshot]
+                display.update(snapshot)
+
+            try:
+                with display.running():
+                    report = await client.dnc.import_bulk(
+                        source.entries(),
+                        batch_size=batch_size,
+                        concurrency=concurrency,
+                        max_rate=max_rate,
+                        dedupe=dedupe,
+                        reason=reason,
+                        checkpoint=checkpoint,
+                        on_progress=on_progress,
+                    )
+            except ImportAbortedError as exc:
+                if exc.report is None:
+                    raise
+                finish(
+                    exc.report, source, rejects=rejects, as_json=as_json, title="import stopped", error=exc
+                )
+                return EXIT_INCOMPLETE
+            except asyncio.CancelledError:
+                if last and not as_json:
+                    snapshot = last[0]
+                    err.print(
+                        f"stopped after {snapshot.read:,} read: {snapshot.imported:,} imported, "
+                        f"{snapshot.skipped:,} skipped, {snapshot.rejected:,} rejected"
+                    )
+                raise
+            problems = len(report.rejected) + len(report.failed)
+    finish(report, source, rejects=rejects, as_json=as_json, title="dry run" if dry_run else "import")
+    if problems and not (rejects_expected and isinstance(report, ImportReport) and not report.failed):
+        return EXIT_INCOMPLETE
+    return EXIT_OK
+
+
+def finish(
+    report: Any,
+    source: InputFile,
+    *,
+    rejects: str | None,
+    as_json: bool,
+    title: str,
+    error: BaseException | None = None,
+) -> None:
+    """Print the summary (or JSON), write the rejects file, and the stop reason if any."""
+    if rejects is not None:
+        count = write_rejects(rejects, report, source)
+        if not as_json:
+            err.print(f"wrote {count:,} rejected or failed entries to {rejects}")
+    if as_json:
+        extra = {"error": describe_error(error)} if error is not None else {}
+        sys.stdout.buffer.write(report_json(report, source, **extra) + b"\n")
+        sys.stdout.flush()
+    else:
+        out.print(summary_table(report, title=title))
+    if error is not None:
+        err.print(f"[red]error:[/] {describe_error(error)}")
+
+
+@dnc.command("list")
+@click.option("--type", "type_", type=click.Choice(["email", "domain"]), help="only this entry type")
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "csv", "jsonl"]), default="table", show_default=True
+)
+@click.option("--limit", type=click.IntRange(min=1), help="stop after N entries")
+@click.pass_obj
+def dnc_list(settings: Settings, type_: str | None, fmt: str, limit: int | None) -> None:
+    """List DNC entries."""
+
+    async def work() -> int:
+        async with open_client(settings) as client:
+            rows = []
+            async for entry in client.dnc.list(type=type_):
+                rows.append(entry)
+                if fmt != "table":
+                    _emit(sys.stdout, fmt, entry, header=len(rows) == 1)
+                if limit is not None and len(rows) >= limit:
+                    break
+                if fmt != "table":
+                    rows.clear()
+        if fmt == "table":
+            table = Table("email", "type", "reason", "created")
+            for entry in rows:
+                created = entry.created_at.isoformat() if entry.created_at else ""
+                table.add_row(entry.email, entry.entry_type, entry.reason, created)
+            out.print(table)
+        return EXIT_OK
+
+    run(settings, work)
+
+
+_FIELDS: Final = ("email", "type", "reason", "created_at", "id")
+
+
+def _emit(handle: Any, fmt: str, entry: Any, *, header: bool) -> None:
+    values = (
+        entry.email,
+        entry.entry_type,
+        entry.reason,
+        entry.created_at.isoformat() if entry.created_at else "",
+        entry.id,
+    )
+    if fmt == "jsonl":
+        handle.write(orjson.dumps(dict(zip(_FIELDS, values, strict=True))).decode() + "\n")
+        return
+    writer = csv.writer(handle)
+    if header:
+        writer.writerow(_FIELDS)
+    writer.writerow(values)
+
+
+@dnc.command("export")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), help="default: from the file name")
+@click.option("--type", "type_", type=click.Choice(["email", "domain"]), help="only this entry type")
+@click.pass_obj
+def dnc_export(settings: Settings, file: str, fmt: str | None, type_: str | None) -> None:
+    """Write every DNC entry to FILE (CSV or JSON Lines), streamed page by page."""
+    chosen = fmt or ("jsonl" if file.endswith((".jsonl", ".jsonl.gz", ".ndjson")) else "csv")
+
+    async def work() -> int:
+        count = 0
+        opener: Any = gzip.open if file.endswith(".gz") else open
+        async with open_client(settings) as client:
+            with opener(file, "wt", newline="", encoding="utf-8") as handle:
+                async for page in client.dnc.pages(type=type_):
+                    for entry in page.items:
+                        _emit(handle, chosen, entry, header=count == 0)
+                        count += 1
+        err.print(f"exported {count:,} entries to {file}")
+        return EXIT_OK
+
+    run(settings, work)
+
+
+# -- inbox -------------------------------------------------------------------
+
+
+@cli.group()
+def inbox() -> None:
+    """Conversations."""
+
+
+def _read_ids(path: str | None) -> list[str] | None:
+    if path is None:
+        return None
+    text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def _selection_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed(
+        [
+            click.option(
+                "--ids-file", type=click.Path(), help="conversation ids, one per line (- for stdin)"
+            ),
+            click.option(
+                "--all", "select_all", is_flag=True, help="every conversation (narrow with --filter)"
+            ),
+            click.option(
+                "--exclude-file", type=click.Path(), help="with --all: ids to leave out, one per line"
+            ),
+            click.option(
+                "--filter", "filters", multiple=True, metavar="KEY=VALUE", help="with --all: a filter"
+            ),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+def _selection(
+    ids_file: str | None, select_all: bool, exclude_file: str | None, filters: tuple[str, ...]
+) -> dict[str, Any]:
+    if (ids_file is None) == (not select_all):
+        raise click.UsageError("pass --ids-file FILE or --all")
+    parsed: dict[str, Any] = {}
+    for item in filters:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.UsageError(f"--filter takes KEY=VALUE, got {item!r}")
+        parsed[key] = _filter_value(value)
+    if (filters or exclude_file) and not select_all:
+        raise click.UsageError("--filter and --exclude-file go with --all")
+    return {
+        "conversation_ids": _read_ids(ids_file),
+        "select_all": select_all,
+        "filters": parsed or None,
+        "exclude_ids": _read_ids(exclude_file),
+    }
+
+
+def _filter_value(value: str) -> Any:
+    lowered = value.lower()
+    if lowered in {"true", "false"}:
+        return lowered == "true"
+    return None if lowered == "null" else value
+
+
+@inbox.command("mark-read")
+@_selection_options
+@click.pass_obj
+def inbox_mark_read(
+    settings: Settings,
+    ids_file: str | None,
+    select_all: bool,
+    exclude_file: str | None,
+    filters: tuple[str, ...],
+) -> None:
+    """Mark the selected conversations' unread replies as read."""
+    selection = _selection(ids_file, select_all, exclude_file, filters)
+
+    async def work() -> int:
+        async with open_client(settings) as client:
+            result = await client.inbox.mark_read(**selection)
+        out.print(f"marked {result.modified:,} conversations read")
+        return EXIT_OK
+
+    run(settings, work)
+
+
+@inbox.command("add-to-dnc")
+@_selection_options
+@click.pass_obj
+def inbox_add_to_dnc(
+    settings: Settings,
+    ids_file: str | None,
+    select_all: bool,
+    exclude_file: str | None,
+    filters: tuple[str, ...],
+) -> None:
+    """Put the selected conversations' leads on the DNC list."""
+    selection = _selection(ids_file, select_all, exclude_file, filters)
+
+    async def work() -> int:
+        async with open_client(settings) as client:
+            result = await client.inbox.add_leads_to_dnc(**selection)
+        out.print(
+            f"added {result.added:,} leads to the DNC list, "
+            f"{result.skipped:,} already there ({result.total:,} in all)"
+        )
+        return EXIT_OK
+
+    run(settings, work)
+
+
+@inbox.command("update")
+@click.argument("conversation_id")
+@click.option("--mark-read", is_flag=True, help="mark its unread replies as read")
+@click.option("--ai-tag", help="set the AI tag")
+@click.option("--clear-ai-tag", is_flag=True, help="remove the AI tag")
+@click.option("--tag", "tags", multiple=True, help="set the custom tags (repeat for several)")
+@click.pass_obj
+def inbox_update(
+    settings: Settings,
+    conversation_id: str,
+    mark_read: bool,
+    ai_tag: str | None,
+    clear_ai_tag: bool,
+    tags: tuple[str, ...],
+) -> None:
+    """Update one conversation."""
+    if ai_tag is not None and clear_ai_tag:
+        raise click.UsageError("--ai-tag and --clear-ai-tag exclude each other")
+    changes: dict[str, Any] = {}
+    if mark_read:
+        changes["mark_read"] = True
+    if ai_tag is not None or clear_ai_tag:
+        changes["ai_tag"] = ai_tag
+    if tags:
+        changes["tags"] = list(tags)
+    if not changes:
+        raise click.UsageError("nothing to update: pass --mark-read, --ai-tag, --clear-ai-tag or --tag")
+
+    async def work() -> int:
+        async with open_client(settings) as client:
+            conversation = await client.inbox.update(conversation_id, **changes)
+        out.print(f"{conversation.id}: ai tag {conversation.ai_tag!r}, tags {list(conversation.tags)}")
+        return EXIT_OK
+
+    run(settings, work)
+
+
+# -- fake server and demo ----------------------------------------------------
+
+
+@cli.command("fake-server")
+@click.option("--port", type=int, default=8080, show_default=True)
+@click.option("--latency-ms", type=float, default=0.0, show_default=True)
+@click.option("--rate-limit", type=int, help="requests per second per key")
+@click.option("--fail-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True)
+def fake_server(port: int, latency_ms: float, rate_limit: int | None, fail_rate: float) -> None:
+    """Run the bundled fake SendKit server in the foreground (Ctrl-C stops it)."""
+    from sendkit_async.testing.__main__ import main as serve  # noqa: PLC0415 - only this command needs it
+
+    argv = ["--port", str(port), "--latency-ms", str(latency_ms), "--fail-rate", str(fail_rate)]
+    if rate_limit is not None:
+        argv += ["--rate-limit", str(rate_limit)]
+    sys.exit(serve(argv))
+
+
+DEMO_ENTRIES: Final = 200_000
+INVALID_SHARE: Final = 0.01
+REPEAT_SHARE: Final = 0.02
+DOMAIN_SHARE: Final = 0.02
+
+
+def write_sample(path: Path, count: int, *, seed: int = 7) -> None:
+    """A CSV of ``count`` rows: mostly valid, about 1% invalid and 2% repeated."""
+    rng = random.Random(seed)  # noqa: S311 - sample data
+    reasons = ["bounce", "unsubscribe_link", "complaint", "manual", ""]
+    with gzip.open(path, "wt", newline="") if path.suffix == ".gz" else path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["email", "type", "reason", "source"])
+        for i in range(count):
+            roll = rng.random()
+            if roll < INVALID_SHARE:
+                writer.writerow(
+                    [rng.choice(["not-an-email", "a@b", "x@@example.com", "@nodomain.com"]), "", "", "crm"]
+                )
+            elif roll < INVALID_SHARE + REPEAT_SHARE and i:
+                writer.writerow([f"Lead{rng.randrange(i)}@Example.com", "email", "", "crm"])
+            elif roll < INVALID_SHARE + REPEAT_SHARE + DOMAIN_SHARE:
+                writer.writerow([f"blocked{i}.example.net", "domain", "manual", "crm"])
+            else:
+                writer.writerow([f"lead{i}@example.com", "email", rng.choice(reasons), "crm"])
+
+
+@cli.command()
+@click.option("--entries", type=click.IntRange(min=1), default=DEMO_ENTRIES, show_default=True)
+@click.pass_obj
+def demo(settings: Settings, entries: int) -> None:
+    """Import a generated sample into an in-process fake server (50 ms latency, 20 requests/s)."""
+    settings.fake = True
+    settings.fake_options = {"latency": 0.05, "rate_limit": 20, "seed": 1}
+    with tempfile.TemporaryDirectory() as folder:
+        sample = Path(folder) / "sample.csv"
+        write_sample(sample, entries)
+        err.print(f"generated {entries:,} rows (with invalid entries and repeats) in {sample.name}")
+        source = InputFile(str(sample))
+        run(settings, lambda: import_file(settings, source, rejects_expected=True))

@@ -1,0 +1,189 @@
+"""What the command line shows: the progress bar, the summary table, the rejects file, errors."""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import orjson
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from sendkit_async._errors import (
+    APIConnectionError,
+    APIStatusError,
+    ImportAbortedError,
+    SendKitError,
+)
+from sendkit_async.bulk import DryRunReport, ImportProgress, ImportReport
+
+from ._input import InputFile
+
+__all__ = ["ImportDisplay", "describe_error", "report_json", "summary_table", "write_rejects"]
+
+_HINTS = {
+    401: "check SENDKIT_API_KEY or --api-key-file",
+    403: "this key may not act on that workspace; check SENDKIT_WORKSPACE_ID",
+    404: "check the base URL and the id",
+    429: "the API is rate limiting; lower --concurrency or set --max-rate",
+}
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line: what failed and what to do about it (never the key, never a traceback)."""
+    cause = exc.__cause__ if isinstance(exc, ImportAbortedError) and exc.__cause__ else exc
+    if isinstance(cause, APIStatusError):
+        what = cause.error or "error"
+        hint = _HINTS.get(cause.status) or (
+            "the service failed; try again later (with --checkpoint to resume)" if cause.status >= 500 else ""  # noqa: PLR2004
+        )
+        line = f"{cause.status} {what}: {cause.message}"
+        return f"{line} ({hint})" if hint else line
+    if isinstance(cause, APIConnectionError):
+        return f"{cause} (check the network and SENDKIT_BASE_URL)"
+    if isinstance(cause, SendKitError):
+        return str(cause)
+    return f"{type(cause).__name__}: {cause}"
+
+
+class _CountsColumn(ProgressColumn):
+    """Entries per second, batches, retries and 429s, from the latest progress snapshot."""
+
+    def render(self, task: Task) -> Text:
+        snapshot: ImportProgress | None = task.fields.get("snapshot")
+        if snapshot is None:
+            return Text("starting…", style="dim")
+        return Text(
+            f"{snapshot.read:,} read · {snapshot.entries_per_second:,.0f}/s · {snapshot.batches} batches · "
+            f"{snapshot.retries} retries · {snapshot.rate_limited} x 429",
+        )
+
+
+class ImportDisplay:
+    """A rich progress bar over the input file (by bytes when its size is known)."""
+
+    def __init__(self, console: Console, source: InputFile, *, enabled: bool) -> None:
+        self._console = console
+        self._source = source
+        self._enabled = enabled
+        self._progress: Progress | None = None
+        self._task: Any = None
+
+    @contextmanager
+    def running(self) -> Iterator[ImportDisplay]:
+        """Show the bar while the block runs."""
+        if not self._enabled:
+            yield self
+            return
+        columns: list[ProgressColumn | str] = [TextColumn("[bold]importing"), BarColumn()]
+        if self._source.total_bytes is not None or self._source.path != "-":
+            columns += [TaskProgressColumn(), TimeRemainingColumn()]
+        columns += [TimeElapsedColumn(), _CountsColumn()]
+        with Progress(*columns, console=self._console, transient=False) as progress:
+            self._progress = progress
+            self._task = progress.add_task("import", total=None, snapshot=None)
+            yield self
+
+    def update(self, snapshot: ImportProgress) -> None:
+        """Show the latest counts."""
+        if self._progress is None:
+            return
+        total = self._source.total_bytes
+        self._progress.update(self._task, total=total, completed=self._source.bytes_read, snapshot=snapshot)
+
+
+def summary_table(report: ImportReport | DryRunReport, *, title: str) -> Table:
+    """The end-of-job counts as a table."""
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    rows: list[tuple[str, str]] = [("read", f"{report.read:,}"), ("rejected", f"{len(report.rejected):,}")]
+    rows.append(("duplicates", f"{report.duplicates:,}"))
+    if isinstance(report, DryRunReport):
+        rows += [("valid (would send)", f"{report.valid:,}"), ("batches", f"{report.batches:,}")]
+    else:
+        rows += [
+            ("imported", f"{report.imported:,}"),
+            ("skipped (already listed)", f"{report.skipped:,}"),
+            ("failed", f"{len(report.failed):,}"),
+            ("batches", f"{report.batches:,}"),
+            ("requests", f"{report.requests:,}"),
+            ("retries", f"{report.retries:,}"),
+            ("429s", f"{report.rate_limited:,}"),
+            ("elapsed", f"{report.elapsed:.1f} s"),
+            ("entries/s", f"{report.entries_per_second:,.0f}"),
+        ]
+        if report.resumed_batches:
+            rows.append(("resumed batches", f"{report.resumed_batches:,}"))
+    for name, value in rows:
+        table.add_row(name, value)
+    return table
+
+
+def report_json(report: ImportReport | DryRunReport, source: InputFile, **extra: Any) -> bytes:
+    """The report as one JSON object, with input line numbers on every listed entry."""
+    data: dict[str, Any] = {
+        "read": report.read,
+        "rejected": len(report.rejected),
+        "duplicates": report.duplicates,
+    }
+    if isinstance(report, DryRunReport):
+        data |= {"valid": report.valid, "batches": report.batches}
+    else:
+        data |= {
+            "imported": report.imported,
+            "skipped": report.skipped,
+            "failed": len(report.failed),
+            "batches": report.batches,
+            "requests": report.requests,
+            "retries": report.retries,
+            "rate_limited": report.rate_limited,
+            "elapsed": round(report.elapsed, 3),
+            "entries_per_second": round(report.entries_per_second, 1),
+            "resumed_batches": report.resumed_batches,
+            "failures": [
+                {
+                    "line": source.line_of(f.position),
+                    "email": f.email,
+                    "kind": f.kind.value,
+                    "reason": f.reason,
+                }
+                for f in report.failed
+            ],
+        }
+    data["rejections"] = [
+        {"line": source.line_of(r.position), "value": r.value, "reason": r.reason} for r in report.rejected
+    ]
+    return orjson.dumps(data | extra)
+
+
+def write_rejects(
+    path: str | os.PathLike[str], report: ImportReport | DryRunReport, source: InputFile
+) -> int:
+    """Write every rejected and failed entry as CSV (line, value, kind, reason); return the row count."""
+    rows: list[tuple[int, str, str, str]] = [
+        (source.line_of(r.position), r.value, "rejected", r.reason) for r in report.rejected
+    ]
+    if isinstance(report, ImportReport):
+        rows += [(source.line_of(f.position), f.email, f.kind.value, f.reason) for f in report.failed]
+    rows.sort()
+    with Path(path).open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["line", "value", "kind", "reason"])
+        writer.writerows(rows)
+    return len(rows)
