@@ -126,22 +126,23 @@ class DncEntry:
         """
         if isinstance(value, DncEntry):
             return value
+        # Same checks as __init__, without its overhead: this runs per entry of
+        # every bulk job.
         if isinstance(value, str):
-            kind = EntryType.EMAIL if "@" in value else EntryType.DOMAIN
-            chosen = DncReason.IMPORT if reason is None else _reason(reason)
-            return cls._trusted(_normalize(value, kind), kind, chosen)
-        if isinstance(value, Mapping):
+            address, given_type, given_reason = value, None, reason
+        elif isinstance(value, Mapping):
             address = value.get("email", value.get("domain"))
             if not isinstance(address, str):
                 raise ValidationError("entry has no 'email' string")
-            kwargs: dict[str, Any] = {}
-            if value.get("type") not in (None, ""):
-                kwargs["type"] = value["type"]
-            given = value.get("reason") or reason
-            if given is not None:
-                kwargs["reason"] = given
-            return cls(address, **kwargs)
-        raise ValidationError(f"cannot make a DNC entry from {type(value).__name__}")
+            given_type, given_reason = value.get("type") or None, value.get("reason") or reason
+        else:
+            raise ValidationError(f"cannot make a DNC entry from {type(value).__name__}")
+        if given_type is None:
+            kind = EntryType.EMAIL if "@" in address else EntryType.DOMAIN
+        else:
+            kind = _entry_type(given_type)
+        chosen = DncReason.IMPORT if given_reason is None else _reason(given_reason)
+        return cls._trusted(_normalize(address, kind), kind, chosen)
 
 
 def _normalize(address: object, kind: EntryType) -> str:

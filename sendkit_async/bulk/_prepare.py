@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from typing import Any, Final
 
 import anyio.lowlevel
@@ -51,6 +51,8 @@ class Batch:
 
 
 def _show(item: object) -> str:
+    if isinstance(item, Mapping) and isinstance(item.get("email", item.get("domain")), str):
+        item = item.get("email", item.get("domain"))
     text = item if isinstance(item, str) else repr(item)
     return text if len(text) <= _SHOWN else text[: _SHOWN - 1] + "…"
 

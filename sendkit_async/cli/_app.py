@@ -224,6 +224,7 @@ async def import_file(
     rejects_expected: bool = False,
 ) -> int:
     """The import job behind ``dnc import`` and ``demo``; returns the exit code."""
+    await source.open()  # an unreadable file is a usage error, before any request
     async with open_client(settings) as client:
         if dry_run:
             report: Any = await client.dnc.validate_bulk(

@@ -48,47 +48,78 @@ class InputFile:
         # sparse, since only headers and blank lines shift it.
         self._offsets: list[tuple[int, int]] = []
         self._raw: IO[bytes] | None = None
+        self._gzip: gzip.GzipFile | None = None
+        self._text: io.TextIOWrapper | None = None
+        self._lines: Iterator[tuple[int, Any]] | None = None
 
     def line_of(self, position: int) -> int:
         """The 1-based line number of the item at ``position`` (0-based)."""
         index = bisect.bisect_right(self._offsets, (position, sys.maxsize)) - 1
         return position + (self._offsets[index][1] if index >= 0 else 1)
 
-    def _open(self) -> Iterator[tuple[int, Any]]:
+    def _open_sync(self) -> Iterator[tuple[int, Any]]:
         if self.path == "-":
-            raw: IO[bytes] = sys.stdin.buffer
+            raw: Any = sys.stdin.buffer
         else:
             path = Path(self.path)
             if not path.is_file():
                 raise UnreadableInputError(f"no such file: {self.path}")
             self.total_bytes = path.stat().st_size
             raw = path.open("rb")
+        # peek() sniffs gzip without consuming; wrap sources that cannot peek.
+        buffered = raw if hasattr(raw, "peek") else io.BufferedReader(raw)
         self._raw = raw
-        # Both sources are buffered readers already; peek() sniffs gzip without consuming.
-        buffered: Any = raw
-        stream: Any = gzip.GzipFile(fileobj=buffered) if buffered.peek(2)[:2] == _GZIP_MAGIC else buffered
-        text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="replace", newline="")
-        return self._items(text)
+        self._gzip = gzip.GzipFile(fileobj=buffered) if buffered.peek(2)[:2] == _GZIP_MAGIC else None
+        # Held on self: the wrapper closes what it wraps when collected.
+        self._text = io.TextIOWrapper(
+            self._gzip or buffered, encoding="utf-8-sig", errors="replace", newline=""
+        )
+        try:
+            return self._items(self._text)
+        except BaseException:
+            self._close_sync()
+            raise
+
+    def _close_sync(self) -> None:
+        if self._text is None:
+            return
+        if self.path == "-":
+            self._text.detach()  # never close the process's standard input
+            if self._gzip is not None:
+                self._gzip.close()
+        else:
+            self._text.close()
+            if self._raw is not None:
+                self._raw.close()
+        self._text = None
+
+    async def open(self) -> None:
+        """Open the file and detect its format (raises :class:`UnreadableInputError` early)."""
+        if self._lines is None:
+            self._lines = await anyio.to_thread.run_sync(self._open_sync)
 
     def _items(self, text: io.TextIOWrapper) -> Iterator[tuple[int, Any]]:
         lines = enumerate(text, start=1)
         first = next(((n, line) for n, line in lines if line.strip()), None)
         if first is None:
-            return
+            self.format = "list"
+            return iter(())
         number, line = first
         stripped = line.strip()
         if stripped.startswith(("{", '"')):
             self.format = "jsonl"
-            yield from self._jsonl([(number, line)], lines)
-        elif "," in stripped or stripped.lower() in {"email", "domain"}:
+            return self._jsonl([(number, line)], lines)
+        if "," in stripped or stripped.lower() in {"email", "domain"}:
             self.format = "csv"
-            yield from self._csv(number, line, lines)
-        else:
-            self.format = "list"
-            yield number, stripped
-            for n, raw in lines:
-                if raw.strip():
-                    yield n, raw.strip()
+            return self._csv(number, line, lines)
+        self.format = "list"
+        return self._list([(number, line)], lines)
+
+    @staticmethod
+    def _list(head: list[tuple[int, str]], lines: Iterator[tuple[int, str]]) -> Iterator[tuple[int, Any]]:
+        for number, line in itertools.chain(head, lines):
+            if line.strip():
+                yield number, line.strip()
 
     @staticmethod
     def _jsonl(head: list[tuple[int, str]], lines: Iterator[tuple[int, str]]) -> Iterator[tuple[int, Any]]:
@@ -108,22 +139,33 @@ class InputFile:
         header = [h.strip().lower() for h in next(csv.reader([header_line]))]
         if "email" not in header and "domain" not in header:
             raise UnreadableInputError(f"line {number}: a CSV import needs an 'email' column, found {header}")
-        for n, line in lines:
-            if not line.strip():
+        return self._csv_rows(number, header, lines)
+
+    @staticmethod
+    def _csv_rows(
+        number: int, header: list[str], lines: Iterator[tuple[int, str]]
+    ) -> Iterator[tuple[int, Any]]:
+        # One reader over the rest of the stream; line_num counts the physical
+        # lines it consumed, so quoted newlines keep the numbering right.
+        reader = csv.reader(line for _, line in lines)
+        for row in reader:
+            if not any(cell.strip() for cell in row):
                 continue
-            row = next(csv.reader([line]))
             record = {key: value.strip() for key, value in zip(header, row, strict=False) if value.strip()}
-            yield n, record
+            yield number + reader.line_num, record
 
     def _chunk(self, items: Iterator[tuple[int, Any]]) -> list[tuple[int, Any]]:
         chunk = [pair for _, pair in zip(range(_CHUNK_LINES), items, strict=False)]
-        if self._raw is not None and self.total_bytes is not None:
+        if self._raw is not None and self.total_bytes is not None and not self._raw.closed:
             self.bytes_read = self._raw.tell()
         return chunk
 
     async def entries(self) -> AsyncIterator[Any]:
         """Yield the items in order, recording line numbers for :meth:`line_of`."""
-        items = await anyio.to_thread.run_sync(self._open)
+        await self.open()
+        items, self._lines = self._lines, None
+        if items is None:  # pragma: no cover - open() just set it
+            raise RuntimeError("the input was already read")
         position = 0
         offset = None
         try:
@@ -135,7 +177,7 @@ class InputFile:
                     position += 1
                     yield item
         finally:
-            if self._raw is not None and self._raw is not sys.stdin.buffer:
-                await anyio.to_thread.run_sync(self._raw.close)
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(self._close_sync)
         if self.total_bytes is not None:
             self.bytes_read = self.total_bytes

@@ -1,0 +1,365 @@
+import asyncio
+import csv
+import gzip
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from sendkit_async.cli._app import cli, write_sample
+from sendkit_async.testing import FakeSendKit
+
+CSV_TEXT = """email,type,reason,notes
+bounce1@example.com,email,bounce,x
+Bounce2@Example.com,email,,y
+
+badcompany.com,domain,manual,z
+not an email,email,,w
+bounce1@example.com,email,bounce,dup
+"""
+
+
+class ThreadedFake:
+    """A FakeSendKit on its own thread and loop, so the (synchronous) CLI can talk to it."""
+
+    def __init__(self, **knobs):
+        self.fake = FakeSendKit(**knobs)
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self.fake.start(), self.loop).result(10)
+        return self.fake
+
+    def __exit__(self, *exc):
+        asyncio.run_coroutine_threadsafe(self.fake.stop(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+@pytest.fixture
+def server(monkeypatch):
+    with ThreadedFake(seed=0) as fake:
+        monkeypatch.setenv("SENDKIT_API_KEY", fake.api_key)
+        monkeypatch.setenv("SENDKIT_BASE_URL", fake.url)
+        yield fake
+
+
+def invoke(*args, stdin=None):
+    return CliRunner().invoke(cli, list(args), input=stdin, catch_exceptions=False)
+
+
+def write(path, text, *, compress=False):
+    if compress:
+        with gzip.open(path, "wt") as handle:
+            handle.write(text)
+    else:
+        path.write_text(text)
+    return str(path)
+
+
+def test_csv_import_reports_json_that_adds_up(server, tmp_path):
+    result = invoke("dnc", "import", write(tmp_path / "in.csv", CSV_TEXT), "--json")
+    assert result.exit_code == 1  # one rejected row
+    report = json.loads(result.stdout)
+    assert (report["read"], report["imported"], report["rejected"], report["duplicates"]) == (5, 3, 1, 1)
+    assert (
+        report["read"]
+        == report["rejected"]
+        + report["duplicates"]
+        + report["imported"]
+        + report["skipped"]
+        + report["failed"]
+    )
+    assert report["rejections"][0]["line"] == 6
+    assert server.dnc_emails() == {"bounce1@example.com", "bounce2@example.com", "badcompany.com"}
+
+
+@pytest.mark.usefixtures("server")
+def test_all_clean_input_exits_0(tmp_path):
+    result = invoke("dnc", "import", write(tmp_path / "in.txt", "a@example.com\nb@example.com\n"), "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["imported"] == 2
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("list.txt", "a@example.com\n\nB@example.com\nspam.com\nnope\n"),
+        (
+            "lines.jsonl",
+            (
+                '{"email": "a@example.com"}\n\n'
+                '{"email": "b@example.com", "reason": "bounce"}\n"spam.com"\n{broken\n'
+            ),
+        ),
+        ("rows.csv", "email\na@example.com\n\nb@example.com\nspam.com\nnope\n"),
+    ],
+)
+@pytest.mark.parametrize("compress", [False, True])
+@pytest.mark.usefixtures("server")
+def test_formats_are_detected_from_content(tmp_path, name, text, compress):
+    path = write(tmp_path / (name + (".gz" if compress else "")), text, compress=compress)
+    rejects = tmp_path / "rejects.csv"
+    result = invoke("dnc", "import", path, "--json", "--rejects", str(rejects))
+    report = json.loads(result.stdout)
+    assert (report["imported"], report["rejected"]) == (3, 1)
+    rows = list(csv.DictReader(rejects.read_text().splitlines()))
+    assert [(r["line"], r["kind"]) for r in rows] == [
+        ("5", "rejected") if "csv" not in name else ("6", "rejected")
+    ]
+
+
+@pytest.mark.usefixtures("server")
+def test_stdin_is_read_with_a_dash():
+    result = invoke("dnc", "import", "-", "--json", stdin="a@example.com\nb@example.com\n")
+    assert json.loads(result.stdout)["imported"] == 2
+
+
+def test_rejects_file_has_rejected_and_failed_rows_with_line_numbers(monkeypatch, tmp_path):
+    rule = lambda email: "blocked by policy" if email.startswith("evil") else None  # noqa: E731
+    with ThreadedFake(reject=rule) as fake:
+        monkeypatch.setenv("SENDKIT_API_KEY", fake.api_key)
+        monkeypatch.setenv("SENDKIT_BASE_URL", fake.url)
+        text = "email\nok1@example.com\nbroken\nevil@example.com\nok2@example.com\n"
+        rejects = tmp_path / "rejects.csv"
+        result = invoke(
+            "dnc", "import", write(tmp_path / "in.csv", text), "--rejects", str(rejects), "--json"
+        )
+        assert result.exit_code == 1
+        rows = list(csv.DictReader(rejects.read_text().splitlines()))
+        assert [(r["line"], r["value"], r["kind"]) for r in rows] == [
+            ("3", "broken", "rejected"),
+            ("4", "evil@example.com", "rejected_by_server"),
+        ]
+        assert rows[1]["reason"] == "entries[0]: blocked by policy"
+        assert fake.dnc_emails() == {"ok1@example.com", "ok2@example.com"}
+        assert fake.api_key not in rejects.read_text()
+
+
+def test_dry_run_sends_nothing(server, tmp_path):
+    result = invoke("dnc", "import", write(tmp_path / "in.csv", CSV_TEXT), "--dry-run", "--json")
+    report = json.loads(result.stdout)
+    assert (report["read"], report["valid"], report["rejected"], report["duplicates"]) == (5, 3, 1, 1)
+    assert server.stats.requests == 0
+
+
+@pytest.mark.usefixtures("server")
+def test_summary_table_without_json(tmp_path):
+    result = invoke("dnc", "import", write(tmp_path / "in.txt", "a@example.com\n"))
+    assert result.exit_code == 0
+    assert "imported" in result.stdout
+    assert "1" in result.stdout
+
+
+def test_options_reach_the_engine(server, tmp_path):
+    path = write(tmp_path / "in.txt", "".join(f"u{i}@example.com\n" for i in range(50)) + "u1@example.com\n")
+    result = invoke(
+        "dnc",
+        "import",
+        path,
+        "--json",
+        "--batch-size",
+        "10",
+        "--concurrency",
+        "2",
+        "--no-dedupe",
+        "--reason",
+        "complaint",
+    )
+    report = json.loads(result.stdout)
+    assert (report["batches"], report["duplicates"], report["skipped"]) == (6, 0, 1)
+    assert server.stats.largest_batch == 10
+    assert {row.reason for row in map(server.workspace().dnc.row, server.workspace().dnc._rows)} == {
+        "complaint"
+    }
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("dnc", "import", "missing.csv"),
+        ("dnc", "import", "x", "--batch-size", "20000"),
+        ("inbox", "mark-read"),
+        ("bogus",),
+    ],
+)
+@pytest.mark.usefixtures("server")
+def test_usage_errors_exit_2(args):
+    result = CliRunner().invoke(cli, list(args))
+    assert result.exit_code == 2
+
+
+@pytest.mark.usefixtures("server")
+def test_a_csv_without_an_email_column_is_a_usage_error(tmp_path):
+    result = CliRunner().invoke(cli, ["dnc", "import", write(tmp_path / "in.csv", "name,phone\nx,1\n")])
+    assert result.exit_code == 2
+    assert "email' column" in result.stderr
+
+
+def test_configuration_errors_exit_2(monkeypatch):
+    monkeypatch.delenv("SENDKIT_API_KEY", raising=False)
+    monkeypatch.delenv("SENDKIT_BASE_URL", raising=False)
+    result = CliRunner().invoke(cli, ["dnc", "list"])
+    assert result.exit_code == 2
+    assert "SENDKIT_API_KEY" in result.stderr
+
+
+@pytest.mark.usefixtures("server")
+def test_api_errors_are_one_line_without_the_key(monkeypatch):
+    secret = "sk_wrong_key_SECRET_123"
+    monkeypatch.setenv("SENDKIT_API_KEY", secret)
+    result = CliRunner().invoke(cli, ["dnc", "list"])
+    assert result.exit_code == 1
+    assert "401" in result.stderr
+    assert "SENDKIT_API_KEY" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert secret not in result.output + result.stderr
+    debug = CliRunner().invoke(cli, ["--debug", "dnc", "list"])
+    assert "Traceback" in debug.stderr
+    assert secret not in debug.output + debug.stderr
+
+
+def test_api_key_file(server, monkeypatch, tmp_path):
+    key_file = tmp_path / "key"
+    key_file.write_text(server.api_key + "\n")
+    monkeypatch.delenv("SENDKIT_API_KEY")
+    result = invoke(
+        "--api-key-file", str(key_file), "dnc", "import", write(tmp_path / "a.txt", "a@example.com\n")
+    )
+    assert result.exit_code == 0
+    assert server.api_key not in result.output
+
+
+def test_list_and_export(server, tmp_path):
+    server.add_dnc(["a@example.com", "b@example.com", "spam.com"])
+    listed = invoke("dnc", "list", "--format", "jsonl", "--type", "email")
+    assert [json.loads(line)["email"] for line in listed.stdout.splitlines()] == [
+        "a@example.com",
+        "b@example.com",
+    ]
+    limited = invoke("dnc", "list", "--format", "csv", "--limit", "1")
+    assert limited.stdout.splitlines()[1].startswith("a@example.com,email")
+    assert "spam.com" in invoke("dnc", "list").stdout
+    target = tmp_path / "all.jsonl.gz"
+    assert invoke("dnc", "export", str(target)).exit_code == 0
+    with gzip.open(target, "rt") as handle:
+        assert len(handle.read().splitlines()) == 3
+    csv_target = tmp_path / "all.csv"
+    invoke("dnc", "export", str(csv_target))
+    assert list(csv.DictReader(csv_target.read_text().splitlines()))[2]["email"] == "spam.com"
+
+
+def test_inbox_commands(server, tmp_path):
+    ids = [
+        server.add_conversation(f"lead{i}@example.com", campaign_id="c1" if i < 3 else "c2") for i in range(5)
+    ]
+    ids_file = tmp_path / "ids.txt"
+    ids_file.write_text("\n".join(ids[:2]) + "\n")
+    assert "marked 2" in invoke("inbox", "mark-read", "--ids-file", str(ids_file)).stdout
+    exclude = tmp_path / "exclude.txt"
+    exclude.write_text(ids[0] + "\n")
+    result = invoke(
+        "inbox", "add-to-dnc", "--all", "--filter", "campaignId=c1", "--exclude-file", str(exclude)
+    )
+    assert "added 2" in result.stdout
+    assert invoke("inbox", "update", ids[4], "--ai-tag", "hot", "--tag", "vip", "--tag", "q4").exit_code == 0
+    assert (server.conversation(ids[4]).ai_tag, server.conversation(ids[4]).tags) == ("hot", ["vip", "q4"])
+    invoke("inbox", "update", ids[4], "--clear-ai-tag")
+    assert server.conversation(ids[4]).ai_tag is None
+    assert (
+        CliRunner().invoke(cli, ["inbox", "update", ids[4], "--ai-tag", "x", "--clear-ai-tag"]).exit_code == 2
+    )
+    missing = CliRunner().invoke(cli, ["inbox", "update", "664a1b2c3d4e5f6a7b8c9d0e", "--mark-read"])
+    assert missing.exit_code == 1
+    assert "404" in missing.stderr
+
+
+def test_fake_flag_runs_against_an_embedded_server(monkeypatch, tmp_path):
+    monkeypatch.delenv("SENDKIT_API_KEY", raising=False)
+    result = invoke("--fake", "dnc", "import", write(tmp_path / "a.txt", "a@example.com\n"), "--json")
+    assert json.loads(result.stdout)["imported"] == 1
+    monkeypatch.setenv("SENDKIT_BASE_URL", "fake")
+    assert invoke("dnc", "list").exit_code == 0
+
+
+def test_demo_imports_a_generated_sample():
+    result = invoke("demo", "--entries", "3000")
+    assert result.exit_code == 0, result.output
+    assert "imported" in result.stdout
+
+
+def test_sample_generator_mixes_in_bad_rows(tmp_path):
+    write_sample(tmp_path / "s.csv", 5_000)
+    rows = list(csv.DictReader((tmp_path / "s.csv").read_text().splitlines()))
+    assert len(rows) == 5_000
+    assert any("@" not in r["email"] and r["type"] != "domain" for r in rows)
+
+
+def _cli(*args, env):
+    return [sys.executable, "-m", "sendkit_async", *args], {**os.environ, **env}
+
+
+def test_ctrl_c_exits_130_and_the_checkpoint_resumes(tmp_path):
+    big = tmp_path / "big.txt"
+    big.write_text("".join(f"user{i}@example.com\n" for i in range(30_000)))
+    checkpoint = tmp_path / "job.ckpt"
+    with ThreadedFake(latency=0.3) as fake:
+        env = {"SENDKIT_API_KEY": fake.api_key, "SENDKIT_BASE_URL": fake.url}
+        argv, env = _cli(
+            "dnc",
+            "import",
+            str(big),
+            "--batch-size",
+            "1000",
+            "--concurrency",
+            "2",
+            "--checkpoint",
+            str(checkpoint),
+            "--json",
+            env=env,
+        )
+        with subprocess.Popen(
+            argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        ) as process:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                if checkpoint.exists() and len(checkpoint.read_text().splitlines()) >= 3:
+                    break
+                time.sleep(0.05)
+            process.send_signal(signal.SIGINT)
+            _, stderr = process.communicate(timeout=30)
+            assert process.returncode == 130, stderr
+            assert "resume" in stderr
+        landed = len(fake.dnc_emails())
+        assert 0 < landed < 30_000
+
+        fake.latency = 0
+        finished = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, check=False)
+        assert finished.returncode == 0, finished.stderr
+        report = json.loads(finished.stdout)
+        assert report["read"] == 30_000
+        assert report["resumed_batches"] >= 2
+        assert report["imported"] + report["skipped"] == 30_000
+        assert fake.dnc_emails() == {f"user{i}@example.com" for i in range(30_000)}
+    assert fake.api_key not in checkpoint.read_text()
+
+
+def test_fake_server_command_serves_until_stopped():
+    argv, env = _cli("fake-server", "--port", "0", "--rate-limit", "5", env={})
+    with subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True) as process:
+        try:
+            first = process.stdout.readline()
+            assert first.startswith("fake SendKit listening on http://127.0.0.1:")
+        finally:
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=10)
+    assert process.returncode == 0
