@@ -27,5 +27,5 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    session.install("-e", ".[cli]")
+    session.install("-e", ".[cli]", "requests")
     session.run("python", "benchmarks/bench_import.py", *session.posargs)

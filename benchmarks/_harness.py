@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 
 import orjson
@@ -35,9 +36,13 @@ def fake_server(*args: str) -> Iterator[str]:
 
 
 def stored(url: str) -> int:
-    """How many entries the server holds."""
-    answer = requests.get(f"{url}/v1/dnc", params={"limit": 1}, headers=HEADERS, timeout=30)
-    return int(answer.json()["pagination"]["total"])
+    """How many entries the server holds (waiting out a rate-limit window if need be)."""
+    for _ in range(10):
+        answer = requests.get(f"{url}/v1/dnc", params={"limit": 1}, headers=HEADERS, timeout=30)
+        if answer.status_code != 429:
+            return int(answer.json()["pagination"]["total"])
+        time.sleep(float(answer.headers.get("Retry-After", "1")))
+    raise RuntimeError("the fake server kept answering 429")
 
 
 def emails(count: int) -> Iterator[str]:

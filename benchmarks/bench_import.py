@@ -132,6 +132,11 @@ def main() -> None:
         measure("(b) aiohttp + asyncio.gather, no limiter", gather_unlimited, args.count),
         measure("(c) aiohttp + semaphore(8), sleeps on Retry-After", semaphore_retry_after, args.count),
         measure("(d) sendkit_async import_bulk (concurrency 4)", sendkit_bulk, args.count),
+        measure(
+            "(e) sendkit_async import_bulk (concurrency 8)",
+            lambda url, count: sendkit_bulk(url, count, concurrency=8),
+            args.count,
+        ),
     ]
     ideal = -(-args.count // 10_000) / RATE
     print(

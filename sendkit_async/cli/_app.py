@@ -267,7 +267,7 @@ async def import_file(
                     )
                 raise
             problems = len(report.rejected) + len(report.failed)
-    finish(report, source, rejects=rejects, as_json=as_json, title="dry run" if dry_run else "import")
+    finish(report, source, rejects=rejects, as_json=as_json, title="dry run" if dry_run else "import summary")
     if problems and not (rejects_expected and isinstance(report, ImportReport) and not report.failed):
         return EXIT_INCOMPLETE
     return EXIT_OK

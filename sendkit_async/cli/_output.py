@@ -70,7 +70,7 @@ class _CountsColumn(ProgressColumn):
             return Text("starting…", style="dim")
         return Text(
             f"{snapshot.read:,} read · {snapshot.entries_per_second:,.0f}/s · {snapshot.batches} batches · "
-            f"{snapshot.retries} retries · {snapshot.rate_limited} x 429",
+            f"{snapshot.retries} retries · {snapshot.rate_limited} 429s",
         )
 
 
@@ -90,10 +90,12 @@ class ImportDisplay:
         if not self._enabled:
             yield self
             return
-        columns: list[ProgressColumn | str] = [TextColumn("[bold]importing"), BarColumn()]
-        if self._source.total_bytes is not None or self._source.path != "-":
-            columns += [TaskProgressColumn(), TimeRemainingColumn()]
-        columns += [TimeElapsedColumn(), _CountsColumn()]
+        columns: list[ProgressColumn | str] = [TextColumn("[bold]importing"), BarColumn(bar_width=16)]
+        if self._source.total_bytes is not None:
+            columns += [TaskProgressColumn(), "eta", TimeRemainingColumn()]
+        else:
+            columns += [TimeElapsedColumn()]
+        columns += [_CountsColumn()]
         with Progress(*columns, console=self._console, transient=False) as progress:
             self._progress = progress
             self._task = progress.add_task("import", total=None, snapshot=None)
