@@ -242,21 +242,13 @@ class InboxAPI:
         More than ``max_ids_per_request`` explicit ids go out in chunks,
         ``concurrency`` at a time, and the counts are summed.
         """
-        if conversation_ids is None or select_all:
-            return await _inbox.add_leads_to_dnc(
-                self._session,
-                conversation_ids,
-                select_all=select_all,
-                filters=filters,
-                exclude_ids=exclude_ids,
-            )
-        ids = _inbox.check_ids(conversation_ids)
-        if len(ids) <= max_ids_per_request:
-            return await _inbox.add_leads_to_dnc(self._session, ids, filters=filters, exclude_ids=exclude_ids)
-        parts = await _bulk_inbox.run_chunked(
+        parts = await _bulk_inbox.select(
             self._session,
-            ids,
             _inbox.add_leads_to_dnc,
+            conversation_ids,
+            select_all=select_all,
+            filters=filters,
+            exclude_ids=exclude_ids,
             chunk_size=max_ids_per_request,
             concurrency=concurrency,
         )
@@ -281,19 +273,15 @@ class InboxAPI:
         More than ``max_ids_per_request`` explicit ids go out in chunks,
         ``concurrency`` at a time, and the counts are summed.
         """
-        if conversation_ids is None or select_all:
-            return await _inbox.mark_read(
-                self._session,
-                conversation_ids,
-                select_all=select_all,
-                filters=filters,
-                exclude_ids=exclude_ids,
-            )
-        ids = _inbox.check_ids(conversation_ids)
-        if len(ids) <= max_ids_per_request:
-            return await _inbox.mark_read(self._session, ids, filters=filters, exclude_ids=exclude_ids)
-        parts = await _bulk_inbox.run_chunked(
-            self._session, ids, _inbox.mark_read, chunk_size=max_ids_per_request, concurrency=concurrency
+        parts = await _bulk_inbox.select(
+            self._session,
+            _inbox.mark_read,
+            conversation_ids,
+            select_all=select_all,
+            filters=filters,
+            exclude_ids=exclude_ids,
+            chunk_size=max_ids_per_request,
+            concurrency=concurrency,
         )
         return MarkReadResult(modified=sum(p.modified for p in parts))
 

@@ -52,3 +52,12 @@ async def test_update_many_stops_sending_after_a_fatal_error(fake_sendkit, sendk
     outcomes = await sendkit_client.inbox.update_many(ids, mark_read=True, concurrency=1)
     assert all(o.error is not None and o.error.status == 401 for o in outcomes)
     assert fake_sendkit.stats.requests == 1
+
+
+async def test_filters_with_many_explicit_ids_are_refused_not_dropped(fake_sendkit, sendkit_client):
+    ids = [MISSING] * 1_500
+    with pytest.raises(ValidationError, match="only with select_all"):
+        await sendkit_client.inbox.mark_read(ids, filters={"campaignId": "c1"})
+    with pytest.raises(ValidationError, match="only with select_all"):
+        await sendkit_client.inbox.add_leads_to_dnc(ids, exclude_ids=[MISSING])
+    assert fake_sendkit.stats.requests == 0

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Final, TypeVar
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from typing import Any, Final, Protocol, TypeVar
 
 import anyio
 import attrs
@@ -16,20 +16,66 @@ from sendkit_async.models import Conversation
 
 from ._engine import DEFAULT_CONCURRENCY, _Hooks, limiter_for
 
-__all__ = ["DEFAULT_IDS_PER_REQUEST", "UpdateOutcome", "run_chunked", "update_many"]
+__all__ = [
+    "DEFAULT_IDS_PER_REQUEST",
+    "SelectionCall",
+    "UpdateOutcome",
+    "run_chunked",
+    "select",
+    "update_many",
+]
 
 DEFAULT_IDS_PER_REQUEST: Final = 1_000
 T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+
+
+class SelectionCall(Protocol[T_co]):
+    """The shape of :func:`sendkit_async.inbox.mark_read` and ``add_leads_to_dnc``."""
+
+    def __call__(
+        self,
+        session: Session,
+        conversation_ids: Iterable[str] | None = None,
+        *,
+        select_all: bool = False,
+        filters: Mapping[str, Any] | None = None,
+        exclude_ids: Iterable[str] | None = None,
+    ) -> Awaitable[T_co]: ...
 
 
 def _paced(session: Session) -> Session:
     return session.with_options(hooks=_Hooks(limiter_for(session), None))
 
 
+async def select(
+    session: Session,
+    call: SelectionCall[T],
+    conversation_ids: Iterable[str] | None,
+    *,
+    select_all: bool,
+    filters: Mapping[str, Any] | None,
+    exclude_ids: Iterable[str] | None,
+    chunk_size: int,
+    concurrency: int,
+) -> list[T]:
+    """Run a selection call (``mark_read``, ``add_leads_to_dnc``) and return its results.
+
+    One request, unless more than ``chunk_size`` explicit ids were given:
+    then chunks go out concurrently (see :func:`run_chunked`). The selection
+    is validated whole before anything is sent.
+    """
+    ids = None if conversation_ids is None else inbox.check_ids(conversation_ids)
+    inbox.selection_body(ids, select_all=select_all, filters=filters, exclude_ids=exclude_ids)
+    if ids is None or len(ids) <= chunk_size:
+        return [await call(session, ids, select_all=select_all, filters=filters, exclude_ids=exclude_ids)]
+    return await run_chunked(session, ids, call, chunk_size=chunk_size, concurrency=concurrency)
+
+
 async def run_chunked(
     session: Session,
     ids: Sequence[str],
-    call: Callable[[Session, list[str]], Awaitable[T]],
+    call: SelectionCall[T],
     *,
     chunk_size: int,
     concurrency: int,

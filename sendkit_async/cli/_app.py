@@ -437,51 +437,44 @@ def _filter_value(value: str) -> Any:
     return None if lowered == "null" else value
 
 
-@inbox.command("mark-read")
-@_selection_options
-@click.pass_obj
-def inbox_mark_read(
-    settings: Settings,
-    ids_file: str | None,
-    select_all: bool,
-    exclude_file: str | None,
-    filters: tuple[str, ...],
+def _selection_command(
+    name: str, summary: str, call: Callable[[SendKit, dict[str, Any]], Awaitable[str]]
 ) -> None:
-    """Mark the selected conversations' unread replies as read."""
-    selection = _selection(ids_file, select_all, exclude_file, filters)
+    """Add an inbox command that sends a selection (--ids-file, or --all with filters)."""
 
-    async def work() -> int:
-        async with open_client(settings) as client:
-            result = await client.inbox.mark_read(**selection)
-        out.print(f"marked {result.modified:,} conversations read")
-        return EXIT_OK
+    @inbox.command(name, help=summary)
+    @_selection_options
+    @click.pass_obj
+    def command(
+        settings: Settings,
+        ids_file: str | None,
+        select_all: bool,
+        exclude_file: str | None,
+        filters: tuple[str, ...],
+    ) -> None:
+        selection = _selection(ids_file, select_all, exclude_file, filters)
 
-    run(settings, work)
+        async def work() -> int:
+            async with open_client(settings) as client:
+                out.print(await call(client, selection))
+            return EXIT_OK
+
+        run(settings, work)
 
 
-@inbox.command("add-to-dnc")
-@_selection_options
-@click.pass_obj
-def inbox_add_to_dnc(
-    settings: Settings,
-    ids_file: str | None,
-    select_all: bool,
-    exclude_file: str | None,
-    filters: tuple[str, ...],
-) -> None:
-    """Put the selected conversations' leads on the DNC list."""
-    selection = _selection(ids_file, select_all, exclude_file, filters)
+async def _mark_read(client: SendKit, selection: dict[str, Any]) -> str:
+    result = await client.inbox.mark_read(**selection)
+    return f"marked {result.modified:,} conversations read"
 
-    async def work() -> int:
-        async with open_client(settings) as client:
-            result = await client.inbox.add_leads_to_dnc(**selection)
-        out.print(
-            f"added {result.added:,} leads to the DNC list, "
-            f"{result.skipped:,} already there ({result.total:,} in all)"
-        )
-        return EXIT_OK
 
-    run(settings, work)
+async def _add_to_dnc(client: SendKit, selection: dict[str, Any]) -> str:
+    result = await client.inbox.add_leads_to_dnc(**selection)
+    already = f"{result.skipped:,} already there ({result.total:,} in all)"
+    return f"added {result.added:,} leads to the DNC list, {already}"
+
+
+_selection_command("mark-read", "Mark the selected conversations' unread replies as read.", _mark_read)
+_selection_command("add-to-dnc", "Put the selected conversations' leads on the DNC list.", _add_to_dnc)
 
 
 @inbox.command("update")
