@@ -274,3 +274,29 @@ async def test_an_unknown_default_reason_is_refused_before_sending(fake_sendkit,
     with pytest.raises(ValueError, match="invalid reason"):
         await sendkit_client.dnc.import_bulk(["a@example.com"], reason="vibes")
     assert fake_sendkit.stats.requests == 0
+
+
+async def test_an_input_that_raises_stops_the_job_with_an_account(sendkit_client):
+    def source():
+        yield from (f"u{i}@example.com" for i in range(1_500))
+        raise OSError("disk went away")
+
+    with pytest.raises(ImportAbortedError) as caught:
+        await sendkit_client.dnc.import_bulk(source(), batch_size=1_000)
+    assert isinstance(caught.value.__cause__, OSError)
+    report = caught.value.report
+    assert report.balanced
+    assert report.imported + len(report.not_sent) <= 1_500
+
+
+async def test_a_torn_last_checkpoint_line_is_ignored(fake_sendkit, sendkit_client, tmp_path):
+    checkpoint = tmp_path / "c"
+    await sendkit_client.dnc.import_bulk(distinct_valid(300), batch_size=100, checkpoint=checkpoint)
+    lines = checkpoint.read_text().splitlines()
+    checkpoint.write_text("\n".join(lines[:-1]) + "\n" + lines[-1][:10])  # a crash mid-write
+    report = await sendkit_client.dnc.import_bulk(distinct_valid(300), batch_size=100, checkpoint=checkpoint)
+    assert report.resumed_batches == 2
+    assert (report.skipped, report.read) == (100, 300)
+    assert len(fake_sendkit.dnc_emails()) == 300
+    again = await sendkit_client.dnc.import_bulk(distinct_valid(300), batch_size=100, checkpoint=checkpoint)
+    assert again.resumed_batches == 3  # the torn line was cut off, not appended to

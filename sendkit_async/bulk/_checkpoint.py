@@ -50,20 +50,30 @@ class Checkpoint:
 
     def _open_sync(self) -> None:
         if self._path.exists() and self._path.stat().st_size > 0:
-            lines = self._path.read_bytes().splitlines()
+            data = self._path.read_bytes()
+            lines = data.split(b"\n")
             header = orjson.loads(lines[0])
             if header != self._settings:
                 raise CheckpointMismatchError(
                     f"checkpoint {self._path} was written with other settings ({header}); "
                     "use the same batch size, byte bound, dedupe and reason, or start a new file",
                 )
+            whole = len(lines[0]) + 1
             for line in lines[1:]:
+                if not line:
+                    continue
                 try:
                     record = orjson.loads(line)
                 except orjson.JSONDecodeError:
                     break  # a torn last line from a crash mid-write: that batch did not count
                 self._landed[int(record["batch"])] = record
-            self._file = self._path.open("ab")
+                whole += len(line) + 1
+            whole = min(whole, len(data))
+            self._file = self._path.open("r+b")
+            self._file.truncate(whole)  # cut a torn tail off, so new lines start clean
+            self._file.seek(whole)
+            if not data[:whole].endswith(b"\n"):
+                self._file.write(b"\n")
         else:
             self._path.parent.mkdir(parents=True, exist_ok=True)
             self._file = self._path.open("wb")
