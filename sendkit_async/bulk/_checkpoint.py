@@ -61,6 +61,7 @@ class Checkpoint:
             whole = len(lines[0]) + 1
             for line in lines[1:]:
                 if not line:
+                    whole += 1
                     continue
                 try:
                     record = orjson.loads(line)
