@@ -300,3 +300,13 @@ async def test_a_torn_last_checkpoint_line_is_ignored(fake_sendkit, sendkit_clie
     assert len(fake_sendkit.dnc_emails()) == 300
     again = await sendkit_client.dnc.import_bulk(distinct_valid(300), batch_size=100, checkpoint=checkpoint)
     assert again.resumed_batches == 3  # the torn line was cut off, not appended to
+
+
+async def test_a_file_that_is_not_a_checkpoint_is_refused(fake_sendkit, sendkit_client, tmp_path):
+    other = tmp_path / "notes.txt"
+    other.write_text("shopping list\n")
+    with pytest.raises(ImportAbortedError) as caught:
+        await sendkit_client.dnc.import_bulk(["a@example.com"], checkpoint=other)
+    assert "not a sendkit_async checkpoint" in str(caught.value.__cause__)
+    assert other.read_text() == "shopping list\n"
+    assert fake_sendkit.stats.requests == 0

@@ -52,7 +52,10 @@ class Checkpoint:
         if self._path.exists() and self._path.stat().st_size > 0:
             data = self._path.read_bytes()
             lines = data.split(b"\n")
-            header = orjson.loads(lines[0])
+            try:
+                header = orjson.loads(lines[0])
+            except orjson.JSONDecodeError:
+                raise CheckpointMismatchError(f"{self._path} is not a sendkit_async checkpoint") from None
             if header != self._settings:
                 raise CheckpointMismatchError(
                     f"checkpoint {self._path} was written with other settings ({header}); "
