@@ -14,7 +14,7 @@ import logging
 import platform
 import random
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
@@ -178,7 +178,7 @@ class Session:
         *,
         clock: Clock | None = None,
         hooks: RequestHooks | None = None,
-        rand: Any = random.random,
+        rand: Callable[[], float] = random.random,
     ) -> None:
         self.config = config
         self._transport = transport
