@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncGenerator, Iterable, Mapping
 from typing import Any, Final, Literal, TypeAlias
 
 from ._convert import envelope_data, structure, unstructure
@@ -120,7 +120,7 @@ async def iter_pages(
     limit: int = MAX_PAGE_LIMIT,
     mode: PageMode = "cursor",
     start: int | str | None = None,
-) -> AsyncIterator[DncPage]:
+) -> AsyncGenerator[DncPage, None]:
     """Yield every page of ``GET /v1/dnc`` until the pagination says there is no more.
 
     Cursor mode (the default, and what the API recommends for large lists)
@@ -178,7 +178,7 @@ async def iter_entries(
     limit: int = MAX_PAGE_LIMIT,
     mode: PageMode = "cursor",
     start: int | str | None = None,
-) -> AsyncIterator[DncRecord]:
+) -> AsyncGenerator[DncRecord, None]:
     """Yield every DNC entry across pages; see :func:`iter_pages` for the walk."""
     async for page in iter_pages(session, type=type, limit=limit, mode=mode, start=start):
         for item in page.items:

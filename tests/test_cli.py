@@ -363,3 +363,15 @@ def test_fake_server_command_serves_until_stopped():
             process.send_signal(signal.SIGINT)
             process.wait(timeout=10)
     assert process.returncode == 0
+
+
+def test_list_streams_with_one_header_and_honours_the_limit(server):
+    server.add_dnc([f"u{i}@example.com" for i in range(5)])
+    lines = invoke("dnc", "list", "--format", "csv", "--limit", "3").stdout.splitlines()
+    assert lines[0] == "email,type,reason,created_at,id"
+    assert [line.split(",")[0] for line in lines[1:]] == [
+        "u0@example.com",
+        "u1@example.com",
+        "u2@example.com",
+    ]
+    assert len(invoke("dnc", "list", "--format", "jsonl", "--limit", "2").stdout.splitlines()) == 2

@@ -91,6 +91,10 @@ class ImportOptions:
         if value < MIN_BATCH_BYTES:
             raise ValueError(f"max_batch_bytes must be at least {MIN_BATCH_BYTES}, got {value!r}")
 
+    def batcher(self) -> Batcher:
+        """The validator and batcher these settings describe."""
+        return Batcher(self.batch_size, self.max_batch_bytes, self.dedupe, self.reason)
+
     def settings(self) -> dict[str, Any]:
         """What decides how input becomes batches (a checkpoint must match it)."""
         reason = None if self.reason is None else self.reason.value
@@ -165,7 +169,7 @@ class ImportJob:
             max_retry_wait=session.config.retry.max_retry_wait,
         )
         self._session = session.with_options(retry=retry, hooks=_Hooks(limiter_for(session), bucket))
-        self._batcher = Batcher(options.batch_size, options.max_batch_bytes, options.dedupe, options.reason)
+        self._batcher = options.batcher()
         self._checkpoint = (
             None if options.checkpoint is None else Checkpoint(options.checkpoint, options.settings())
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import gzip
 import logging
@@ -23,8 +24,6 @@ from rich.console import Console
 from rich.table import Table
 
 from sendkit_async._errors import (
-    APIConnectionError,
-    APIStatusError,
     ConfigurationError,
     ImportAbortedError,
     SendKitError,
@@ -109,16 +108,12 @@ def run(settings: Settings, work: Callable[[], Awaitable[int]]) -> None:
     except asyncio.CancelledError:
         err.print("[yellow]stopped[/] (Ctrl-C); run the same command again to resume from --checkpoint")
         code = EXIT_INTERRUPTED
-    except (ConfigurationError, ValidationError, UnreadableInputError) as exc:
+    except (SendKitError, UnreadableInputError) as exc:
         if settings.debug:
             err.print_exception()
         err.print(f"[red]error:[/] {describe_error(exc)}")
-        code = EXIT_USAGE
-    except (APIStatusError, APIConnectionError, SendKitError) as exc:
-        if settings.debug:
-            err.print_exception()
-        err.print(f"[red]error:[/] {describe_error(exc)}")
-        code = EXIT_INCOMPLETE
+        usage = isinstance(exc, (ConfigurationError, ValidationError, UnreadableInputError))
+        code = EXIT_USAGE if usage else EXIT_INCOMPLETE
     sys.exit(code)
 
 
@@ -308,16 +303,20 @@ def dnc_list(settings: Settings, type_: str | None, fmt: str, limit: int | None)
     """List DNC entries."""
 
     async def work() -> int:
-        async with open_client(settings) as client:
-            rows = []
-            async for entry in client.dnc.list(type=type_):
-                rows.append(entry)
-                if fmt != "table":
-                    _emit(sys.stdout, fmt, entry, header=len(rows) == 1)
-                if limit is not None and len(rows) >= limit:
+        rows = []  # only the table is held; csv and jsonl stream
+        count = 0
+        async with (
+            open_client(settings) as client,
+            contextlib.aclosing(client.dnc.list(type=type_)) as entries,
+        ):
+            async for entry in entries:
+                count += 1
+                if fmt == "table":
+                    rows.append(entry)
+                else:
+                    _emit(sys.stdout, fmt, entry, header=count == 1)
+                if limit is not None and count >= limit:
                     break
-                if fmt != "table":
-                    rows.clear()
         if fmt == "table":
             table = Table("email", "type", "reason", "created")
             for entry in rows:
