@@ -24,7 +24,6 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from sendkit_async import dnc
-from sendkit_async._config import RetryPolicy
 from sendkit_async._errors import (
     APIStatusError,
     AuthenticationError,
@@ -161,12 +160,10 @@ class ImportJob:
         self._options = options
         self._source = source
         bucket = None if options.max_rate is None else TokenBucket(options.max_rate, clock=session.clock)
-        retry = RetryPolicy(
+        retry = attrs.evolve(
+            session.config.retry,
             max_retries=options.max_retries,
             max_rate_limit_retries=options.max_rate_limit_retries,
-            backoff_base=session.config.retry.backoff_base,
-            backoff_cap=session.config.retry.backoff_cap,
-            max_retry_wait=session.config.retry.max_retry_wait,
         )
         self._session = session.with_options(retry=retry, hooks=_Hooks(limiter_for(session), bucket))
         self._batcher = options.batcher()
