@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
-
+from ._budget import BudgetSnapshot, Lane, LocalBudget, Observation, Permit, RateBudget, RateCap, Shape
 from ._clock import Clock, SystemClock
 from ._config import ClientConfig, RetryPolicy, Timeout
 from ._errors import (
@@ -15,7 +14,6 @@ from ._errors import (
     ClientClosedError,
     ConfigurationError,
     ConflictError,
-    ImportAbortedError,
     InternalServerError,
     NotFoundError,
     PermissionDeniedError,
@@ -26,10 +24,12 @@ from ._errors import (
     ValidationError,
 )
 from ._types import NOT_GIVEN, NotGiven
+from ._version import VERSION
 from .bulk import (
     BatchResult,
     FailedEntry,
     FailureKind,
+    ImportAbortedError,
     ImportProgress,
     ImportReport,
     RejectedEntry,
@@ -50,10 +50,7 @@ from .models import (
     RateLimit,
 )
 
-try:
-    __version__ = version("sendkit-async")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0.0.0"
+__version__ = VERSION
 
 __all__ = [
     "NOT_GIVEN",
@@ -63,6 +60,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "BatchResult",
+    "BudgetSnapshot",
     "ClientClosedError",
     "ClientConfig",
     "Clock",
@@ -84,17 +82,24 @@ __all__ = [
     "InboxAPI",
     "InboxDncResult",
     "InternalServerError",
+    "Lane",
+    "LocalBudget",
     "MarkReadResult",
     "NotFoundError",
     "NotGiven",
+    "Observation",
     "Pagination",
     "PermissionDeniedError",
+    "Permit",
+    "RateBudget",
+    "RateCap",
     "RateLimit",
     "RateLimitError",
     "RejectedEntry",
     "RetryPolicy",
     "SendKit",
     "SendKitError",
+    "Shape",
     "SystemClock",
     "Timeout",
     "UnexpectedResponseError",

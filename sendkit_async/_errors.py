@@ -8,6 +8,7 @@
     ├── ClientClosedError ............. the client was used after close()
     ├── UnexpectedResponseError ....... a 2xx answer that is not the documented shape
     ├── ImportAbortedError ............ a bulk import stopped on a fatal error; has .report
+    │                                   (defined beside the report, in sendkit_async.bulk)
     ├── APIConnectionError ............ no HTTP answer: refused, dropped, DNS, TLS
     │   └── APITimeoutError ........... no answer in time
     └── APIStatusError ................ the API answered with an error status
@@ -30,7 +31,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .bulk import ImportReport
     from .models import RateLimit
 
 __all__ = [
@@ -42,7 +42,6 @@ __all__ = [
     "ClientClosedError",
     "ConfigurationError",
     "ConflictError",
-    "ImportAbortedError",
     "InternalServerError",
     "NotFoundError",
     "PermissionDeniedError",
@@ -78,20 +77,6 @@ class UnexpectedResponseError(SendKitError):
         super().__init__(message)
         self.status = status
         self.body = body
-
-
-class ImportAbortedError(SendKitError):
-    """A bulk import stopped before the end.
-
-    The cause is a fatal API error (401, 403, 404), an input that raised, or
-    a checkpoint written for another job.
-
-    Attributes:
-        report: the account up to the stop; entries that were not sent are
-            in ``report.not_sent``. ``__cause__`` is the error that stopped it.
-    """
-
-    report: ImportReport | None = None
 
 
 class APIConnectionError(SendKitError):

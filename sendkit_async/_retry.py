@@ -69,8 +69,22 @@ def parse_retry_after(headers: Mapping[str, str], now: float) -> float | None:
     return max(seconds, 0.0) if math.isfinite(seconds) else None
 
 
+def _field(raw: str | None, name: str) -> float | None:
+    """One parameter of a structured IETF field (``r=3`` in ``"default";r=3;t=1``)."""
+    if raw is None:
+        return None
+    match = re.search(rf"(?:^|[;,\s]){name}=(-?\d+(?:\.\d+)?)", raw)
+    return None if match is None else float(match.group(1))
+
+
 def parse_rate_limit(headers: Mapping[str, str], *, observed_at: float, now: float) -> RateLimit | None:
-    """Read ``X-RateLimit-*`` (or the IETF ``RateLimit-*`` spelling), or ``None`` if absent.
+    """Read the answer's rate-limit fields, or ``None`` if it has none.
+
+    Understands ``X-RateLimit-Limit/-Remaining/-Reset``, the IETF draft's
+    separate ``RateLimit-Limit/-Remaining/-Reset``, its combined
+    ``RateLimit: limit=10, remaining=3, reset=1``, and its structured
+    ``RateLimit: "default";r=3;t=1`` with ``RateLimit-Policy: "default";q=10;w=1``.
+    A reset above 1e9 is an epoch timestamp, anything else seconds from now.
 
     Args:
         headers: response headers (case-insensitive mapping).
@@ -78,23 +92,40 @@ def parse_rate_limit(headers: Mapping[str, str], *, observed_at: float, now: flo
         now: seconds since the epoch, to turn a timestamp reset into a delay.
     """
 
-    def first(name: str) -> float | None:
+    def first(name: str, structured: str) -> tuple[float | None, str | None]:
         for prefix in ("x-ratelimit-", "ratelimit-"):
-            value = _number(headers.get(prefix + name))
+            raw = headers.get(prefix + name)
+            value = _number(raw)
             if value is not None:
-                return value
-        return None
+                return value, raw
+        combined = headers.get("ratelimit")
+        value = _field(combined, structured)
+        if value is None:
+            value = _field(combined, name)
+        return value, None if value is None else str(int(value)) if value == int(value) else str(value)
 
-    limit, remaining, reset = first("limit"), first("remaining"), first("reset")
+    limit, _ = first("limit", "q")
+    remaining, _ = first("remaining", "r")
+    reset, raw_reset = first("reset", "t")
+    policy = headers.get("ratelimit-policy")
+    if limit is None:
+        limit = _field(policy, "q") if policy is None or "q=" in policy else _number(policy)
+    window = _field(policy, "w")
     if limit is None and remaining is None and reset is None:
         return None
-    if reset is not None and reset > _EPOCH_THRESHOLD:
-        reset -= now
+    resolution = 0.0
+    if reset is not None:
+        if raw_reset is not None and re.fullmatch(r"\s*-?\d+\s*", raw_reset):
+            resolution = 1.0
+        if reset > _EPOCH_THRESHOLD:
+            reset -= now
     return RateLimit(
         limit=None if limit is None else int(limit),
         remaining=None if remaining is None else max(int(remaining), 0),
         reset_after=None if reset is None else max(reset, 0.0),
         observed_at=observed_at,
+        window=window,
+        reset_resolution=resolution,
     )
 
 

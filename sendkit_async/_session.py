@@ -1,9 +1,10 @@
 """The async session wrapper: the one place that sends HTTP requests.
 
 It owns (or borrows) the ``aiohttp.ClientSession``, builds the auth headers,
-applies timeouts, retries per :mod:`._retry`, remembers the last rate-limit
-headers and maps failures onto :mod:`._errors`. Endpoint coroutines call
-:meth:`Session.request`; nothing else touches aiohttp.
+applies timeouts, retries per :mod:`._retry`, asks the client's rate budget
+(:mod:`._budget`) before every attempt and tells it every answer, remembers
+the last rate-limit headers and maps failures onto :mod:`._errors`. Endpoint
+coroutines call :meth:`Session.request`; nothing else touches aiohttp.
 """
 
 from __future__ import annotations
@@ -15,14 +16,16 @@ import platform
 import random
 import re
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
 import aiohttp
+import anyio
 import attrs
 import orjson
 from multidict import CIMultiDictProxy
 from yarl import URL
 
+from ._budget import Lane, LocalBudget, Observation, Permit, RateBudget
 from ._clock import Clock, SystemClock
 from ._config import ClientConfig, RetryPolicy, Timeout
 from ._errors import (
@@ -36,12 +39,10 @@ from ._errors import (
 )
 from ._retry import next_delay, parse_rate_limit, parse_retry_after
 from ._types import JSON, NOT_GIVEN, NotGiven
+from ._version import VERSION
 from .models import RateLimit
 
-if TYPE_CHECKING:
-    from .bulk._limiter import RateLimiter
-
-__all__ = ["Attempt", "RequestHooks", "Session", "Transport"]
+__all__ = ["CallStats", "Session", "Transport"]
 
 logger = logging.getLogger("sendkit_async")
 
@@ -52,46 +53,21 @@ _EXCERPT = 200
 
 
 def _user_agent() -> str:
-    from . import __version__  # noqa: PLC0415 - the package imports this module
-
-    return f"sendkit-async/{__version__} Python/{platform.python_version()} aiohttp/{aiohttp.__version__}"
+    return f"sendkit-async/{VERSION} Python/{platform.python_version()} aiohttp/{aiohttp.__version__}"
 
 
-@attrs.frozen
-class Attempt:
-    """What one HTTP attempt came to, as request hooks see it.
+@attrs.define
+class CallStats:
+    """Attempts made through one session copy, counted as they happen.
 
-    Attributes:
-        method: HTTP method.
-        path: API path, without the base URL.
-        status: the answer's status, ``None`` when none arrived.
-        rate_limit: the answer's rate-limit headers, if any.
-        retry_after: the wait the server asked for, if any.
-        delay: seconds until the next attempt, ``None`` when there is none.
-        sent_at: when the attempt started, on the session's monotonic clock.
+    The bulk engine gives each batch a session copy with its own ``CallStats``
+    (``session.with_options(stats=CallStats())``) to report its requests,
+    retries and 429s.
     """
 
-    method: str
-    path: str
-    status: int | None
-    rate_limit: RateLimit | None
-    retry_after: float | None
-    delay: float | None
-    sent_at: float
-
-
-class RequestHooks(Protocol):
-    """Lets a caller pace and observe attempts without owning the request loop.
-
-    The bulk engine plugs its shared rate limiter in here, so that batches go
-    through the same :meth:`Session.request` as every other call.
-    """
-
-    async def before_attempt(self) -> None:
-        """Wait for permission to send (may sleep; must let cancellation through)."""
-
-    def after_attempt(self, attempt: Attempt) -> None:
-        """See how an attempt ended; called before any retry wait."""
+    requests: int = 0
+    retries: int = 0
+    rate_limited: int = 0
 
 
 class _State(enum.Enum):
@@ -101,21 +77,26 @@ class _State(enum.Enum):
 
 
 class Transport:
-    """The connection pool and what is shared across ``with_options`` copies.
+    """The connection pool and what is shared across ``with_options`` copies: the rate budget.
 
     A pool passed in by the caller is borrowed: :meth:`close` leaves it open.
     """
 
-    __slots__ = ("_borrowed", "_connection_limit", "_session", "_state", "limiter", "rate_limit")
+    __slots__ = ("_borrowed", "_connection_limit", "_session", "_state", "budget", "rate_limit")
 
-    def __init__(self, session: aiohttp.ClientSession | None = None, *, connection_limit: int = 100) -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession | None = None,
+        *,
+        connection_limit: int = 100,
+        budget: RateBudget | None = None,
+    ) -> None:
         self._session = session
         self._borrowed = session is not None
         self._connection_limit = connection_limit
         self._state = _State.UNOPENED
         self.rate_limit: RateLimit | None = None
-        # The bulk engine's shared limiter, made on first use: one per pool.
-        self.limiter: RateLimiter | None = None
+        self.budget: RateBudget = budget if budget is not None else LocalBudget()
 
     @property
     def closed(self) -> bool:
@@ -167,9 +148,20 @@ def _query(params: Mapping[str, Any] | None) -> dict[str, str]:
 
 
 class Session:
-    """Sends authenticated requests with retries; fed to every endpoint coroutine."""
+    """Sends authenticated requests with retries; fed to every endpoint coroutine.
 
-    __slots__ = ("_clock", "_headers", "_hooks", "_rand", "_transport", "config")
+    Args:
+        config: the client's validated settings.
+        transport: the pool and the rate budget, shared by every copy.
+        clock: where retry waits sleep (tests pass a fake one).
+        lane: the budget lane its calls wait in (bulk helpers use ``Lane.BULK``).
+        budget: a budget for this copy's calls instead of the transport's
+            (the bulk engine wraps the shared one in a job's own ``max_rate``).
+        stats: counts this copy's attempts when given.
+        rand: the jitter source for backoff.
+    """
+
+    __slots__ = ("_budget", "_clock", "_headers", "_rand", "_transport", "config", "lane", "stats")
 
     def __init__(
         self,
@@ -177,13 +169,17 @@ class Session:
         transport: Transport,
         *,
         clock: Clock | None = None,
-        hooks: RequestHooks | None = None,
+        lane: Lane = Lane.INTERACTIVE,
+        budget: RateBudget | None = None,
+        stats: CallStats | None = None,
         rand: Callable[[], float] = random.random,
     ) -> None:
         self.config = config
         self._transport = transport
         self._clock: Clock = clock or SystemClock()
-        self._hooks = hooks
+        self.lane = lane
+        self._budget = budget
+        self.stats = stats
         self._rand = rand
         self._headers = self._build_headers()
 
@@ -214,6 +210,11 @@ class Session:
         return self._transport
 
     @property
+    def budget(self) -> RateBudget:
+        """The rate budget this session's attempts spend."""
+        return self._budget if self._budget is not None else self._transport.budget
+
+    @property
     def rate_limit(self) -> RateLimit | None:
         """The rate-limit headers of the latest answer that carried them."""
         return self._transport.rate_limit
@@ -224,9 +225,11 @@ class Session:
         timeout: Timeout | float | NotGiven = NOT_GIVEN,
         retry: RetryPolicy | NotGiven = NOT_GIVEN,
         headers: Mapping[str, str] | NotGiven = NOT_GIVEN,
-        hooks: RequestHooks | NotGiven | None = NOT_GIVEN,
+        lane: Lane | NotGiven = NOT_GIVEN,
+        budget: RateBudget | NotGiven | None = NOT_GIVEN,
+        stats: CallStats | NotGiven | None = NOT_GIVEN,
     ) -> Session:
-        """A copy with other options, sharing this session's connection pool."""
+        """A copy with other options, sharing this session's connection pool and budget."""
         changes: dict[str, Any] = {}
         if not isinstance(timeout, NotGiven):
             changes["timeout"] = (
@@ -237,10 +240,12 @@ class Session:
         if not isinstance(headers, NotGiven):
             changes["headers"] = {**self.config.headers, **headers}
         return Session(
-            attrs.evolve(self.config, **changes),
+            attrs.evolve(self.config, **changes) if changes else self.config,
             self._transport,
             clock=self._clock,
-            hooks=self._hooks if isinstance(hooks, NotGiven) else hooks,
+            lane=self.lane if isinstance(lane, NotGiven) else lane,
+            budget=self._budget if isinstance(budget, NotGiven) else budget,
+            stats=self.stats if isinstance(stats, NotGiven) else stats,
             rand=self._rand,
         )
 
@@ -272,34 +277,35 @@ class Session:
         url = self.config.base_url / path.lstrip("/")
         query = _query(params)
         policy = self.config.retry
+        budget = self.budget
         retries = rate_limit_retries = 0
         while True:
-            if self._hooks is not None:
-                await self._hooks.before_attempt()
-            sent_at = self._clock.monotonic()
-            status, rate, outcome = await self._attempt(method, path, url, body, query)
-            failed = isinstance(outcome, SendKitError)
-            retry_after = outcome.retry_after if isinstance(outcome, APIStatusError) else None
-            delay = (
-                next_delay(
-                    status=status,
-                    retries=retries,
-                    rate_limit_retries=rate_limit_retries,
-                    retry_after=retry_after,
-                    policy=policy,
-                    rand=self._rand,
-                )
-                if failed
-                else None
+            permit = await budget.acquire(self.lane)
+            status, outcome, retry_after = await self._attempt_observed(
+                budget, permit, method, path, url, body, query
             )
-            if self._hooks is not None:
-                self._hooks.after_attempt(Attempt(method, path, status, rate, retry_after, delay, sent_at))
-            if not failed:
+            if self.stats is not None:
+                self.stats.requests += 1
+                self.stats.rate_limited += status == 429  # noqa: PLR2004
+            if not isinstance(outcome, SendKitError):
                 return outcome
+            delay = next_delay(
+                status=status,
+                retries=retries,
+                rate_limit_retries=rate_limit_retries,
+                retry_after=retry_after,
+                policy=policy,
+                rand=self._rand,
+            )
             if delay is None:
                 raise outcome
+            if self.stats is not None:
+                self.stats.retries += 1
             if status == 429:  # noqa: PLR2004
                 rate_limit_retries += 1
+                # The budget holds every caller, this one included, until the
+                # server's pause is over; waiting here too would only add to it.
+                delay = 0.0
             else:
                 retries += 1
             logger.warning(
@@ -309,7 +315,33 @@ class Session:
                 status if status is not None else type(outcome).__name__,
                 delay,
             )
-            await self._clock.sleep(delay)
+            if delay:
+                await self._clock.sleep(delay)
+
+    async def _attempt_observed(
+        self,
+        budget: RateBudget,
+        permit: Permit,
+        method: str,
+        path: str,
+        url: URL,
+        body: bytes | None,
+        query: dict[str, str],
+    ) -> tuple[int | None, JSON, float | None]:
+        """One attempt under ``permit``, whose outcome the budget always hears, cancelled or not."""
+        sent_at = self._clock.wall()
+        try:
+            status, rate, outcome = await self._attempt(method, path, url, body, query)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await budget.observe(permit, Observation.of(None, sent_at=sent_at, received_at=sent_at))
+            raise
+        retry_after = outcome.retry_after if isinstance(outcome, APIStatusError) else None
+        observation = Observation.of(
+            status, sent_at=sent_at, received_at=self._clock.wall(), rate=rate, retry_after=retry_after
+        )
+        await budget.observe(permit, observation)
+        return status, outcome, retry_after
 
     async def _attempt(
         self, method: str, path: str, url: URL, body: bytes | None, query: dict[str, str]

@@ -13,6 +13,7 @@ from typing_extensions import Self
 
 from . import dnc as _dnc
 from . import inbox as _inbox
+from ._budget import BudgetSnapshot, Lane, LocalBudget, RateBudget
 from ._clock import Clock
 from ._config import (
     DEFAULT_MAX_RETRIES,
@@ -82,9 +83,9 @@ class DncAPI:
         batches, plus the dedupe set (about 80 bytes per distinct address;
         pass ``dedupe=False`` for constant memory). Batches hold at most
         ``batch_size`` entries and ``max_batch_bytes`` of JSON, go out at most
-        ``concurrency`` at a time through the client's shared rate limiter
-        (paced from the server's rate-limit headers, one shared pause after a
-        429, and at most ``max_rate`` requests per second if given), and are
+        ``concurrency`` at a time through the client's rate budget
+        (in its bulk lane, paced from the server's answers, one shared pause
+        after a 429, and at most ``max_rate`` requests per second if given), and are
         retried by the session on transient failures (``max_retries``;
         429s have their own ``max_rate_limit_retries``). A batch refused with
         400/413/422 is split in halves until the bad entries stand alone.
@@ -339,8 +340,12 @@ class SendKit:
             leaves it open.
         allow_insecure_http: permit ``http://`` to a non-loopback host.
         headers: extra headers for every request (auth headers cannot be overridden).
-        clock: time source for retry waits; tests pass a fake one.
+        clock: time source for retry waits and pacing; tests pass a fake one.
         connection_limit: the pool's connection cap when the client owns it.
+        rate_budget: the rate budget every call of this client (and of its
+            ``with_options`` copies) asks before each attempt and tells each
+            answer. Defaults to a :class:`LocalBudget` of its own; pass one
+            budget to several clients on the same key to share it.
 
     Raises:
         ConfigurationError: missing key, workspace rules broken, or a bad URL.
@@ -362,6 +367,7 @@ class SendKit:
         headers: Mapping[str, str] | None = None,
         clock: Clock | None = None,
         connection_limit: int = 100,
+        rate_budget: RateBudget | None = None,
     ) -> None:
         config = ClientConfig.resolve(
             api_key=api_key,
@@ -372,7 +378,10 @@ class SendKit:
             headers=headers,
             allow_insecure_http=allow_insecure_http,
         )
-        transport = Transport(session, connection_limit=connection_limit)
+        budget = (
+            rate_budget if rate_budget is not None else LocalBudget(clock=clock, max_pause=max_retry_wait)
+        )
+        transport = Transport(session, connection_limit=connection_limit, budget=budget)
         self._bind(Session(config, transport, clock=clock), owner=True)
 
     def _bind(self, session: Session, *, owner: bool) -> None:
@@ -420,6 +429,15 @@ class SendKit:
         """The rate-limit headers of the latest answer that carried them."""
         return self._session.rate_limit
 
+    @property
+    def rate_budget(self) -> RateBudget:
+        """The rate budget this client's calls spend."""
+        return self._session.budget
+
+    def budget_snapshot(self) -> BudgetSnapshot:
+        """The rate budget's state now: learned limit and interval, pause, waiters, requests in flight."""
+        return self._session.budget.snapshot()
+
     def with_options(
         self,
         *,
@@ -427,11 +445,16 @@ class SendKit:
         max_retries: int | NotGiven = NOT_GIVEN,
         max_retry_wait: float | NotGiven = NOT_GIVEN,
         headers: Mapping[str, str] | NotGiven = NOT_GIVEN,
+        lane: Lane | NotGiven = NOT_GIVEN,
     ) -> SendKit:
-        """A cheap copy with other options, sharing this client's connection pool.
+        """A cheap copy with other options, sharing this client's connection pool and rate budget.
+
+        ``lane=Lane.BULK`` puts the copy's calls behind interactive ones when
+        the budget is busy (bulk helpers use that lane already).
 
         Example:
             >>> patient = client.with_options(timeout=300, max_retries=5)  # doctest: +SKIP
+            >>> background = client.with_options(lane=Lane.BULK)  # doctest: +SKIP
         """
         retry = self._session.config.retry
         if not isinstance(max_retries, NotGiven):
@@ -439,7 +462,9 @@ class SendKit:
         if not isinstance(max_retry_wait, NotGiven):
             retry = attrs.evolve(retry, max_retry_wait=max_retry_wait)
         copy = object.__new__(SendKit)
-        copy._bind(self._session.with_options(timeout=timeout, retry=retry, headers=headers), owner=False)
+        copy._bind(
+            self._session.with_options(timeout=timeout, retry=retry, headers=headers, lane=lane), owner=False
+        )
         return copy
 
     async def request(

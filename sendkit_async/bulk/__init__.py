@@ -1,4 +1,4 @@
-"""Bulk helpers: chunked, concurrent, header-paced DNC imports and inbox operations.
+"""Bulk helpers: chunked, concurrent DNC imports and inbox operations, paced by the client's budget.
 
 Use them through the client (``client.dnc.import_bulk``, ``client.dnc.iter_import``,
 ``client.inbox.update_many``); this package holds the engine and its report types.
@@ -9,9 +9,16 @@ from __future__ import annotations
 from ._checkpoint import CheckpointMismatchError
 from ._engine import DEFAULT_CONCURRENCY, DEFAULT_MAX_BATCH_BYTES, ImportJob, ImportOptions
 from ._inbox import DEFAULT_IDS_PER_REQUEST, UpdateOutcome
-from ._limiter import RateLimiter, TokenBucket
 from ._prepare import DryRunReport
-from ._report import BatchResult, FailedEntry, FailureKind, ImportProgress, ImportReport, RejectedEntry
+from ._report import (
+    BatchResult,
+    FailedEntry,
+    FailureKind,
+    ImportAbortedError,
+    ImportProgress,
+    ImportReport,
+    RejectedEntry,
+)
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
@@ -22,12 +29,11 @@ __all__ = [
     "DryRunReport",
     "FailedEntry",
     "FailureKind",
+    "ImportAbortedError",
     "ImportJob",
     "ImportOptions",
     "ImportProgress",
     "ImportReport",
-    "RateLimiter",
     "RejectedEntry",
-    "TokenBucket",
     "UpdateOutcome",
 ]

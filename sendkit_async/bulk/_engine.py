@@ -2,8 +2,10 @@
 
 A producer turns the input into batches (see :mod:`._prepare`); ``concurrency``
 workers send them through :func:`sendkit_async.dnc.import_entries`, the same
-coroutine as a single call, on a session copy whose hooks feed the client's
-shared :class:`RateLimiter`. Retries stay in the session; the engine only
+coroutine as a single call, on a session copy in the budget's bulk lane (so
+the client's rate budget paces them with every other call). Each batch gets
+its own copy with a :class:`~sendkit_async._session.CallStats` to count its
+requests, retries and 429s. Retries stay in the session; the engine only
 decides what to do with a batch that still failed: split it on 400/413/422,
 report it as failed on transient errors, stop the job on fatal ones.
 """
@@ -15,7 +17,6 @@ import inspect
 import math
 import os
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from contextvars import ContextVar
 from typing import Any, Final
 
 import anyio
@@ -24,22 +25,30 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from sendkit_async import dnc
+from sendkit_async._budget import Lane, RateCap
 from sendkit_async._errors import (
     APIStatusError,
     AuthenticationError,
-    ImportAbortedError,
     NotFoundError,
     PermissionDeniedError,
     SendKitError,
     UnexpectedResponseError,
 )
-from sendkit_async._session import Attempt, Session
+from sendkit_async._session import CallStats, Session
+from sendkit_async._types import NOT_GIVEN
 from sendkit_async.models import DncEntry, DncReason, _reason
 
 from ._checkpoint import Checkpoint
-from ._limiter import RateLimiter, TokenBucket
 from ._prepare import Batch, Batcher, EntrySource
-from ._report import BatchResult, FailedEntry, FailureKind, ImportProgress, ImportReport, ReportBuilder
+from ._report import (
+    BatchResult,
+    FailedEntry,
+    FailureKind,
+    ImportAbortedError,
+    ImportProgress,
+    ImportReport,
+    ReportBuilder,
+)
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
@@ -48,7 +57,6 @@ __all__ = [
     "ImportOptions",
     "ProgressCallback",
     "import_bulk",
-    "limiter_for",
 ]
 
 DEFAULT_CONCURRENCY: Final = 4
@@ -105,50 +113,6 @@ class ImportOptions:
         }
 
 
-@attrs.define
-class _Counts:
-    requests: int = 0
-    retries: int = 0
-    rate_limited: int = 0
-
-
-# Each worker task sets this while it sends a batch, so hooks running inside
-# the session's request loop can charge attempts to the right batch.
-_CURRENT: ContextVar[_Counts] = ContextVar("sendkit_bulk_batch")
-
-
-def limiter_for(session: Session) -> RateLimiter:
-    """The client's shared limiter, made on first use (one per connection pool)."""
-    transport = session.transport
-    if transport.limiter is None:
-        transport.limiter = RateLimiter(session.clock)
-    limiter: RateLimiter = transport.limiter
-    return limiter
-
-
-class _Hooks:
-    """Session hooks of one job: the job's cap, the client's limiter, per-batch counts."""
-
-    __slots__ = ("_bucket", "_limiter")
-
-    def __init__(self, limiter: RateLimiter, bucket: TokenBucket | None) -> None:
-        self._limiter = limiter
-        self._bucket = bucket
-
-    async def before_attempt(self) -> None:
-        if self._bucket is not None:
-            await self._bucket.acquire()
-        await self._limiter.acquire()
-
-    def after_attempt(self, attempt: Attempt) -> None:
-        self._limiter.observe(attempt)
-        counts = _CURRENT.get(None)
-        if counts is not None:
-            counts.requests += 1
-            counts.retries += attempt.delay is not None
-            counts.rate_limited += attempt.status == 429  # noqa: PLR2004
-
-
 class _Stopped(Exception):  # noqa: N818 - a control-flow signal, not an error
     """Raised inside a worker once the job has stopped."""
 
@@ -159,13 +123,17 @@ class ImportJob:
     def __init__(self, session: Session, source: EntrySource, options: ImportOptions) -> None:
         self._options = options
         self._source = source
-        bucket = None if options.max_rate is None else TokenBucket(options.max_rate, clock=session.clock)
         retry = attrs.evolve(
             session.config.retry,
             max_retries=options.max_retries,
             max_rate_limit_retries=options.max_rate_limit_retries,
         )
-        self._session = session.with_options(retry=retry, hooks=_Hooks(limiter_for(session), bucket))
+        budget = (
+            NOT_GIVEN
+            if options.max_rate is None
+            else RateCap(session.budget, options.max_rate, clock=session.clock)
+        )
+        self._session = session.with_options(retry=retry, lane=Lane.BULK, budget=budget)
         self._batcher = options.batcher()
         self._checkpoint = (
             None if options.checkpoint is None else Checkpoint(options.checkpoint, options.settings())
@@ -221,8 +189,9 @@ class ImportJob:
                     with anyio.CancelScope(shield=True):
                         await self._checkpoint.close()
             if self._fatal is not None:
-                for batch in sorted(self._pending.values(), key=lambda b: b.index):
-                    out.send_nowait(self._unsent(batch))
+                with contextlib.suppress(anyio.BrokenResourceError):  # the consumer may be gone
+                    for batch in sorted(self._pending.values(), key=lambda b: b.index):
+                        out.send_nowait(self._unsent(batch))
 
     def _stop(self, cause: BaseException) -> None:
         if self._fatal is None:
@@ -256,7 +225,10 @@ class ImportJob:
                     return
                 # No await from here on: a result is either emitted or left pending.
                 del self._pending[batch.index]
-                out.send_nowait(result)
+                try:
+                    out.send_nowait(result)
+                except anyio.BrokenResourceError:
+                    return  # the consumer is gone (cancelled or closed early): nobody to tell
 
     async def _process(self, batch: Batch) -> BatchResult:
         if self._checkpoint is not None:
@@ -267,15 +239,12 @@ class ImportJob:
                 raise _Stopped from exc
             if resumed is not None:
                 return resumed
-        counts = _Counts()
+        counts = CallStats()
         imported = skipped = 0
         failed: list[FailedEntry] = []
         if batch.entries:
-            token = _CURRENT.set(counts)
-            try:
-                imported, skipped, failed = await self._send(batch.positions, batch.entries, [0])
-            finally:
-                _CURRENT.reset(token)
+            session = self._session.with_options(stats=counts)
+            imported, skipped, failed = await self._send(session, batch.positions, batch.entries, [0])
         return BatchResult(
             index=batch.index,
             start=batch.start,
@@ -292,11 +261,11 @@ class ImportJob:
         )
 
     async def _send(
-        self, positions: list[int], entries: list[DncEntry], splits: list[int]
+        self, session: Session, positions: list[int], entries: list[DncEntry], splits: list[int]
     ) -> tuple[int, int, list[FailedEntry]]:
         """Import ``entries``, halving on a refusal until the bad ones stand alone."""
         try:
-            result = await dnc.import_entries(self._session, entries)
+            result = await dnc.import_entries(session, entries)
         except FATAL_ERRORS as exc:
             self._stop(exc)
             raise _Stopped from exc
@@ -307,8 +276,8 @@ class ImportJob:
                 return 0, 0, self._failed(positions, entries, FailureKind.REJECTED_BY_SERVER, exc.message)
             splits[0] += 2
             half = len(entries) // 2
-            left = await self._send(positions[:half], entries[:half], splits)
-            right = await self._send(positions[half:], entries[half:], splits)
+            left = await self._send(session, positions[:half], entries[:half], splits)
+            right = await self._send(session, positions[half:], entries[half:], splits)
             return left[0] + right[0], left[1] + right[1], left[2] + right[2]
         except SendKitError as exc:  # no answer after the retries
             return 0, 0, self._failed(positions, entries, FailureKind.GAVE_UP, str(exc))

@@ -9,12 +9,13 @@ import anyio
 import attrs
 
 from sendkit_async import inbox
+from sendkit_async._budget import Lane
 from sendkit_async._errors import AuthenticationError, PermissionDeniedError, SendKitError, ValidationError
 from sendkit_async._session import Session
 from sendkit_async._types import NOT_GIVEN, NotGiven
 from sendkit_async.models import Conversation
 
-from ._engine import DEFAULT_CONCURRENCY, _Hooks, limiter_for
+from ._engine import DEFAULT_CONCURRENCY
 
 __all__ = [
     "DEFAULT_IDS_PER_REQUEST",
@@ -45,7 +46,7 @@ class SelectionCall(Protocol[T_co]):
 
 
 def _paced(session: Session) -> Session:
-    return session.with_options(hooks=_Hooks(limiter_for(session), None))
+    return session.with_options(lane=Lane.BULK)
 
 
 async def select(
@@ -80,7 +81,7 @@ async def run_chunked(
     chunk_size: int,
     concurrency: int,
 ) -> list[T]:
-    """Send ``ids`` in chunks of ``chunk_size``, ``concurrency`` at a time, through the shared limiter.
+    """Send ``ids`` in chunks of ``chunk_size``, ``concurrency`` at a time, in the budget's bulk lane.
 
     Returns the chunks' results in chunk order. If a chunk fails after its
     retries, the others are cancelled and its error is raised; the inbox calls
@@ -133,7 +134,7 @@ async def update_many(
     tags: Sequence[str] | NotGiven = NOT_GIVEN,
     concurrency: int = DEFAULT_CONCURRENCY,
 ) -> list[UpdateOutcome]:
-    """PATCH many conversations alike, ``concurrency`` at a time, under the shared limiter.
+    """PATCH many conversations alike, ``concurrency`` at a time, in the budget's bulk lane.
 
     Every id is validated first (a malformed one raises before anything is
     sent). Each outcome holds the conversation or the error for that id; after

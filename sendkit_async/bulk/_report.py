@@ -11,7 +11,17 @@ import enum
 
 import attrs
 
-__all__ = ["BatchResult", "FailedEntry", "FailureKind", "ImportProgress", "ImportReport", "RejectedEntry"]
+from sendkit_async._errors import SendKitError
+
+__all__ = [
+    "BatchResult",
+    "FailedEntry",
+    "FailureKind",
+    "ImportAbortedError",
+    "ImportProgress",
+    "ImportReport",
+    "RejectedEntry",
+]
 
 
 class FailureKind(str, enum.Enum):
@@ -228,3 +238,17 @@ class ReportBuilder:
             elapsed=elapsed,
             resumed_batches=self.resumed,
         )
+
+
+class ImportAbortedError(SendKitError):
+    """A bulk import stopped before the end.
+
+    The cause is a fatal API error (401, 403, 404), an input that raised, or
+    a checkpoint written for another job.
+
+    Attributes:
+        report: the account up to the stop; entries that were not sent are
+            in ``report.not_sent``. ``__cause__`` is the error that stopped it.
+    """
+
+    report: ImportReport | None = None

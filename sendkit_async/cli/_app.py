@@ -25,11 +25,10 @@ from rich.table import Table
 
 from sendkit_async._errors import (
     ConfigurationError,
-    ImportAbortedError,
     SendKitError,
     ValidationError,
 )
-from sendkit_async.bulk import DEFAULT_CONCURRENCY, ImportProgress, ImportReport
+from sendkit_async.bulk import DEFAULT_CONCURRENCY, ImportAbortedError, ImportProgress, ImportReport
 from sendkit_async.client import SendKit
 from sendkit_async.testing import FakeSendKit
 

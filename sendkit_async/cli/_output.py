@@ -27,10 +27,9 @@ from rich.text import Text
 from sendkit_async._errors import (
     APIConnectionError,
     APIStatusError,
-    ImportAbortedError,
     SendKitError,
 )
-from sendkit_async.bulk import DryRunReport, ImportProgress, ImportReport
+from sendkit_async.bulk import DryRunReport, ImportAbortedError, ImportProgress, ImportReport
 
 from ._input import InputFile
 

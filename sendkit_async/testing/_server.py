@@ -185,7 +185,10 @@ class FakeSendKit:
 
     async def start(self) -> None:
         """Listen on the configured host and port."""
-        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        # Like a proxy that aborts upstream work when its client goes away.
+        self._runner = web.AppRunner(
+            self.app, access_log=None, handle_signals=False, handler_cancellation=True
+        )
         await self._runner.setup()
         self._site = web.TCPSite(self._runner, self._host, self._port)
         await self._site.start()

@@ -1,0 +1,58 @@
+"""A caller's own ceiling in front of a budget: at most ``rate`` permits per second."""
+
+from __future__ import annotations
+
+import math
+
+import anyio.lowlevel
+
+from sendkit_async._clock import Clock
+
+from ._protocol import BudgetSnapshot, Lane, Observation, Permit, RateBudget
+
+__all__ = ["RateCap"]
+
+
+class RateCap:
+    """At most ``rate`` acquisitions per second (bursts up to ``capacity``), then the inner budget.
+
+    A bulk job with ``max_rate`` wraps the client's budget in one, so the job
+    stays under its own ceiling while every answer still informs the shared
+    budget.
+
+    Raises:
+        ValueError: a rate or capacity that is not positive.
+    """
+
+    __slots__ = ("_clock", "_inner", "_interval", "_tat", "_tolerance")
+
+    def __init__(self, inner: RateBudget, rate: float, *, clock: Clock, capacity: int = 1) -> None:
+        if not rate > 0 or not math.isfinite(rate):
+            raise ValueError(f"rate must be a positive number, got {rate!r}")
+        if capacity < 1:
+            raise ValueError(f"capacity must be at least 1, got {capacity!r}")
+        self._inner = inner
+        self._clock = clock
+        self._interval = 1.0 / rate
+        self._tolerance = (capacity - 1) * self._interval
+        self._tat = -math.inf  # the generic cell rate algorithm's "theoretical arrival time"
+
+    async def acquire(self, lane: Lane = Lane.INTERACTIVE) -> Permit:
+        """Wait for a token of this cap, then for the inner budget."""
+        now = self._clock.monotonic()
+        tat = max(self._tat, now)
+        slot = max(now, tat - self._tolerance)
+        self._tat = tat + self._interval
+        if slot > now:
+            await self._clock.sleep(slot - now)
+        else:
+            await anyio.lowlevel.checkpoint()
+        return await self._inner.acquire(lane)
+
+    async def observe(self, permit: Permit, observation: Observation) -> None:
+        """Pass the answer on to the inner budget."""
+        await self._inner.observe(permit, observation)
+
+    def snapshot(self) -> BudgetSnapshot:
+        """The inner budget's state."""
+        return self._inner.snapshot()
