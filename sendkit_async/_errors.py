@@ -31,7 +31,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .models import RateLimit
+    from ._rate import RateLimit
 
 __all__ = [
     "APIConnectionError",

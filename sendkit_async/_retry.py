@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from typing import Final
 
 from ._config import RetryPolicy
-from .models import RateLimit
+from ._rate import RateLimit
 
 __all__ = [
     "backoff",

@@ -37,10 +37,10 @@ from ._errors import (
     UnexpectedResponseError,
     status_error_class,
 )
+from ._rate import RateLimit
 from ._retry import next_delay, parse_rate_limit, parse_retry_after
 from ._types import JSON, NOT_GIVEN, NotGiven
 from ._version import VERSION
-from .models import RateLimit
 
 __all__ = ["CallStats", "Session", "Transport"]
 

@@ -299,10 +299,11 @@ class Pacer:
         else:
             until = now + _DEFAULT_PAUSE
         wait = until - now
-        if wait > self.max_pause:
+        usable = wait <= self.max_pause
+        if not usable:
             wait = min(_PROBE_PAUSE, self.max_pause)
         self.pause_until = max(self.pause_until, now + wait)
-        if sent <= self._last_429:
+        if sent <= self._last_429 or not usable:
             return  # sent before the previous 429 arrived: the same event, already learned from
         self._last_429 = now
         if self.shape is Shape.BLIND:
@@ -326,7 +327,9 @@ class Pacer:
             if retry is not None and _whole_seconds(retry - now) and retry - now >= 1:
                 window_end -= 0.5  # rounded up: the window ended somewhere in the last second
             start = now if self._cycle_start is None else self._cycle_start
-            self._blind_interval = max(window_end - start, 0.001) / max(self._admitted, 1)
+            self._blind_interval = min(
+                max(window_end - start, 0.001) / max(self._admitted, 1), self.max_pause
+            )
         else:
             self._blind_fail = 1.0 / self._blind_interval  # the rate that proved too fast
             self._blind_interval = 1.0 / (_SETTLE * self._blind_fail)

@@ -12,7 +12,7 @@ from typing import Protocol
 
 import attrs
 
-from sendkit_async.models import RateLimit
+from sendkit_async._rate import RateLimit
 
 __all__ = ["BudgetSnapshot", "Lane", "Observation", "Permit", "RateBudget", "Shape"]
 

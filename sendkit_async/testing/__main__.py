@@ -19,6 +19,19 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--latency-per-entry-us", type=float, default=0.0, help="added per imported entry")
     parser.add_argument("--rate-limit", type=int, default=None, help="requests per window per key")
     parser.add_argument("--rate-window", type=float, default=1.0, help="window length in seconds")
+    parser.add_argument(
+        "--limiter", choices=["fixed", "sliding", "token"], default="fixed", help="the rate limiter's shape"
+    )
+    parser.add_argument("--burst", type=int, default=1, help="a token bucket's capacity")
+    parser.add_argument(
+        "--rate-headers",
+        choices=["x", "ietf", "none"],
+        default="x",
+        help="X-RateLimit-* fields, the IETF RateLimit fields, or none (only Retry-After on 429)",
+    )
+    parser.add_argument(
+        "--tenant-share", type=float, default=0.0, help="share of the rate a phantom neighbour spends"
+    )
     parser.add_argument("--fail-rate", type=float, default=0.0, help="share of injected 5xx answers")
     parser.add_argument("--drop-rate", type=float, default=0.0, help="share of dropped connections")
     parser.add_argument("--seed", type=int, default=None, help="repeatable faults")
@@ -34,6 +47,10 @@ async def serve(args: argparse.Namespace) -> None:
         latency_per_entry=args.latency_per_entry_us / 1e6,
         rate_limit=args.rate_limit,
         rate_window=args.rate_window,
+        limiter=args.limiter,
+        burst=args.burst,
+        rate_headers=args.rate_headers,
+        tenant_share=args.tenant_share,
         fail_rate=args.fail_rate,
         drop_rate=args.drop_rate,
         seed=args.seed,

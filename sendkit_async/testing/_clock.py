@@ -59,8 +59,13 @@ class FakeClock:
             self._now += max(seconds, 0.0)
             return
         event = anyio.Event()
-        self._waiters.append((self._now + max(seconds, 0.0), event))
-        await event.wait()
+        waiter = (self._now + max(seconds, 0.0), event)
+        self._waiters.append(waiter)
+        try:
+            await event.wait()
+        finally:
+            if not event.is_set():
+                self._waiters.remove(waiter)  # cancelled: forget the deadline
 
     @property
     def waiting(self) -> int:

@@ -3,8 +3,11 @@
 It is strict where the real API is: both auth headers, the workspace-key
 rules, JSON bodies, the 10,000-entry cap (the whole batch is rejected, never
 trimmed), entry syntax, id syntax, and errors in the documented
-``{"error", "message", "code"}`` shape. Knobs add latency, a fixed-window rate
-limit, injected 5xx answers and dropped connections, all repeatable with a seed.
+``{"error", "message", "code"}`` shape. Knobs add latency, a rate limit in the
+shape of your choice (fixed window, sliding window, token bucket; headers in
+the ``X-RateLimit-*`` or IETF spelling, or none; a phantom neighbour spending
+part of the key), injected 5xx answers and dropped connections, all
+repeatable with a seed.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from sendkit_async._validate import all_normal_emails, is_object_id, normalize_d
 from sendkit_async.client import SendKit
 from sendkit_async.models import DncReason
 
+from ._limits import HeaderStyle, Limiter, LimiterShape, make_limiter, rate_headers
 from ._store import DncStore, FakeConversation, Workspace, iso_now, object_ids
 
 __all__ = [
@@ -97,12 +101,6 @@ class ServerStats:
         self.in_flight = live
 
 
-@attrs.define
-class _Window:
-    index: int
-    used: int = 0
-
-
 class FakeSendKit:
     """An in-process fake of the SendKit API, served on a loopback port.
 
@@ -117,10 +115,21 @@ class FakeSendKit:
             within the rate limit (counted against the limit on arrival).
         latency_per_entry: seconds added per imported entry.
         rate_limit: requests allowed per key per window (``None``: unlimited).
-            Every answer carries ``X-RateLimit-Limit/-Remaining/-Reset`` (the
-            reset in seconds, to the millisecond); a request over the limit
-            gets 429 with ``Retry-After`` (whole seconds, rounded up).
+            A request over the limit gets 429 with ``Retry-After`` (whole
+            seconds, rounded up). Like a real edge, the limiter decides, and
+            stamps the answer's headers, when the request arrives.
         rate_window: the window length in seconds.
+        limiter: the limiter's shape: ``"fixed"`` window, ``"sliding"`` window
+            (a log of the last ``rate_window`` seconds), or ``"token"`` bucket
+            refilling ``rate_limit / rate_window`` per second (see
+            :mod:`sendkit_async.testing._limits` for what each says in its headers).
+        burst: a token bucket's capacity.
+        rate_headers: ``"x"`` for ``X-RateLimit-Limit/-Remaining/-Reset`` (reset
+            in seconds, to the millisecond), ``"ietf"`` for the IETF draft's
+            ``RateLimit`` and ``RateLimit-Policy``, ``"none"`` for no rate-limit
+            fields at all (only ``Retry-After`` on 429).
+        tenant_share: a phantom second client on every key, wanting this share
+            (0 to 1) of the rate, evenly spread; it retries what it is refused.
         fail_rate: share of requests answered with an injected 500/502/503.
         drop_rate: share of requests whose connection is dropped unanswered.
         seed: makes the injected faults repeatable.
@@ -141,6 +150,10 @@ class FakeSendKit:
         latency_per_entry: float = 0.0,
         rate_limit: int | None = None,
         rate_window: float = 1.0,
+        limiter: LimiterShape = "fixed",
+        burst: int = 1,
+        rate_headers: HeaderStyle = "x",
+        tenant_share: float = 0.0,
         fail_rate: float = 0.0,
         drop_rate: float = 0.0,
         seed: int | None = None,
@@ -153,8 +166,14 @@ class FakeSendKit:
     ) -> None:
         self.latency = latency
         self.latency_per_entry = latency_per_entry
+        if rate_window <= 0 or burst < 1 or not 0 <= tenant_share < 1:
+            raise ValueError("rate_window must be positive, burst at least 1, tenant_share in [0, 1)")
         self.rate_limit = rate_limit
         self.rate_window = rate_window
+        self.limiter: LimiterShape = limiter
+        self.burst = burst
+        self.rate_headers: HeaderStyle = rate_headers
+        self.tenant_share = tenant_share
         self.fail_rate = fail_rate
         self.drop_rate = drop_rate
         self.reject = reject
@@ -176,7 +195,7 @@ class FakeSendKit:
         self._counter = itertools.count(1)
         self._ids = object_ids(self._id_prefix, self._counter)
         self._workspaces: dict[str, Workspace] = {}
-        self._windows: dict[str, _Window] = {}
+        self._limiters: dict[str, Limiter] = {}
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
         self.app = self._build_app()
@@ -301,11 +320,12 @@ class FakeSendKit:
         route = request.match_info.route.resource
         self.stats.by_route[f"{request.method} {route.canonical if route else request.path}"] += 1
         key: str | None = None
+        limit_headers: dict[str, str] = {}
         try:
             # Like a real edge: authenticate and count the request on arrival,
             # then spend the processing time.
             key, workspace_id = self._authenticate(request)
-            self._count_rate(key)
+            limit_headers = self._count_rate(key)
             if self.latency:
                 await asyncio.sleep(self.latency)
             if self.drop_rate and self.random.random() < self.drop_rate:
@@ -326,12 +346,13 @@ class FakeSendKit:
         except _RateLimitedError as exc:
             response = _error(429, exc.message)
             response.headers["Retry-After"] = str(exc.retry_after)
+            limit_headers = exc.headers
         except _APIError as exc:
             response = _error(exc.status, exc.message)
         except web.HTTPException as exc:  # routing: unknown path or method
             response = _error(exc.status, exc.reason)
-        if key is not None:
-            response.headers.update(self._rate_headers(key))
+        if key is not None and limit_headers:
+            response.headers.update(limit_headers)
         return response
 
     def _authenticate(self, request: web.Request) -> tuple[str, str]:
@@ -353,38 +374,36 @@ class FakeSendKit:
             return key, workspace_header
         raise _APIError(401, "Invalid API key")
 
-    def _window(self, key: str) -> tuple[_Window, float]:
-        """The key's current fixed window and the seconds until it resets."""
-        now = time.monotonic()
-        index = int(now // self.rate_window)
-        window = self._windows.get(key)
-        if window is None or window.index != index:
-            window = self._windows[key] = _Window(index)
-        return window, (index + 1) * self.rate_window - now
+    def _limiter(self, key: str, rate_limit: int) -> Limiter:
+        """The key's limiter, made on its first request (knobs changed later apply to new keys)."""
+        found = self._limiters.get(key)
+        if found is None:
+            found = self._limiters[key] = make_limiter(
+                self.limiter,
+                rate_limit,
+                self.rate_window,
+                burst=self.burst,
+                tenant_share=self.tenant_share,
+                start=time.monotonic(),
+            )
+        return found
 
-    def _rate_headers(self, key: str) -> dict[str, str]:
-        """The limit headers as of now (sent when the answer leaves, so they are fresh)."""
+    def _count_rate(self, key: str) -> dict[str, str]:
+        """Count a request on arrival and return the headers its answer carries; 429 past the limit."""
         if self.rate_limit is None:
             return {}
-        window, reset = self._window(key)
-        return {
-            "X-RateLimit-Limit": str(self.rate_limit),
-            "X-RateLimit-Remaining": str(max(self.rate_limit - window.used, 0)),
-            "X-RateLimit-Reset": f"{reset:.3f}",
-        }
-
-    def _count_rate(self, key: str) -> None:
-        """Count a request on arrival, or refuse it with 429 past the limit."""
-        if self.rate_limit is None:
-            return
-        window, reset = self._window(key)
-        if window.used >= self.rate_limit:
+        limiter = self._limiter(key, self.rate_limit)
+        now = time.monotonic()
+        verdict = limiter.hit(now)
+        headers = rate_headers(limiter.state(now), self.rate_headers)
+        if not verdict.allowed:
             self.stats.rate_limited += 1
             raise _RateLimitedError(
                 f"Rate limit of {self.rate_limit} requests per {self.rate_window:g}s exceeded",
-                retry_after=max(1, math.ceil(reset)),
+                retry_after=max(1, math.ceil(verdict.retry_after)),
+                headers=headers,
             )
-        window.used += 1
+        return headers
 
     # -- handlers ----------------------------------------------------------
 
@@ -570,9 +589,10 @@ class FakeSendKit:
 
 
 class _RateLimitedError(_APIError):
-    def __init__(self, message: str, *, retry_after: int) -> None:
+    def __init__(self, message: str, *, retry_after: int, headers: dict[str, str]) -> None:
         super().__init__(429, message)
         self.retry_after = retry_after
+        self.headers = headers
 
 
 def _int_param(query: Mapping[str, str], name: str, default: int, low: int, high: int | None) -> int:

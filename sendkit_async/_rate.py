@@ -1,0 +1,36 @@
+"""The rate-limit fields of one answer, as a plain value (a leaf: it imports nothing of the SDK)."""
+
+from __future__ import annotations
+
+import attrs
+
+__all__ = ["RateLimit"]
+
+
+@attrs.frozen
+class RateLimit:
+    """The rate-limit headers of one answer.
+
+    Attributes:
+        limit: requests allowed per window (a token bucket's burst size).
+        remaining: requests left in the current window.
+        reset_after: seconds from ``observed_at`` until the window resets (or,
+            for a token bucket, until the next request is allowed).
+        observed_at: when the answer arrived, on the client's monotonic clock.
+        window: the policy window in seconds, when the server names it
+            (IETF ``RateLimit-Policy: ...;w=``).
+        reset_resolution: 1.0 when the server sent the reset in whole seconds
+            (or as an epoch timestamp), 0 when it sent a finer value.
+    """
+
+    limit: int | None
+    remaining: int | None
+    reset_after: float | None
+    observed_at: float
+    window: float | None = None
+    reset_resolution: float = 0.0
+
+    @property
+    def resets_at(self) -> float | None:
+        """The reset moment on the client's monotonic clock."""
+        return None if self.reset_after is None else self.observed_at + self.reset_after
