@@ -4,9 +4,12 @@ import nox
 
 nox.options.sessions = ["tests", "lint", "typecheck"]
 nox.options.reuse_existing_virtualenvs = True
+# Every Python the package claims; with pyenv, make them all visible with
+# PYENV_VERSION=3.10.13:3.11.7:3.12.1:3.13.0 nox -s tests
+PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
 
 
-@nox.session
+@nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
     session.install("-e", ".[test]")
     session.run("pytest", *session.posargs)
@@ -27,5 +30,8 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    session.install("-e", ".[cli]", "requests")
-    session.run("python", "benchmarks/bench_import.py", *session.posargs)
+    """``nox -s bench`` runs every benchmark; ``nox -s bench -- pacing`` (or ``import``) one of them."""
+    session.install("-e", ".[bench]")
+    names = session.posargs or ["pacing", "import"]
+    for name in names:
+        session.run("python", f"benchmarks/bench_{name}.py", external=False)

@@ -19,10 +19,14 @@ server runs:
   stays the same). An IETF ``RateLimit-Policy`` (``q``
   requests per ``w`` seconds) names the interval outright.
 * The statement is a hard limit: once this client's sends since the stated
-  request use up ``remaining``, the next one waits for ``reset_at`` and the ones
-  after it follow one interval apart. A server that rounds its reset to whole
-  seconds cannot say when within that second the budget returns, so its
-  statement is not enforced; the interval alone paces.
+  request use up ``remaining``, the next one waits for ``reset_at``, and each
+  one after it for an interval after the later of that slot and its
+  predecessor's actual departure (as a token bucket counts them). A 429 for a
+  send the statement allowed shows that sends reach the server later than they
+  leave here; that lag is learned (doubled per such 429, decaying with
+  success). A server that rounds its reset to whole seconds cannot say when
+  within that second the budget returns, so its statement is not enforced;
+  the interval alone paces.
 * A server that sends no rate-limit fields is learned from its 429s: until the
   first one, at most two requests are in flight (one more per quiet second);
   the first 429 turns the requests admitted since the start, over the time to
@@ -73,6 +77,12 @@ _MAX_PENALTY: Final = 4.0
 # that jitter on the way does not land one before the server's next slot.
 _MARGIN: Final = 0.015
 _PENALTY_DECAY: Final = 0.995
+# A 429 for a send the statement allowed means our sends reach the server's
+# limiter later than we think: allow them that much more, at least this, at
+# most a fifth of an interval, forgetting 1% of it with every success.
+_MIN_LAG: Final = 0.002
+_MAX_LAG_SHARE: Final = 0.2
+_LAG_DECAY: Final = 0.99
 # Weight kept by the foreign-spend estimate at each new pair of statements.
 _FOREIGN_DECAY: Final = 0.9
 
@@ -96,6 +106,7 @@ class Pacer:
         "_cycle_start",
         "_foreign_count",
         "_foreign_time",
+        "_lag",
         "_last_429",
         "_last_send",
         "_longest_reset",
@@ -127,6 +138,7 @@ class Pacer:
         self._penalty = 1.0
         self._last_send = -math.inf
         self._last_429 = -math.inf
+        self._lag = 0.0
         self._sends: list[float] = []
         self._stmt_sent = -math.inf
         self._stmt_remaining: int | None = None
@@ -190,10 +202,20 @@ class Pacer:
             # Others on the key keep spending from the same statement until its reset.
             foreign = self.foreign_rate * max(min(slot, reset) - self._stmt_sent, 0.0)
             if slot >= reset or self._stmt_remaining - unseen - foreign < 1:
-                beyond = max(unseen - self._stmt_remaining, 0)
+                # Our sends past the statement's credit each took the next slot
+                # after the reset: replay them the way a bucket counts them, from
+                # when each actually left (a late one pushes the ones after it).
+                first = len(self._sends) - unseen + self._stmt_remaining
+                beyond = self._sends[first:] if first < len(self._sends) else []
                 if beyond and not interval:
                     return math.inf  # spent, and no rate known yet: wait for the next answer
-                slot = max(slot, reset + _GUARD + beyond * interval)
+                moment = reset
+                for sent in beyond:
+                    moment = max(moment, sent + self._lag) + interval
+                # Late by a hair, never early; the hair is small beside the
+                # interval, since a bucket carries lateness over to every later send.
+                guard = min(_GUARD, _MARGIN * interval) if interval else _GUARD
+                slot = max(slot, moment + guard)
         return slot
 
     def take(self, now: float) -> None:
@@ -238,6 +260,7 @@ class Pacer:
             return
         self._admitted += 1
         self._penalty = max(self._penalty * _PENALTY_DECAY, 1.0)
+        self._lag *= _LAG_DECAY
         if self.shape is Shape.BLIND and now - self._quiet_since >= _QUIET:
             self._quiet_since = now
             if self._blind_interval:
@@ -310,6 +333,9 @@ class Pacer:
             self._learn_blind(now, retry)
         else:
             self._penalty = min(self._penalty * _BACKOFF, _MAX_PENALTY)
+            if self._stmt_precise:
+                ceiling = _MAX_LAG_SHARE * self.interval
+                self._lag = min(max(2 * self._lag, _MIN_LAG), ceiling)
 
     def _speed_up(self, now: float) -> None:
         rate = 1.0 / self._blind_interval
