@@ -8,19 +8,21 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncGenerator, Iterable, Mapping
-from typing import Any, Final, Literal, TypeAlias
+from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
+from typing import Any, Final, Literal, TypeAlias, overload
 
 from ._convert import envelope_data, structure, unstructure
 from ._errors import UnexpectedResponseError, ValidationError
 from ._session import Session
-from .models import DncEntry, DncPage, DncRecord, EntryType, ImportResult, Pagination
+from .models import DncEntry, DncPage, DncReason, DncRecord, EntryType, ImportResult, Pagination
 
 __all__ = [
     "MAX_IMPORT_ENTRIES",
     "MAX_PAGE_LIMIT",
     "EntryLike",
     "PageMode",
+    "PreparedEntries",
+    "Row",
     "get_page",
     "import_entries",
     "iter_entries",
@@ -32,6 +34,48 @@ MAX_PAGE_LIMIT: Final = 100
 
 EntryLike: TypeAlias = "DncEntry | str | Mapping[str, Any]"
 PageMode: TypeAlias = Literal["cursor", "page"]
+Row: TypeAlias = tuple[str, str, str]
+
+
+class PreparedEntries(Sequence[DncEntry]):
+    """Entries already normalised and validated, held in their wire form ``(email, type, reason)``.
+
+    The bulk engine builds one per batch from entries it has checked exactly
+    as :meth:`DncEntry.coerce` would; :func:`import_entries` sends it without
+    checking again and without a per-entry conversion. It is still a sequence
+    of :class:`DncEntry` for anyone who reads it. Build one only from
+    validated entries (:meth:`of`); the rows are trusted.
+    """
+
+    __slots__ = ("rows",)
+
+    def __init__(self, rows: Sequence[Row]) -> None:
+        self.rows = rows
+
+    @classmethod
+    def of(cls, entries: Iterable[DncEntry]) -> PreparedEntries:
+        """Rows of entries that are already :class:`DncEntry` objects (and so valid)."""
+        return cls([(e.email, e.type.value, e.reason.value) for e in entries])
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @overload
+    def __getitem__(self, index: int) -> DncEntry: ...
+    @overload
+    def __getitem__(self, index: slice) -> PreparedEntries: ...
+    def __getitem__(self, index: int | slice) -> DncEntry | PreparedEntries:
+        if isinstance(index, slice):
+            return PreparedEntries(self.rows[index])
+        email, kind, reason = self.rows[index]
+        return DncEntry._trusted(email, EntryType(kind), DncReason(reason))  # noqa: SLF001 - validated rows
+
+    def __repr__(self) -> str:
+        return f"PreparedEntries({len(self.rows)} entries)"
+
+    def wire(self) -> list[dict[str, str]]:
+        """The request's ``entries`` member."""
+        return [{"email": email, "type": kind, "reason": reason} for email, kind, reason in self.rows]
 
 
 def _coerce_all(entries: Iterable[EntryLike]) -> list[DncEntry]:
@@ -59,14 +103,22 @@ async def import_entries(session: Session, entries: Iterable[EntryLike]) -> Impo
 
     Entries may be :class:`DncEntry` objects, plain strings (no ``@`` means a
     domain) or mappings with ``email``/``type``/``reason``. Every entry is
-    validated before anything is sent.
+    validated before anything is sent (a :class:`PreparedEntries` was
+    validated when it was built, and goes out as it is).
 
     Raises:
         ValidationError: no entries, more than 10,000 (never trimmed), or an
             invalid entry (the message names its index). Nothing is sent.
     """
-    batch = _coerce_all(entries)
-    body = await session.request("POST", "/v1/dnc/import", json={"entries": unstructure(batch)})
+    if isinstance(entries, PreparedEntries):
+        if not 1 <= len(entries) <= MAX_IMPORT_ENTRIES:
+            raise ValidationError(
+                f"an import takes 1 to {MAX_IMPORT_ENTRIES:,} entries, got {len(entries):,}"
+            )
+        wire: Any = entries.wire()
+    else:
+        wire = unstructure(_coerce_all(entries))
+    body = await session.request("POST", "/v1/dnc/import", json={"entries": wire})
     return structure(envelope_data(body), ImportResult)
 
 

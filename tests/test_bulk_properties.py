@@ -63,3 +63,62 @@ def test_invariant_holds_under_random_faults(
             assert entry.email.startswith("user1")
     positions = [r.position for r in report.rejected] + [f.position for f in report.failed]
     assert len(positions) == len(set(positions))
+
+
+def reference(entries, *, reason, dedupe):
+    """What the batcher must decide, item by item, with the public model alone."""
+    from sendkit_async import DncEntry, ValidationError  # noqa: PLC0415
+
+    rows, rejected, seen = [], [], set()
+    for position, item in enumerate(entries):
+        try:
+            entry = DncEntry.coerce(item, reason=reason)
+        except ValidationError as exc:
+            rejected.append((position, str(exc)))
+            continue
+        if dedupe and entry.email in seen:
+            continue
+        seen.add(entry.email)
+        rows.append((position, (entry.email, entry.type.value, entry.reason.value)))
+    return rows, rejected
+
+
+unicode_and_padding = st.builds(
+    lambda pad, local, host: f"{pad}{local}@{host}{pad}",
+    st.sampled_from(["", " ", "\t", "  \n"]),
+    st.sampled_from(["User", "ÜSER", "first.last", "a+b", "ünïcode", "x"]),
+    st.sampled_from(["Example.COM", "bücher.de", "ex ample.com", "a.b.c.io", "localhost"]),
+)
+entry_objects = st.builds(
+    lambda n: __import__("sendkit_async").DncEntry(f"obj{n}@example.com"), st.integers(0, 20)
+)
+typed_mappings = st.builds(
+    lambda address, kind, reason: {"email": address, "type": kind, "reason": reason},
+    st.one_of(valid, domains, unicode_and_padding),
+    st.sampled_from(["email", "domain", "phone", None]),
+    st.sampled_from(["bounce", "manual", "import", "nonsense", None]),
+)
+any_item = st.one_of(valid, domains, invalid, mappings, unicode_and_padding, entry_objects, typed_mappings)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    entries=st.lists(any_item, max_size=300),
+    reason=st.sampled_from([None, "manual"]),
+    dedupe=st.booleans(),
+    uniform=st.booleans(),
+)
+def test_the_batchers_fast_path_decides_exactly_as_the_model_does(entries, reason, dedupe, uniform):
+    from sendkit_async.bulk import ImportOptions  # noqa: PLC0415
+
+    if uniform:  # a clean chunk of plain normal addresses takes the one-regex path
+        entries = [e for e in entries if isinstance(e, str) and e == e.strip().lower() and "@" in e]
+    batcher = ImportOptions(batch_size=50, dedupe=dedupe, reason=reason).batcher()
+
+    async def run():
+        return [batch async for batch in batcher.batches(entries)]
+
+    batches = asyncio.run(run())
+    rows = [(p, row) for b in batches for p, row in zip(b.positions, b.entries, strict=True)]
+    rejected = [(r.position, r.reason) for b in batches for r in b.rejected]
+    assert (rows, rejected) == reference(entries, reason=reason, dedupe=dedupe)

@@ -23,10 +23,10 @@ server runs:
   one after it for an interval after the later of that slot and its
   predecessor's actual departure (as a token bucket counts them). A 429 for a
   send the statement allowed shows that sends reach the server later than they
-  leave here; that lag is learned (doubled per such 429, decaying with
-  success). A server that rounds its reset to whole seconds cannot say when
-  within that second the budget returns, so its statement is not enforced;
-  the interval alone paces.
+  leave here; that lag is learned (from how early the refused request was,
+  or doubled, per such 429; decaying with success). A server that rounds its
+  reset to whole seconds cannot say when within that second the budget
+  returns, so its statement is not enforced; the interval alone paces.
 * A server that sends no rate-limit fields is learned from its 429s: until the
   first one, at most two requests are in flight (one more per quiet second);
   the first 429 turns the requests admitted since the start, over the time to
@@ -64,6 +64,9 @@ _HISTORY: Final = 4096
 _BLIND_START_CAP: Final = 2
 _QUIET: Final = 1.0
 _BACKOFF: Final = 1.1
+# After a 429 that came with a precise statement the lag explains it; the
+# interval only needs a nudge.
+_NUDGE: Final = 1.03
 # Blind pacing: climb 10% a quiet second until a paced 429 shows the ceiling,
 # then settle 7% under it and creep toward 3% under; probe above it only after
 # a long quiet spell.
@@ -289,12 +292,17 @@ class Pacer:
         # A refused request says nothing about the rate, and "some left, no
         # reset" (a token bucket with tokens to spare) says nothing about when
         # they come back.
-        informative = status != _RATE_LIMITED and reset > sent + _GUARD
-        if informative and (precise or self._policy_interval is None):
-            self._samples.append((reset - sent) / (remaining + 1))
-            self._longest_reset = max(self._longest_reset, reset - sent)
         if sent >= self._stmt_sent:  # a newer request's answer; late answers only give samples
             self._foreign(sent, remaining, reset, precise)
+        informative = status != _RATE_LIMITED and reset > sent + _GUARD
+        if informative and (precise or self._policy_interval is None):
+            span = reset - sent
+            # Others on the key will spend part of what remains before the reset.
+            ours = remaining + 1 - self.foreign_rate * span
+            if ours >= 1:
+                self._samples.append(span / ours)
+            self._longest_reset = max(self._longest_reset, span)
+        if sent >= self._stmt_sent:
             self._stmt_sent, self._stmt_remaining = sent, remaining
             self._stmt_reset, self._stmt_precise = reset, precise
 
@@ -331,11 +339,14 @@ class Pacer:
         self._last_429 = now
         if self.shape is Shape.BLIND:
             self._learn_blind(now, retry)
+        elif self._stmt_precise and reset is not None:
+            # The refused request's own reset says how early it arrived.
+            early = max(reset - sent, 0.0)
+            ceiling = _MAX_LAG_SHARE * self.interval
+            self._lag = min(max(2 * self._lag, early + _GUARD, _MIN_LAG), ceiling)
+            self._penalty = min(self._penalty * _NUDGE, _MAX_PENALTY)
         else:
             self._penalty = min(self._penalty * _BACKOFF, _MAX_PENALTY)
-            if self._stmt_precise:
-                ceiling = _MAX_LAG_SHARE * self.interval
-                self._lag = min(max(2 * self._lag, _MIN_LAG), ceiling)
 
     def _speed_up(self, now: float) -> None:
         rate = 1.0 / self._blind_interval

@@ -36,7 +36,8 @@ from sendkit_async._errors import (
 )
 from sendkit_async._session import CallStats, Session
 from sendkit_async._types import NOT_GIVEN
-from sendkit_async.models import DncEntry, DncReason, _reason
+from sendkit_async.dnc import PreparedEntries, Row
+from sendkit_async.models import DncReason, _reason
 
 from ._checkpoint import Checkpoint
 from ._prepare import Batch, Batcher, EntrySource
@@ -261,11 +262,11 @@ class ImportJob:
         )
 
     async def _send(
-        self, session: Session, positions: list[int], entries: list[DncEntry], splits: list[int]
+        self, session: Session, positions: list[int], entries: list[Row], splits: list[int]
     ) -> tuple[int, int, list[FailedEntry]]:
         """Import ``entries``, halving on a refusal until the bad ones stand alone."""
         try:
-            result = await dnc.import_entries(session, entries)
+            result = await dnc.import_entries(session, PreparedEntries(entries))
         except FATAL_ERRORS as exc:
             self._stop(exc)
             raise _Stopped from exc
@@ -285,9 +286,9 @@ class ImportJob:
 
     @staticmethod
     def _failed(
-        positions: list[int], entries: list[DncEntry], kind: FailureKind, reason: str
+        positions: list[int], entries: list[Row], kind: FailureKind, reason: str
     ) -> list[FailedEntry]:
-        return [FailedEntry(p, e.email, kind, reason) for p, e in zip(positions, entries, strict=True)]
+        return [FailedEntry(p, row[0], kind, reason) for p, row in zip(positions, entries, strict=True)]
 
     def _unsent(self, batch: Batch) -> BatchResult:
         kind = FailureKind.INTERRUPTED if batch.index in self._started else FailureKind.NOT_SENT

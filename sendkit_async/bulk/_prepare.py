@@ -12,7 +12,8 @@ import attrs
 
 from sendkit_async._errors import ValidationError
 from sendkit_async._validate import all_normal_emails
-from sendkit_async.models import DncEntry, DncReason, EntryType
+from sendkit_async.dnc import Row
+from sendkit_async.models import DncEntry, DncReason
 
 from ._report import RejectedEntry
 
@@ -24,11 +25,6 @@ _SHOWN: Final = 200
 # {"email":"","type":"","reason":""}, around each entry on the wire
 _ENTRY_OVERHEAD: Final = 34
 _BODY_OVERHEAD: Final = 16
-_FIXED_SIZE: Final = {
-    (kind, reason): len(kind.value) + len(reason.value) + _ENTRY_OVERHEAD
-    for kind in EntryType
-    for reason in DncReason
-}
 
 
 @attrs.define
@@ -39,14 +35,16 @@ class Batch:
     start: int
     end: int = 0
     positions: list[int] = attrs.Factory(list)
-    entries: list[DncEntry] = attrs.Factory(list)
+    # Wire rows (email, type, reason): plain tuples of strings, which the
+    # garbage collector stops tracking, so batches in flight cost it nothing.
+    entries: list[Row] = attrs.Factory(list)
     rejected: list[RejectedEntry] = attrs.Factory(list)
     duplicates: int = 0
     size: int = _BODY_OVERHEAD
 
     def digest(self) -> str:
         """A fingerprint of the entries, to check a checkpoint against the same input."""
-        content = "\n".join(e.email for e in self.entries).encode()
+        content = "\n".join(row[0] for row in self.entries).encode()
         return hashlib.blake2b(content, digest_size=16).hexdigest()
 
 
@@ -101,8 +99,7 @@ class Batcher:
         # This loop runs once per input item, millions of times a job: names
         # are bound locally and the size is a cheap upper bound, to keep it lean.
         coerce, reason, seen, dedupe = DncEntry.coerce, self.reason, self.seen, self.dedupe
-        trusted, email_type = DncEntry._trusted, EntryType.EMAIL  # noqa: SLF001 - the package's own hot path
-        default_reason = reason or DncReason.IMPORT
+        default_reason = (reason or DncReason.IMPORT).value
         limit, max_bytes = self.batch_size, self.max_bytes
         position = 0
         batch = Batch(index=0, start=0)
@@ -113,28 +110,29 @@ class Batcher:
             for item in chunk:
                 try:
                     if clean:
-                        entry = trusted(item, email_type, default_reason)
+                        row: Row = (item, "email", default_reason)
                     elif isinstance(item, Exception):  # a reader's word that this item did not parse
                         raise ValidationError(str(item))  # noqa: TRY301 - one rejection path
                     else:
                         entry = coerce(item, reason=reason)
+                        row = (entry.email, entry.type.value, entry.reason.value)
                 except ValidationError as exc:
                     batch.rejected.append(RejectedEntry(position, _show(item), str(exc)))
                     position += 1
                     continue
                 if dedupe:
-                    if entry.email in seen:
+                    if row[0] in seen:
                         batch.duplicates += 1
                         position += 1
                         continue
-                    seen.add(entry.email)
-                size = len(entry.email) + _ENTRY_OVERHEAD
+                    seen.add(row[0])
+                size = len(row[0]) + _ENTRY_OVERHEAD
                 if len(batch.entries) >= limit or (batch.entries and batch.size + size > max_bytes):
                     batch.end = position
                     yield batch
                     batch = Batch(index=batch.index + 1, start=position)
                 batch.positions.append(position)
-                batch.entries.append(entry)
+                batch.entries.append(row)
                 batch.size += size
                 position += 1
         batch.end = position
