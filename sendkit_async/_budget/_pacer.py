@@ -23,8 +23,8 @@ server runs:
   one after it for an interval after the later of that slot and its
   predecessor's actual departure (as a token bucket counts them). A 429 for a
   send the statement allowed shows that sends reach the server later than they
-  leave here; that lag is learned (from how early the refused request was,
-  or doubled, per such 429; decaying with success). A server that rounds its
+  leave here; that lag is learned (from how early the refused request was;
+  decaying with success). A server that rounds its
   reset to whole seconds cannot say when within that second the budget
   returns, so its statement is not enforced; the interval alone paces.
 * A server that sends no rate-limit fields is learned from its 429s: until the
@@ -66,7 +66,7 @@ _QUIET: Final = 1.0
 _BACKOFF: Final = 1.1
 # After a 429 that came with a precise statement the lag explains it; the
 # interval only needs a nudge.
-_NUDGE: Final = 1.03
+_NUDGE: Final = 1.0
 # Blind pacing: climb 10% a quiet second until a paced 429 shows the ceiling,
 # then settle 7% under it and creep toward 3% under; probe above it only after
 # a long quiet spell.
@@ -85,7 +85,7 @@ _PENALTY_DECAY: Final = 0.995
 # most a fifth of an interval, forgetting 1% of it with every success.
 _MIN_LAG: Final = 0.002
 _MAX_LAG_SHARE: Final = 0.2
-_LAG_DECAY: Final = 0.99
+_LAG_DECAY: Final = 0.97
 # Weight kept by the foreign-spend estimate at each new pair of statements.
 _FOREIGN_DECAY: Final = 0.9
 
@@ -158,7 +158,10 @@ class Pacer:
 
     @property
     def interval(self) -> float:
-        """Seconds between sends at the learned sustainable rate (0: unpaced)."""
+        """Seconds between sends at the learned sustainable rate (0: unpaced), with a safety margin."""
+        return self._base_interval() * (1 + _MARGIN)
+
+    def _base_interval(self) -> float:
         if self.shape is Shape.BLIND:
             return self._blind_interval
         if self._policy_interval is not None:
@@ -171,7 +174,7 @@ class Pacer:
                 base = max(base, self._longest_reset / self.limit)
         else:
             base = 0.0
-        return base * self._penalty * (1 + _MARGIN)
+        return base * self._penalty
 
     @property
     def remaining(self) -> int | None:
@@ -212,9 +215,11 @@ class Pacer:
                 beyond = self._sends[first:] if first < len(self._sends) else []
                 if beyond and not interval:
                     return math.inf  # spent, and no rate known yet: wait for the next answer
+                # The server's own word replaces the margin here: the lag covers the jitter.
+                step = self._base_interval()
                 moment = reset
                 for sent in beyond:
-                    moment = max(moment, sent + self._lag) + interval
+                    moment = max(moment, sent + self._lag) + step
                 # Late by a hair, never early; the hair is small beside the
                 # interval, since a bucket carries lateness over to every later send.
                 guard = min(_GUARD, _MARGIN * interval) if interval else _GUARD
@@ -343,7 +348,7 @@ class Pacer:
             # The refused request's own reset says how early it arrived.
             early = max(reset - sent, 0.0)
             ceiling = _MAX_LAG_SHARE * self.interval
-            self._lag = min(max(2 * self._lag, early + _GUARD, _MIN_LAG), ceiling)
+            self._lag = min(max(self._lag, early + _GUARD, _MIN_LAG), ceiling)
             self._penalty = min(self._penalty * _NUDGE, _MAX_PENALTY)
         else:
             self._penalty = min(self._penalty * _BACKOFF, _MAX_PENALTY)
