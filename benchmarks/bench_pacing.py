@@ -43,6 +43,9 @@ class Recorder:
         self.sends: list[tuple[float, int | None]] = []
         self._sent: dict[int, float] = {}
 
+    def bind(self, key_id: str) -> None:
+        self.inner.bind(key_id)
+
     async def acquire(self, lane: Lane) -> Permit:
         permit = await self.inner.acquire(lane)
         self._sent[permit.token] = time.monotonic()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ._budget import BudgetSnapshot, Lane, LocalBudget, Observation, Permit, RateBudget, RateCap, Shape
 from ._clock import Clock, SystemClock
 from ._config import ClientConfig, RetryPolicy, Timeout
@@ -52,6 +54,23 @@ from .models import (
 
 __version__ = VERSION
 
+if TYPE_CHECKING:
+    from ._budget._redis import RedisBudget
+
+
+def __getattr__(name: str) -> Any:
+    """``RedisBudget`` is imported on first use: it needs the ``redis`` extra."""
+    if name == "RedisBudget":
+        try:
+            from ._budget._redis import RedisBudget  # noqa: PLC0415 - optional dependency
+        except ImportError as exc:
+            raise ImportError(
+                "RedisBudget needs the redis extra: pip install 'sendkit-async[redis]'"
+            ) from exc
+        return RedisBudget
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "NOT_GIVEN",
     "APIConnectionError",
@@ -95,6 +114,7 @@ __all__ = [
     "RateCap",
     "RateLimit",
     "RateLimitError",
+    "RedisBudget",
     "RejectedEntry",
     "RetryPolicy",
     "SendKit",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import os
 from collections.abc import Mapping
@@ -102,6 +103,12 @@ class ClientConfig:
     timeout: Timeout = Timeout()
     retry: RetryPolicy = RetryPolicy()
     headers: Mapping[str, str] = attrs.field(factory=dict, repr=False)
+
+    @property
+    def key_id(self) -> str:
+        """A fingerprint of the key and workspace to name shared state by (the key cannot be read back)."""
+        material = f"{self.api_key}\0{self.workspace_id or ''}".encode()
+        return hashlib.blake2b(material, digest_size=16, person=b"sendkit-budget").hexdigest()
 
     @property
     def is_platform_key(self) -> bool:

@@ -381,6 +381,7 @@ class SendKit:
         budget = (
             rate_budget if rate_budget is not None else LocalBudget(clock=clock, max_pause=max_retry_wait)
         )
+        budget.bind(config.key_id)
         transport = Transport(session, connection_limit=connection_limit, budget=budget)
         self._bind(Session(config, transport, clock=clock), owner=True)
 

@@ -1,11 +1,17 @@
 from __future__ import annotations
 
 import inspect
+import os
+import shutil
+import socket
+import subprocess
+import time
 from collections.abc import AsyncIterator, Iterator
 from types import SimpleNamespace
 from typing import Any
 
 import aioresponses.core as aioresponses_core
+import attrs
 import pytest
 import pytest_asyncio
 from aiohttp import ClientResponse
@@ -62,3 +68,49 @@ def sent(mock: aioresponses) -> list[tuple[str, str, dict]]:
     return [
         (method, str(url), call.kwargs) for (method, url), calls in mock.requests.items() for call in calls
     ]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@attrs.define
+class RedisServer:
+    """A real redis-server this test started, on a free loopback port."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def redis_server(tmp_path) -> Iterator[RedisServer]:
+    """A real ``redis-server`` from PATH (CI installs Debian's package; elsewhere the test is skipped)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        if os.environ.get("CI"):
+            pytest.fail("redis-server is not on PATH; .ci/run installs it")
+        pytest.skip("no redis-server on PATH: install Debian's redis-server to run the shared-budget tests")
+    port = free_port()
+    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    process = subprocess.Popen([*argv, "--dir", str(tmp_path)], stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                break
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                pytest.fail("redis-server did not start")
+            time.sleep(0.02)
+    server = RedisServer(f"redis://127.0.0.1:{port}/0", process)
+    yield server
+    if process.poll() is None:
+        process.terminate()
+        process.wait(timeout=10)

@@ -37,6 +37,10 @@ class RateCap:
         self._tolerance = (capacity - 1) * self._interval
         self._tat = -math.inf  # the generic cell rate algorithm's "theoretical arrival time"
 
+    def bind(self, key_id: str) -> None:
+        """Pass the key's fingerprint on to the inner budget."""
+        self._inner.bind(key_id)
+
     async def acquire(self, lane: Lane = Lane.INTERACTIVE) -> Permit:
         """Wait for a token of this cap, then for the inner budget."""
         now = self._clock.monotonic()

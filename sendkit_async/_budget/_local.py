@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import collections
 import itertools
 import math
-
-import anyio
 
 from sendkit_async._clock import Clock, SystemClock
 from sendkit_async._config import DEFAULT_MAX_RETRY_WAIT
 
+from ._gate import Gate
 from ._pacer import Pacer
 from ._protocol import BudgetSnapshot, Lane, Observation, Permit
 
@@ -39,41 +37,46 @@ class LocalBudget:
     Args:
         clock: where it reads the time and sleeps (tests pass a fake one).
         max_pause: the longest shared pause a single 429 may impose.
+        share: the part of the server's rate this budget may use (a process
+            standing in for a shared budget that went away uses less than 1).
 
     Raises:
-        ValueError: a negative or infinite ``max_pause``.
+        ValueError: a negative or infinite ``max_pause``, or a share outside (0, 1].
     """
 
-    __slots__ = ("_clock", "_held", "_pacer", "_queues", "_sent", "_tokens", "_wake")
+    __slots__ = ("_clock", "_gate", "_pacer", "_sent", "_tokens")
 
-    def __init__(self, *, clock: Clock | None = None, max_pause: float = DEFAULT_MAX_RETRY_WAIT) -> None:
+    def __init__(
+        self, *, clock: Clock | None = None, max_pause: float = DEFAULT_MAX_RETRY_WAIT, share: float = 1.0
+    ) -> None:
         if not max_pause >= 0 or math.isinf(max_pause):
             raise ValueError(f"max_pause must be a finite number of seconds, got {max_pause!r}")
+        if not 0 < share <= 1:
+            raise ValueError(f"share must be in (0, 1], got {share!r}")
         self._clock: Clock = clock or SystemClock()
-        self._pacer = Pacer(max_pause=max_pause)
-        self._queues: dict[Lane, collections.deque[anyio.Event]] = {
-            lane: collections.deque() for lane in Lane
-        }
-        self._held = False
-        self._wake: anyio.Event | None = None
+        self._pacer = Pacer(max_pause=max_pause, share=share)
+        self._gate = Gate(self._clock)
         self._sent: dict[int, float] = {}
         self._tokens = itertools.count()
 
     def __repr__(self) -> str:
         return f"LocalBudget({self.snapshot()!r})"
 
+    def bind(self, key_id: str) -> None:
+        """Nothing to do: an in-process budget paces the one client (or clients) holding it."""
+
     async def acquire(self, lane: Lane = Lane.INTERACTIVE) -> Permit:
         """Wait for this caller's slot; cancellation leaves the queue cleanly."""
         ahead = False
         while True:
-            await self._enter(lane, ahead=ahead)
+            await self._gate.enter(lane, ahead=ahead)
             try:
                 now = await self._wait_for_slot(lane)
                 if now is not None:
                     self._pacer.take(now)
                     break
             finally:
-                self._leave()
+                self._gate.leave()
             ahead = True  # stepped aside for an interactive caller: first in its lane again
         token = next(self._tokens)
         self._sent[token] = now
@@ -86,37 +89,16 @@ class LocalBudget:
             slot = self._pacer.slot(now)
             if slot <= now:
                 return now
-            if lane is Lane.BULK and self._queues[Lane.INTERACTIVE]:
+            if lane is Lane.BULK and self._gate.urgent():
                 return None
-            await self._nap(None if math.isinf(slot) else slot - now)
-
-    async def _nap(self, delay: float | None) -> None:
-        """Sleep ``delay`` seconds (or until woken when ``None``); an answer or an urgent caller wakes it."""
-        wake = self._wake = anyio.Event()
-        if delay is None:
-            await wake.wait()
-            return
-        async with anyio.create_task_group() as group:
-
-            async def alarm() -> None:
-                await self._clock.sleep(delay)
-                wake.set()
-
-            group.start_soon(alarm)
-            await wake.wait()
-            group.cancel_scope.cancel()
-
-    def _rouse(self) -> None:
-        if self._wake is not None:
-            self._wake.set()
-            self._wake = None
+            await self._gate.nap(None if math.isinf(slot) else slot - now)
 
     async def observe(self, permit: Permit, observation: Observation) -> None:
         """Learn from an answer (or its absence); never waits and never raises."""
         sent = self._sent.pop(permit.token, None)
         if sent is not None:
             self._learn(sent, observation)
-        self._rouse()
+        self._gate.rouse()
 
     def _learn(self, sent: float, observation: Observation) -> None:
         if observation.status is None:
@@ -150,36 +132,6 @@ class LocalBudget:
             remaining=pacer.remaining,
             interval=pacer.interval,
             paused_for=max(pacer.pause_until - self._clock.monotonic(), 0.0),
-            waiting=sum(len(queue) for queue in self._queues.values()) + self._held,
+            waiting=self._gate.waiting,
             in_flight=pacer.in_flight,
         )
-
-    async def _enter(self, lane: Lane, *, ahead: bool = False) -> None:
-        if not self._held and not any(self._queues.values()):
-            self._held = True
-            await anyio.lowlevel.checkpoint()  # still a cancellation point
-            return
-        turn = anyio.Event()
-        queue = self._queues[lane]
-        if ahead:
-            queue.appendleft(turn)
-        else:
-            queue.append(turn)
-        if lane is Lane.INTERACTIVE:
-            self._rouse()  # a bulk caller holding the gate steps aside
-        try:
-            await turn.wait()
-        except BaseException:
-            if turn.is_set():
-                self._leave()  # the gate was handed to us as we were cancelled: pass it on
-            else:
-                queue.remove(turn)
-            raise
-
-    def _leave(self) -> None:
-        for lane in Lane:
-            queue = self._queues[lane]
-            if queue:
-                queue.popleft().set()  # ownership passes straight to the next caller
-                return
-        self._held = False

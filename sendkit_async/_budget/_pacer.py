@@ -99,6 +99,7 @@ class Pacer:
 
     Args:
         max_pause: the longest shared pause a 429 may impose on every caller.
+        share: the part of the learned rate to use (1: all of it).
     """
 
     __slots__ = (
@@ -127,10 +128,12 @@ class Pacer:
         "max_pause",
         "pause_until",
         "shape",
+        "share",
     )
 
-    def __init__(self, *, max_pause: float) -> None:
+    def __init__(self, *, max_pause: float, share: float = 1.0) -> None:
         self.max_pause = max_pause
+        self.share = share
         self.shape = Shape.UNKNOWN
         self.limit: int | None = None
         self.pause_until = -math.inf
@@ -162,6 +165,9 @@ class Pacer:
         return self._base_interval() * (1 + _MARGIN)
 
     def _base_interval(self) -> float:
+        return self._learned_interval() / self.share
+
+    def _learned_interval(self) -> float:
         if self.shape is Shape.BLIND:
             return self._blind_interval
         if self._policy_interval is not None:

@@ -151,6 +151,13 @@ class RateBudget(Protocol):
     while waiting, and never raise from :meth:`observe`.
     """
 
+    def bind(self, key_id: str) -> None:
+        """Learn which key it paces: the client calls it once, with a fingerprint, never the key.
+
+        A budget shared between processes keeps one state per ``key_id``.
+        """
+        ...
+
     async def acquire(self, lane: Lane) -> Permit:
         """Wait until this caller may send, and return its permit."""
         ...

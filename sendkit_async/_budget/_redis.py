@@ -1,0 +1,294 @@
+"""The rate budget of one API key, shared by every process and host through Redis.
+
+Needs the ``redis`` extra: ``pip install 'sendkit-async[redis]'``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import os
+import secrets
+import socket
+from importlib import resources
+from types import TracebackType
+from typing import Any, Final
+
+import anyio
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+from typing_extensions import Self
+
+from sendkit_async._clock import Clock, SystemClock
+from sendkit_async._config import DEFAULT_MAX_RETRY_WAIT
+
+from ._gate import Gate
+from ._local import LocalBudget
+from ._protocol import BudgetSnapshot, Lane, Observation, Permit, Shape
+
+__all__ = ["RedisBudget"]
+
+logger = logging.getLogger("sendkit_async")
+
+_SCRIPT: Final = resources.files(__package__).joinpath("budget.lua").read_text()
+_SHAPES: Final = {0: Shape.UNKNOWN, 1: Shape.HEADERS, 2: Shape.BLIND}
+# While the shared budget says "wait for an answer", look again this often
+# (answers reaching other processes cannot wake this one).
+_POLL: Final = 0.05
+# A process standing in for the shared budget takes this much of its share.
+_CAUTION: Final = 0.8
+
+
+class _RedisDownError(Exception):
+    """Redis did not answer in time; the caller switches to the local budget."""
+
+
+class RedisBudget:
+    """One budget per API key, shared through Redis by every process and host on that key.
+
+    Every acquire and every observation is one atomic Lua script run, timed by
+    Redis' own clock, with the same pacing rules as :class:`LocalBudget`: a
+    429 seen by one process pauses all, a window measured by one informs all,
+    and interactive callers anywhere go ahead of bulk batches (bulk callers
+    only take a slot that is due; interactive ones reserve the next). Keys are
+    named from a fingerprint of the API key and workspace, never the key, and
+    every key expires an hour after its last write. A permit left by a
+    process that died (``kill -9``) stops counting after ``in_flight_ttl``.
+
+    If Redis is slow or unreachable, the process logs one warning and paces
+    itself with a local budget at a cautious share of the rate (0.8 divided by
+    the number of processes last seen on the key), then rejoins the shared
+    budget once Redis answers again (tried every ``retry_every`` seconds).
+
+    Example:
+        >>> async with RedisBudget.from_url("redis://localhost:6379/0") as budget:  # doctest: +SKIP
+        ...     async with SendKit(rate_budget=budget) as client:
+        ...         await client.dnc.import_bulk(entries)
+
+    Args:
+        client: a ``redis.asyncio.Redis`` you already have (yours to close).
+        clock: where it sleeps (tests pass a fake one).
+        max_pause: the longest shared pause a single 429 may impose.
+        prefix: the first part of every key it writes.
+        timeout: the longest any Redis call may take, in seconds.
+        retry_every: how often to try Redis again after it failed.
+        in_flight_ttl: how long an unanswered permit counts as in flight.
+        keep: seconds every key lives after its last write.
+    """
+
+    __slots__ = (
+        "_clock",
+        "_facts",
+        "_fallback",
+        "_gate",
+        "_keys",
+        "_local_permits",
+        "_owns",
+        "_process",
+        "_redis",
+        "_remote",
+        "_retry_at",
+        "_retry_every",
+        "_script",
+        "_timeout",
+        "_tokens",
+        "in_flight_ttl",
+        "keep",
+        "max_pause",
+        "prefix",
+    )
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        *,
+        clock: Clock | None = None,
+        max_pause: float = DEFAULT_MAX_RETRY_WAIT,
+        prefix: str = "sendkit:budget",
+        timeout: float = 0.25,
+        retry_every: float = 1.0,
+        in_flight_ttl: float = 2.0,
+        keep: int = 3600,
+    ) -> None:
+        for name, value in (
+            ("timeout", timeout),
+            ("retry_every", retry_every),
+            ("in_flight_ttl", in_flight_ttl),
+        ):
+            if not value > 0 or math.isinf(value):
+                raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+        self._redis = client
+        self._owns = False
+        self._clock: Clock = clock or SystemClock()
+        self.max_pause = max_pause
+        self.prefix = prefix
+        self._timeout = timeout
+        self._retry_every = retry_every
+        self.in_flight_ttl = in_flight_ttl
+        self.keep = keep
+        self._script = client.register_script(_SCRIPT)
+        self._gate = Gate(self._clock)
+        self._keys: list[str] | None = None
+        self._process = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self._tokens = itertools.count()
+        self._remote: set[int] = set()
+        self._local_permits: dict[int, Permit] = {}
+        self._fallback: LocalBudget | None = None
+        self._retry_at = -math.inf
+        self._facts: list[Any] = []
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> Self:
+        """A budget with its own connection pool to ``url`` (``redis://``, ``rediss://``); close it after."""
+        timeout = float(kwargs.get("timeout", 0.25))
+        client = aioredis.Redis.from_url(
+            url, socket_timeout=timeout, socket_connect_timeout=timeout, retry_on_timeout=False
+        )
+        budget = cls(client, **kwargs)
+        budget._owns = True
+        return budget
+
+    def __repr__(self) -> str:
+        state = "shared" if self._fallback is None else "local fallback"
+        return f"RedisBudget(prefix={self.prefix!r}, {state})"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the Redis connection pool if this budget opened it."""
+        if self._owns:
+            await self._redis.aclose()
+
+    def bind(self, key_id: str) -> None:
+        """Name this budget's keys after the key's fingerprint (the client calls it)."""
+        base = f"{self.prefix}:{{{key_id}}}"
+        self._keys = [f"{base}:{name}" for name in ("state", "samples", "sends", "flight", "members")]
+
+    @property
+    def shared(self) -> bool:
+        """Whether it is pacing through Redis now (not its local fallback)."""
+        return self._fallback is None
+
+    async def acquire(self, lane: Lane = Lane.INTERACTIVE) -> Permit:
+        """Wait for this caller's slot in the shared budget (or the local one while Redis is away)."""
+        if self._keys is None:
+            raise RuntimeError("bind() the budget to a key first (SendKit does it when given the budget)")
+        ahead = False
+        while self._clock.monotonic() >= self._retry_at:
+            await self._gate.enter(lane, ahead=ahead)
+            try:
+                token = await self._take(lane)
+            except _RedisDownError:
+                break
+            finally:
+                self._gate.leave()
+            if token is not None:
+                return Permit(lane=lane, token=token, granted_at=self._clock.wall())
+            ahead = True  # stepped aside for an interactive caller: first in its lane again
+        return await self._local_acquire(lane)
+
+    async def _take(self, lane: Lane) -> int | None:
+        """A granted slot's token (after waiting for the slot), or ``None`` to step aside."""
+        while True:
+            token = next(self._tokens)
+            reply = await self._call(
+                "acquire", int(lane), f"{self._process}:{token}", self._process, self.in_flight_ttl, self.keep
+            )
+            granted, wait, self._facts = int(reply[0]), float(reply[1]), list(reply[2:])
+            self._rejoin()
+            if granted:
+                self._remote.add(token)
+                if wait > 0:
+                    await self._clock.sleep(wait)  # a reserved slot: keep it even if roused
+                return token
+            if lane is Lane.BULK and self._gate.urgent():
+                return None
+            await self._gate.nap(_POLL if wait < 0 else min(wait, 1.0))
+
+    async def _local_acquire(self, lane: Lane) -> Permit:
+        fallback = self._fallback
+        if fallback is None:
+            members = int(self._facts[5]) if len(self._facts) > 5 else 1  # noqa: PLR2004 - the script's reply
+            share = _CAUTION / max(members, 1)
+            fallback = self._fallback = LocalBudget(clock=self._clock, max_pause=self.max_pause, share=share)
+        permit = await fallback.acquire(lane)
+        token = next(self._tokens)
+        self._local_permits[token] = permit
+        return Permit(lane=lane, token=token, granted_at=permit.granted_at)
+
+    async def observe(self, permit: Permit, observation: Observation) -> None:
+        """Tell the budget that granted ``permit`` how it ended; never raises."""
+        local = self._local_permits.pop(permit.token, None)
+        if local is not None:
+            if self._fallback is not None:
+                await self._fallback.observe(local, observation)
+            return
+        if permit.token not in self._remote:
+            return
+        self._remote.discard(permit.token)
+        status = -1 if observation.status is None else observation.status
+        reset = "" if observation.reset_at is None else repr(observation.reset_at - observation.sent_at)
+        retry = "" if observation.retry_at is None else repr(observation.retry_at - observation.received_at)
+        try:
+            reply = await self._call(
+                "observe",
+                f"{self._process}:{permit.token}",
+                status,
+                -1 if observation.limit is None else observation.limit,
+                -1 if observation.remaining is None else observation.remaining,
+                reset,
+                observation.reset_resolution,
+                observation.window or 0,
+                retry,
+                self.max_pause,
+                self.keep,
+            )
+        except _RedisDownError:
+            return
+        if int(reply[0]):
+            self._facts = list(reply[1:])
+        self._gate.rouse()
+
+    async def _call(self, *args: Any) -> Any:
+        try:
+            with anyio.fail_after(self._timeout):
+                return await self._script(keys=self._keys, args=list(args))
+        except (RedisError, OSError, TimeoutError) as exc:
+            if self._fallback is None and self._retry_at < self._clock.monotonic():
+                logger.warning(
+                    "the shared rate budget in Redis is unreachable (%s); pacing this process alone at a "
+                    "cautious share until it answers again",
+                    type(exc).__name__,
+                )
+            self._retry_at = self._clock.monotonic() + self._retry_every
+            raise _RedisDownError from exc
+
+    def _rejoin(self) -> None:
+        if self._fallback is not None:
+            logger.warning("the shared rate budget in Redis answers again; pacing with it")
+            self._fallback = None
+
+    def snapshot(self) -> BudgetSnapshot:
+        """The shared budget's state as of the last script reply (the local one's while Redis is away)."""
+        if self._fallback is not None:
+            return self._fallback.snapshot()
+        facts = self._facts
+        if not facts:
+            return BudgetSnapshot(Shape.UNKNOWN, None, None, 0.0, 0.0, self._gate.waiting, 0)
+        limit, remaining = int(facts[1]), int(facts[2])
+        return BudgetSnapshot(
+            shape=_SHAPES.get(int(facts[6]), Shape.UNKNOWN),
+            limit=None if limit < 0 else limit,
+            remaining=None if remaining < 0 else remaining,
+            interval=float(facts[0]),
+            paused_for=float(facts[3]),
+            waiting=self._gate.waiting,
+            in_flight=int(facts[4]),
+        )

@@ -1,0 +1,217 @@
+"""The shared budget against a real redis-server, with real processes where processes matter."""
+
+import asyncio
+import json
+import logging
+import signal
+import sys
+import time
+from pathlib import Path
+
+import anyio
+import pytest
+import redis.asyncio as aioredis
+
+from sendkit_async import Lane, Observation, RedisBudget, SendKit, Shape
+from sendkit_async.testing import DEFAULT_WORKSPACE_KEY, FakeSendKit
+
+from .conftest import free_port
+
+ROOT = Path(__file__).parent.parent
+
+
+async def worker(fake, redis_url, prefix, count):
+    """Start ``python -m tests.redis_worker``; the returned process prints 'started', then its report."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.redis_worker",
+        fake.url,
+        redis_url,
+        prefix,
+        str(count),
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+    )
+
+
+async def report_of(process):
+    assert await process.stdout.readline() == b"started\n"
+    out, _ = await process.communicate()
+    assert process.returncode == 0
+    return json.loads(out.decode().strip().splitlines()[-1])
+
+
+async def everything_in(client):
+    """Every key and every value in the Redis database, as text, and every key's time to live."""
+    texts, ttls = [], []
+    async for key in client.scan_iter(count=1000):
+        texts.append(key.decode())
+        kind = (await client.type(key)).decode()
+        if kind == "hash":
+            texts += [f"{k.decode()}={v.decode()}" for k, v in (await client.hgetall(key)).items()]
+        elif kind == "list":
+            texts += [v.decode() for v in await client.lrange(key, 0, -1)]
+        elif kind == "zset":
+            texts += [v.decode() for v in await client.zrange(key, 0, -1)]
+        elif kind == "string":
+            texts.append((await client.get(key)).decode())
+        ttls.append(await client.ttl(key))
+    return texts, ttls
+
+
+async def test_two_clients_on_one_key_share_what_the_budget_learns(redis_server):
+    async with (
+        FakeSendKit(rate_limit=50, rate_window=0.5) as fake,
+        RedisBudget.from_url(redis_server.url) as first,
+        RedisBudget.from_url(redis_server.url) as second,
+        fake.client(rate_budget=first) as one,
+        fake.client(rate_budget=second) as other,
+    ):
+        await one.dnc.get_page()
+        await other.dnc.get_page()
+        assert one.budget_snapshot().shape is Shape.HEADERS
+        assert other.budget_snapshot().limit == 50
+
+
+async def test_a_429_seen_by_one_process_pauses_the_others(redis_server):
+    async with (
+        RedisBudget.from_url(redis_server.url) as first,
+        RedisBudget.from_url(redis_server.url) as second,
+    ):
+        first.bind("k")
+        second.bind("k")
+        permit = await first.acquire(Lane.BULK)
+        now = time.time()
+        refused = Observation(429, sent_at=now, received_at=now, retry_at=now + 2)
+        await first.observe(permit, refused)
+        with anyio.move_on_after(0.3):
+            await second.acquire(Lane.BULK)
+            pytest.fail("the second process did not wait out the pause")
+        assert second.snapshot().paused_for > 1.5
+
+
+async def test_the_key_never_appears_in_redis_and_every_key_expires(redis_server):
+    async with (
+        FakeSendKit(rate_limit=100) as fake,
+        RedisBudget.from_url(redis_server.url) as budget,
+        fake.client(rate_budget=budget) as client,
+    ):
+        await client.dnc.import_bulk([f"u{i}@example.com" for i in range(500)], batch_size=100)
+        async with aioredis.Redis.from_url(redis_server.url) as inspector:
+            texts, ttls = await everything_in(inspector)
+    assert texts
+    joined = "\n".join(texts)
+    for secret in (fake.api_key, fake.api_key.removeprefix("sk_"), "fake_workspace_key"):
+        assert secret not in joined
+    assert all(0 < ttl <= 3600 for ttl in ttls)
+
+
+@pytest.mark.parametrize("processes", [2, 4])
+async def test_processes_on_one_key_stay_under_the_limit_together(redis_server, processes):
+    # 40 requests/s in all; each process sends 20 batches of 100.
+    async with FakeSendKit(rate_limit=20, rate_window=0.5, latency=0.02) as fake:
+        workers = [await worker(fake, redis_server.url, f"p{n}-", 2000) for n in range(processes)]
+        reports = [await report_of(w) for w in workers]
+        stored = len(fake.dnc_emails())
+        rate_limited = fake.stats.rate_limited
+    requests = 20 * processes
+    assert stored == 2000 * processes
+    assert all(r["balanced"] for r in reports)
+    assert all(r["imported"] == 2000 for r in reports)
+    assert all(r["shared_at_end"] for r in reports)
+    assert rate_limited <= 3
+    slowest = max(r["elapsed"] for r in reports)
+    assert slowest <= 1.5 * requests / 40 + 1.0
+
+
+async def test_a_process_killed_mid_job_does_not_starve_the_others(redis_server):
+    async with FakeSendKit(rate_limit=20, rate_window=0.5, latency=0.02) as fake:
+        doomed = await worker(fake, redis_server.url, "doomed-", 100_000)
+        survivor = await worker(fake, redis_server.url, "survivor-", 3000)
+        assert await doomed.stdout.readline() == b"started\n"
+        await asyncio.sleep(0.5)
+        doomed.send_signal(signal.SIGKILL)
+        await doomed.wait()
+        report = await report_of(survivor)
+    # 30 requests at 40/s: 0.75 s alone, plus at most about 2 s for the dead one's share to lapse.
+    assert report["imported"] == 3000
+    assert report["elapsed"] <= 0.75 * 1.5 + 2.5
+
+
+async def test_when_redis_goes_away_every_process_finishes_on_its_local_budget(redis_server):
+    async with FakeSendKit(rate_limit=20, rate_window=0.5, latency=0.02) as fake:
+        workers = [await worker(fake, redis_server.url, f"w{n}-", 3000) for n in range(2)]
+        for process in workers:
+            assert await process.stdout.readline() == b"started\n"
+        await asyncio.sleep(0.3)
+        redis_server.kill()
+        reports = []
+        for process in workers:
+            out, _ = await process.communicate()
+            assert process.returncode == 0
+            reports.append(json.loads(out.decode().strip().splitlines()[-1]))
+        stored = fake.dnc_emails()
+    assert all(r["balanced"] and r["read"] == 3000 and r["failed"] == 0 for r in reports)
+    assert all(not r["shared_at_end"] for r in reports)
+    assert len(stored) == 6000
+
+
+async def test_an_interactive_call_in_one_process_goes_ahead_of_another_processes_import(redis_server):
+    async with (
+        FakeSendKit(rate_limit=10, rate_window=0.5, latency=0.02) as fake,
+        RedisBudget.from_url(redis_server.url) as bulk_budget,
+        RedisBudget.from_url(redis_server.url) as web_budget,
+        fake.client(rate_budget=bulk_budget) as importer,
+        fake.client(rate_budget=web_budget) as web,
+    ):
+        waits = []
+
+        async def handler_calls():
+            await anyio.sleep(1.0)  # the import has learned the pace and keeps it full
+            for _ in range(4):
+                started = time.monotonic()
+                await web.dnc.get_page()
+                waits.append(time.monotonic() - started - 0.02)
+                await anyio.sleep(0.27)
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(handler_calls)
+            await importer.dnc.import_bulk([f"i{i}@example.com" for i in range(6000)], batch_size=100)
+    interval = 0.5 / 10
+    assert max(waits) <= 3 * interval  # not behind the import's queue of eight
+    assert fake.stats.rate_limited <= 2
+
+
+async def test_an_unreachable_redis_fails_open_with_one_warning(caplog):
+    caplog.set_level(logging.WARNING, logger="sendkit_async")
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    async with (
+        FakeSendKit(rate_limit=50) as fake,
+        RedisBudget.from_url(url, timeout=0.1) as budget,
+        fake.client(rate_budget=budget) as client,
+    ):
+        report = await client.dnc.import_bulk([f"u{i}@example.com" for i in range(1000)], batch_size=100)
+    assert report.imported == 1000
+    assert not budget.shared
+    warnings = [r for r in caplog.records if "unreachable" in r.getMessage()]
+    assert len(warnings) == 1
+
+
+@pytest.mark.parametrize("setting", [{"timeout": 0}, {"timeout": float("inf")}, {"retry_every": -1}])
+async def test_impossible_settings_are_refused(setting, redis_server):
+    with pytest.raises(ValueError):  # noqa: PT011
+        RedisBudget.from_url(redis_server.url, **setting)
+
+
+async def test_acquire_before_bind_is_a_clear_error(redis_server):
+    async with RedisBudget.from_url(redis_server.url) as budget:
+        with pytest.raises(RuntimeError, match="bind"):
+            await budget.acquire()
+
+
+def test_the_sdk_client_binds_the_budget_to_a_fingerprint_of_its_key(redis_server):
+    budget = RedisBudget.from_url(redis_server.url)
+    SendKit(api_key=DEFAULT_WORKSPACE_KEY, rate_budget=budget)
+    assert budget._keys is not None
+    assert all(DEFAULT_WORKSPACE_KEY not in key for key in budget._keys)
