@@ -30,8 +30,8 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """``nox -s bench`` runs every benchmark; ``nox -s bench -- pacing`` (or ``import``) one of them."""
+    """``nox -s bench`` runs every benchmark; ``nox -s bench -- pacing`` (or shared, import) one."""
     session.install("-e", ".[bench]")
-    names = session.posargs or ["pacing", "import"]
+    names = session.posargs or ["pacing", "shared", "import"]
     for name in names:
         session.run("python", f"benchmarks/bench_{name}.py", external=False)

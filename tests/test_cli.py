@@ -375,3 +375,44 @@ def test_list_streams_with_one_header_and_honours_the_limit(server):
         "u2@example.com",
     ]
     assert len(invoke("dnc", "list", "--format", "jsonl", "--limit", "2").stdout.splitlines()) == 2
+
+
+def test_import_processes_given_redis_share_one_budget_and_keep_their_json_fields(tmp_path, redis_server):
+    files = []
+    for n in range(2):
+        path = tmp_path / f"part{n}.txt"
+        path.write_text("".join(f"p{n}-{i}@example.com\n" for i in range(2_000)))
+        files.append(path)
+    with ThreadedFake(rate_limit=10, rate_window=0.5) as fake:
+        env = {
+            "SENDKIT_API_KEY": fake.api_key,
+            "SENDKIT_BASE_URL": fake.url,
+            "SENDKIT_REDIS_URL": redis_server.url,
+        }
+        runs = [
+            subprocess.Popen(
+                _cli("dnc", "import", str(path), "--batch-size", "100", "--json", env=env)[0],
+                env={**os.environ, **env},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for path in files
+        ]
+        reports = []
+        for process in runs:
+            stdout, stderr = process.communicate(timeout=60)
+            assert process.returncode == 0, stderr
+            reports.append(json.loads(stdout))
+        stored = len(fake.dnc_emails())
+        rate_limited = fake.stats.rate_limited
+    assert stored == 4_000
+    assert all(r["imported"] == 2_000 and "elapsed" in r for r in reports)
+    assert rate_limited <= 2  # 40 requests at 20/s from two processes, one budget
+
+
+@pytest.mark.usefixtures("server")
+def test_redis_flag_refuses_a_url_that_is_not_redis():
+    result = CliRunner().invoke(cli, ["--redis", "http://localhost:6379", "dnc", "list", "--limit", "1"])
+    assert result.exit_code == 2
+    assert "--redis" in result.stderr

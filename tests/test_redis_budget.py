@@ -215,3 +215,32 @@ def test_the_sdk_client_binds_the_budget_to_a_fingerprint_of_its_key(redis_serve
     SendKit(api_key=DEFAULT_WORKSPACE_KEY, rate_budget=budget)
     assert budget._keys is not None
     assert all(DEFAULT_WORKSPACE_KEY not in key for key in budget._keys)
+
+
+async def test_the_budget_rejoins_redis_once_it_answers_again(tmp_path):
+    import shutil  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("no redis-server on PATH")
+    port = free_port()
+    async with RedisBudget.from_url(f"redis://127.0.0.1:{port}/0", timeout=0.1, retry_every=0.2) as budget:
+        budget.bind("k")
+        now = time.time()
+        permit = await budget.acquire(Lane.BULK)
+        assert not budget.shared  # nobody listens on that port yet
+        await budget.observe(permit, Observation(200, sent_at=now, received_at=now))
+        argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(tmp_path)]
+        server = await anyio.open_process(argv, stdout=subprocess.DEVNULL)
+        try:
+            for _ in range(100):
+                await anyio.sleep(0.05)
+                permit = await budget.acquire(Lane.BULK)
+                await budget.observe(permit, Observation(200, sent_at=time.time(), received_at=time.time()))
+                if budget.shared:
+                    break
+            assert budget.shared
+        finally:
+            server.terminate()
+            await server.wait()

@@ -71,9 +71,10 @@ class LocalBudget:
         while True:
             await self._gate.enter(lane, ahead=ahead)
             try:
-                now = await self._wait_for_slot(lane)
-                if now is not None:
-                    self._pacer.take(now)
+                granted = await self._wait_for_slot(lane)
+                if granted is not None:
+                    now, slot = granted
+                    self._pacer.take(now, slot)
                     break
             finally:
                 self._gate.leave()
@@ -82,13 +83,13 @@ class LocalBudget:
         self._sent[token] = now
         return Permit(lane=lane, token=token, granted_at=self._clock.wall())
 
-    async def _wait_for_slot(self, lane: Lane) -> float | None:
-        """Hold the gate until the slot comes (its time), or ``None`` to step aside."""
+    async def _wait_for_slot(self, lane: Lane) -> tuple[float, float] | None:
+        """Hold the gate until the slot comes (the time and the slot), or ``None`` to step aside."""
         while True:
             now = self._clock.monotonic()
             slot = self._pacer.slot(now)
             if slot <= now:
-                return now
+                return now, slot
             if lane is Lane.BULK and self._gate.urgent():
                 return None
             await self._gate.nap(None if math.isinf(slot) else slot - now)

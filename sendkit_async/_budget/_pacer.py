@@ -85,7 +85,7 @@ _PENALTY_DECAY: Final = 0.995
 # most a fifth of an interval, forgetting 1% of it with every success.
 _MIN_LAG: Final = 0.002
 _MAX_LAG_SHARE: Final = 0.2
-_LAG_DECAY: Final = 0.97
+_LAG_DECAY: Final = 0.99
 # Weight kept by the foreign-spend estimate at each new pair of statements.
 _FOREIGN_DECAY: Final = 0.9
 
@@ -232,9 +232,15 @@ class Pacer:
                 slot = max(slot, moment + guard)
         return slot
 
-    def take(self, now: float) -> None:
-        """Record a send leaving at ``now`` (call it once :meth:`slot` allows it)."""
-        self._last_send = now
+    def take(self, now: float, slot: float | None = None) -> None:
+        """Record a send leaving at ``now``, in the ``slot`` it was given (once :meth:`slot` allows it).
+
+        The next slot counts from the one given, not from a late departure, so
+        a caller woken late does not push every later send back; it catches up
+        at most half an interval, so a long stall does not turn into a burst.
+        """
+        scheduled = now if slot is None else slot
+        self._last_send = max(scheduled, now - self.interval / 2)
         self._sends.append(now)
         if len(self._sends) > 2 * _HISTORY:
             del self._sends[:_HISTORY]

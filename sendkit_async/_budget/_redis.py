@@ -33,9 +33,11 @@ logger = logging.getLogger("sendkit_async")
 
 _SCRIPT: Final = resources.files(__package__).joinpath("budget.lua").read_text()
 _SHAPES: Final = {0: Shape.UNKNOWN, 1: Shape.HEADERS, 2: Shape.BLIND}
-# While the shared budget says "wait for an answer", look again this often
-# (answers reaching other processes cannot wake this one).
+# While the shared budget says "wait for an answer", look again this often,
+# and never nap longer than _LOOK_AGAIN: answers reaching other processes
+# cannot wake this one, and may open a slot sooner than the last reply said.
 _POLL: Final = 0.05
+_LOOK_AGAIN: Final = 0.1
 # A process standing in for the shared budget takes this much of its share.
 _CAUTION: Final = 0.8
 
@@ -210,7 +212,7 @@ class RedisBudget:
                 return token
             if lane is Lane.BULK and self._gate.urgent():
                 return None
-            await self._gate.nap(_POLL if wait < 0 else min(wait, 1.0))
+            await self._gate.nap(_POLL if wait < 0 else min(wait, _LOOK_AGAIN))
 
     async def _local_acquire(self, lane: Lane) -> Permit:
         fallback = self._fallback

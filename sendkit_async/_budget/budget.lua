@@ -18,7 +18,7 @@ local K_STATE, K_SAMPLES, K_SENDS, K_FLIGHT, K_MEMBERS = KEYS[1], KEYS[2], KEYS[
 local GUARD, DEFAULT_PAUSE, PROBE_PAUSE, MARGIN, SAMPLES = 0.003, 1.0, 1.0, 0.015, 9
 local BLIND_START_CAP, QUIET = 2, 1.0
 local BACKOFF, NUDGE, MAX_PENALTY, PENALTY_DECAY = 1.1, 1.0, 4.0, 0.995
-local MIN_LAG, MAX_LAG_SHARE, LAG_DECAY = 0.002, 0.2, 0.97
+local MIN_LAG, MAX_LAG_SHARE, LAG_DECAY = 0.002, 0.2, 0.99
 local CLIMB, SETTLE, CEILING, CREEP, LONG_QUIET = 1.1, 0.93, 0.97, 1.01, 30.0
 local FOREIGN_DECAY, NEVER = 0.9, -1e18
 local UNKNOWN, HEADERS, BLIND = 0, 1, 2
@@ -91,7 +91,10 @@ local function sends_after(moment)
 end
 
 -- The earliest moment the next send may leave, or nil: wait for an answer first.
-local function slot_for(s, now, in_flight)
+-- A request granted before the statement's own but still unanswered may have
+-- reached the server after it (grant order across processes is not arrival
+-- order), so it counts as unseen too.
+local function slot_for(s, now, in_flight, ttl)
   local base = base_interval(s)
   local interval = base * (1 + MARGIN)
   local slot = math.max(now, get(s, 'pause', NEVER), get(s, 'last_send', NEVER) + interval)
@@ -101,16 +104,18 @@ local function slot_for(s, now, in_flight)
     return nil
   end
   if get(s, 'st_precise', 0) == 1 and s.st_rem ~= nil and s.st_reset ~= nil then
-    local unseen = sends_after(s.st_sent)
+    local earlier = redis.call('ZCOUNT', K_FLIGHT, '-inf', '(' .. num(s.st_sent + ttl))
+    local unseen = sends_after(s.st_sent) + earlier
     local foreign = foreign_rate(s) * math.max(math.min(slot, s.st_reset) - s.st_sent, 0)
     if slot >= s.st_reset or s.st_rem - unseen - foreign < 1 then
-      local beyond = {}
+      local beyond, owed = {}, math.max(math.min(earlier - s.st_rem, earlier), 0)
       if unseen > s.st_rem then
+        local skip = math.max(s.st_rem - earlier, 0)
         beyond = redis.call('ZRANGEBYSCORE', K_SENDS, '(' .. num(s.st_sent), '+inf', 'WITHSCORES',
-          'LIMIT', s.st_rem, unseen - s.st_rem)
+          'LIMIT', skip, unseen - earlier - skip)
       end
-      if #beyond > 0 and interval == 0 then return nil end
-      local moment, lag = s.st_reset, get(s, 'lag', 0)
+      if (#beyond > 0 or owed > 0) and interval == 0 then return nil end
+      local moment, lag = s.st_reset + owed * base, get(s, 'lag', 0)
       for i = 2, #beyond, 2 do moment = math.max(moment, tonumber(beyond[i]) + lag) + base end
       local guard = GUARD
       if interval > 0 then guard = math.min(GUARD, MARGIN * interval) end
@@ -135,7 +140,7 @@ local function acquire(lane, token, process, ttl, keep)
   redis.call('ZREMRANGEBYSCORE', K_MEMBERS, '-inf', num(now))
   redis.call('ZADD', K_MEMBERS, num(now + 10), process)
   local s = load()
-  local slot = slot_for(s, now, redis.call('ZCARD', K_FLIGHT))
+  local slot = slot_for(s, now, redis.call('ZCARD', K_FLIGHT), ttl)
   local known = facts(s, now)
   -- Bulk callers take only a slot that is due; interactive ones reserve the next,
   -- so an interactive caller anywhere goes ahead of every waiting batch.
@@ -146,7 +151,8 @@ local function acquire(lane, token, process, ttl, keep)
   redis.call('ZADD', K_FLIGHT, num(at + ttl), token)
   redis.call('ZREMRANGEBYSCORE', K_SENDS, '-inf', num(now - 600))
   if redis.call('ZCARD', K_SENDS) > 8192 then redis.call('ZREMRANGEBYRANK', K_SENDS, 0, -4097) end
-  s.last_send = at
+  -- The next slot counts from this one, catching up at most half an interval.
+  s.last_send = math.max(slot, now - base_interval(s) * (1 + MARGIN) / 2)
   if s.cycle == nil then
     s.cycle = at
     s.quiet = at

@@ -53,6 +53,7 @@ class Settings:
     workspace_id: str | None
     fake: bool
     debug: bool
+    redis_url: str | None = None
     fake_options: dict[str, Any] = attrs.Factory(dict)
 
     @property
@@ -67,7 +68,32 @@ out = Console()
 
 @asynccontextmanager
 async def open_client(settings: Settings, **options: Any) -> AsyncIterator[SendKit]:
-    """A client for the real API, or for an in-process fake server with ``--fake``."""
+    """A client for the real API, or for an in-process fake server with ``--fake``.
+
+    With ``--redis`` its rate budget is the one shared in Redis by every
+    process on the same key.
+    """
+    if settings.redis_url:
+        try:
+            from sendkit_async._budget._redis import RedisBudget  # noqa: PLC0415 - the optional extra
+        except ImportError:
+            raise ConfigurationError(
+                "--redis (SENDKIT_REDIS_URL) needs the redis extra: pip install 'sendkit-async[redis]'"
+            ) from None
+        if not settings.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigurationError("--redis (SENDKIT_REDIS_URL) takes a redis:// or rediss:// URL")
+        async with (
+            RedisBudget.from_url(settings.redis_url) as budget,
+            _client(settings, rate_budget=budget, **options) as client,
+        ):
+            yield client
+        return
+    async with _client(settings, **options) as client:
+        yield client
+
+
+@asynccontextmanager
+async def _client(settings: Settings, **options: Any) -> AsyncIterator[SendKit]:
     if settings.use_fake:
         async with FakeSendKit(**settings.fake_options) as fake, fake.client(**options) as client:
             yield client
@@ -124,6 +150,13 @@ def run(settings: Settings, work: Callable[[], Awaitable[int]]) -> None:
 @click.option("--workspace-id", help="workspace, with a platform key (default: SENDKIT_WORKSPACE_ID)")
 @click.option("--fake", is_flag=True, help="run against an in-process fake SendKit server")
 @click.option("--debug", is_flag=True, help="tracebacks and request logs (the key is never logged)")
+@click.option(
+    "--redis",
+    "redis_url",
+    envvar="SENDKIT_REDIS_URL",
+    metavar="URL",
+    help="share one rate budget through this Redis with every process on the key (or SENDKIT_REDIS_URL)",
+)
 @click.version_option(package_name="sendkit-async")
 @click.pass_context
 def cli(
@@ -133,12 +166,13 @@ def cli(
     workspace_id: str | None,
     fake: bool,
     debug: bool,
+    redis_url: str | None,
 ) -> None:
     """SendKit from the command line: DNC imports, listings and inbox operations.
 
     The key comes from SENDKIT_API_KEY or --api-key-file and is never printed.
     """
-    ctx.obj = Settings(api_key_file, base_url, workspace_id, fake, debug)
+    ctx.obj = Settings(api_key_file, base_url, workspace_id, fake, debug, redis_url)
 
 
 # -- dnc ---------------------------------------------------------------------
