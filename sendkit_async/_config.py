@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import math
 import os
 from collections.abc import Mapping
-from typing import Final
+from typing import Any, Final
 
 import attrs
 from yarl import URL
@@ -24,9 +25,10 @@ __all__ = [
 DEFAULT_BASE_URL: Final = "https://api.sendkit.ai"
 DEFAULT_MAX_RETRIES: Final = 2
 DEFAULT_CONNECT_TIMEOUT: Final = 10.0
-# A 10,000-entry import is about 1 MB of JSON; on a slow uplink with a busy
-# server that can take tens of seconds, so the total budget is generous.
-DEFAULT_TOTAL_TIMEOUT: Final = 120.0
+# A 10,000-entry import is about 1 MB of JSON: seconds even on a slow uplink.
+# With the default retries a silent server holds a call at most
+# 3 x 60 s + 1.5 s of backoff (see Timeout).
+DEFAULT_TOTAL_TIMEOUT: Final = 60.0
 DEFAULT_BACKOFF_BASE: Final = 0.5
 DEFAULT_BACKOFF_CAP: Final = 8.0
 DEFAULT_MAX_RETRY_WAIT: Final = 60.0
@@ -39,17 +41,56 @@ PLATFORM_KEY_PREFIX: Final = "sk_user_"
 WORKSPACE_KEY_PREFIX: Final = "sk_"
 
 
+def _seconds(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigurationError(f"timeout {attribute.name} must be a number of seconds, got {value!r}")
+    if not (value > 0 and math.isfinite(value)):
+        raise ConfigurationError(
+            f"timeout {attribute.name} must be a positive, finite number of seconds, got {value!r} "
+            "(use None to switch a limit off)"
+        )
+
+
+def _count(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is None and attribute.name == "max_rate_limit_retries":
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigurationError(f"{attribute.name} must be a whole number, 0 or more, got {value!r}")
+
+
+def _wait(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not (value >= 0 and math.isfinite(value))
+    ):
+        raise ConfigurationError(
+            f"{attribute.name} must be a finite number of seconds, 0 or more, got {value!r}"
+        )
+
+
 @attrs.frozen
 class Timeout:
-    """Per-request time limits in seconds (``None`` disables one).
+    """Per-attempt time limits in seconds (``None`` switches one off).
+
+    Under the defaults (60 s per attempt, two retries, backoff of at most 0.5 s
+    then 1 s) a server that never answers holds a call for at most
+    ``3 x 60 + 1.5 = 181.5`` seconds; a 429 adds its ``Retry-After`` (at most
+    ``max_retry_wait``, 60 s) per retry, and the rate budget's pause (at most
+    the same) before an attempt.
 
     Attributes:
-        total: the whole request, from connecting to the last byte of the body.
+        total: one attempt, from connecting to the last byte of the answer.
         connect: acquiring a pooled connection and opening it.
+
+    Raises:
+        ConfigurationError: zero, negative, NaN or infinite seconds, or not a number.
     """
 
-    total: float | None = DEFAULT_TOTAL_TIMEOUT
-    connect: float | None = DEFAULT_CONNECT_TIMEOUT
+    total: float | None = attrs.field(default=DEFAULT_TOTAL_TIMEOUT, validator=_seconds)
+    connect: float | None = attrs.field(default=DEFAULT_CONNECT_TIMEOUT, validator=_seconds)
 
 
 @attrs.frozen
@@ -68,11 +109,11 @@ class RetryPolicy:
             a longer one raises instead of hanging the caller.
     """
 
-    max_retries: int = attrs.field(default=DEFAULT_MAX_RETRIES, validator=attrs.validators.ge(0))
-    max_rate_limit_retries: int | None = None
-    backoff_base: float = DEFAULT_BACKOFF_BASE
-    backoff_cap: float = DEFAULT_BACKOFF_CAP
-    max_retry_wait: float = DEFAULT_MAX_RETRY_WAIT
+    max_retries: int = attrs.field(default=DEFAULT_MAX_RETRIES, validator=_count)
+    max_rate_limit_retries: int | None = attrs.field(default=None, validator=_count)
+    backoff_base: float = attrs.field(default=DEFAULT_BACKOFF_BASE, validator=_wait)
+    backoff_cap: float = attrs.field(default=DEFAULT_BACKOFF_CAP, validator=_wait)
+    max_retry_wait: float = attrs.field(default=DEFAULT_MAX_RETRY_WAIT, validator=_wait)
 
     @property
     def rate_limit_retries(self) -> int:
@@ -167,8 +208,10 @@ class ClientConfig:
                 f"refusing plain http:// to {url.host}: the API key would cross the network "
                 "in clear; use https:// or pass allow_insecure_http=True",
             )
-        if isinstance(timeout, (int, float)):
+        if isinstance(timeout, (int, float)) and not isinstance(timeout, bool):
             timeout = Timeout(total=float(timeout))
+        elif timeout is not None and not isinstance(timeout, Timeout):
+            raise ConfigurationError(f"timeout must be seconds or a Timeout, got {timeout!r}")
         return cls(
             api_key=key,
             base_url=url,

@@ -12,6 +12,7 @@
     ├── APIConnectionError ............ no HTTP answer: refused, dropped, DNS, TLS
     │   └── APITimeoutError ........... no answer in time
     └── APIStatusError ................ the API answered with an error status
+        ├── RedirectError .............. 3xx: not followed, so the key never leaves the origin
         ├── BadRequestError ............ 400
         ├── AuthenticationError ........ 401
         ├── PermissionDeniedError ...... 403
@@ -46,6 +47,7 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
+    "RedirectError",
     "SendKitError",
     "UnexpectedResponseError",
     "UnprocessableEntityError",
@@ -141,6 +143,21 @@ class APIStatusError(SendKitError):
         super().__init__(text)
 
 
+class RedirectError(APIStatusError):
+    """3xx: the API (or something in front of it) sent the request elsewhere.
+
+    Redirects are never followed: the request would carry the API key to
+    wherever ``Location`` points. ``location`` names it (with any echo of the
+    key redacted); point ``base_url`` there yourself if you trust it.
+    """
+
+    location: str | None = None
+
+    def __str__(self) -> str:
+        where = f"; Location: {self.location}" if self.location else ""
+        return f"{super().__str__()}{where} (not followed, so the API key stays with the configured origin)"
+
+
 class BadRequestError(APIStatusError):
     """400: the request was malformed or failed server-side validation."""
 
@@ -188,4 +205,6 @@ def status_error_class(status: int) -> type[APIStatusError]:
     """The most specific error class for an HTTP status."""
     if status >= 500:  # noqa: PLR2004 - the 5xx family
         return InternalServerError
+    if 300 <= status < 400:  # noqa: PLR2004 - the 3xx family
+        return RedirectError
     return _BY_STATUS.get(status, APIStatusError)

@@ -33,6 +33,7 @@ from ._errors import (
     APIStatusError,
     APITimeoutError,
     ClientClosedError,
+    RedirectError,
     SendKitError,
     UnexpectedResponseError,
     status_error_class,
@@ -355,7 +356,15 @@ class Session:
         started = self._clock.monotonic()
         try:
             async with self._transport.session().request(
-                method, url, data=body, params=query, headers=self._headers, timeout=timeout
+                method,
+                url,
+                data=body,
+                params=query,
+                headers=self._headers,
+                timeout=timeout,
+                # A redirect would carry the key to wherever it points (aiohttp
+                # drops only Authorization): never follow one.
+                allow_redirects=False,
             ) as response:
                 raw = await response.read()
                 status, headers = response.status, response.headers
@@ -396,8 +405,7 @@ class Session:
         raw: bytes,
         rate: RateLimit | None,
     ) -> APIStatusError:
-        key = self.config.api_key
-        text = _redact(raw.decode("utf-8", "replace"), key)
+        text = raw.decode("utf-8", "replace")
         error: str | None = None
         message = ""
         code: Any = None
@@ -412,21 +420,28 @@ class Session:
             if isinstance(raw_error, dict):  # {"error": {"message": ...}} from some gateways
                 message = str(raw_error.get("message", ""))
                 raw_error = raw_error.get("type") or raw_error.get("code")
-            error = None if raw_error is None else _redact(str(raw_error), key)
-            message = _redact(str(decoded.get("message") or decoded.get("detail") or message), key)
+            error = None if raw_error is None else str(raw_error)
+            message = str(decoded.get("message") or decoded.get("detail") or message)
             code = decoded.get("code", decoded.get("status"))
         if not message:
             message = _excerpt(text) or (headers.get("Reason") or "")
         request_id = next((headers[h] for h in _REQUEST_ID_HEADERS if h in headers), None)
-        return status_error_class(status)(
+        # Everything below came from the answer, which may echo the key back:
+        # redact it here, once, for every field the error carries.
+        key = self.config.api_key
+        exc = status_error_class(status)(
             status=status,
             method=method,
             path=path,
-            error=error,
-            message=message,
-            code=code,
-            request_id=request_id,
+            error=None if error is None else _redact(error, key),
+            message=_redact(message, key),
+            code=_redact(code, key) if isinstance(code, str) else code,
+            request_id=None if request_id is None else _redact(request_id, key),
             rate_limit=rate,
             retry_after=parse_retry_after(headers, self._clock.wall()),
-            body=text,
+            body=_redact(text, key),
         )
+        if isinstance(exc, RedirectError):
+            location = headers.get("Location")
+            exc.location = None if location is None else _redact(location, key)
+        return exc

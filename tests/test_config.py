@@ -1,6 +1,7 @@
 import pytest
 
-from sendkit_async import ConfigurationError, SendKit, Timeout
+from sendkit_async import APITimeoutError, ConfigurationError, SendKit, Timeout
+from sendkit_async._session import Session
 
 from .conftest import KEY, PLATFORM_KEY
 
@@ -66,3 +67,38 @@ def test_reprs_hide_the_key(make):
     obj = make()
     assert KEY not in repr(obj)
     assert KEY not in repr(obj.session.config if hasattr(obj, "session") else obj.config)
+
+
+@pytest.mark.parametrize("timeout", [0, -1, float("nan"), float("inf"), "5", True, [5]])
+def test_an_impossible_timeout_is_refused_at_construction(timeout):
+    with pytest.raises(ConfigurationError, match="timeout"):
+        SendKit(api_key=KEY, timeout=timeout)
+
+
+@pytest.mark.parametrize("field", ["total", "connect"])
+@pytest.mark.parametrize("value", [0, -0.5, float("nan"), float("inf")])
+def test_timeout_fields_must_be_positive_and_finite(field, value):
+    with pytest.raises(ConfigurationError):
+        Timeout(**{field: value})
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [{"max_retries": "2"}, {"max_retries": -1}, {"max_retries": 1.5}, {"max_retry_wait": float("nan")}],
+)
+def test_retry_settings_must_be_numbers_in_range(setting):
+    with pytest.raises(ConfigurationError):
+        SendKit(api_key=KEY, **setting)
+
+
+async def test_a_silent_server_holds_a_call_no_longer_than_the_documented_worst_case(clock, monkeypatch):
+    async def silent(self, method, path, url, body, query):
+        await clock.sleep(self.config.timeout.total)  # every attempt runs into its timeout
+        return None, None, APITimeoutError(f"{method} {path} timed out", method=method, path=path)
+
+    monkeypatch.setattr(Session, "_attempt", silent)
+    async with SendKit(api_key=KEY, clock=clock) as client:
+        started = clock.monotonic()
+        with pytest.raises(APITimeoutError):
+            await client.dnc.get_page()
+        assert clock.monotonic() - started <= 3 * 60 + 1.5
