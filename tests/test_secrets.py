@@ -50,11 +50,9 @@ async def test_a_redirect_to_another_origin_is_not_followed_and_carries_no_key(s
             return web.Response(status=status, headers={"Location": f"{elsewhere.url}/steal"})
 
         async with Server(answer) as api, SendKit(api_key=KEY, base_url=api.url) as client:
+            send = client.dnc.get_page() if call == "get_page" else client.dnc.import_entries(["a@x.com"])
             with pytest.raises(RedirectError) as caught:
-                if call == "get_page":
-                    await client.dnc.get_page()
-                else:
-                    await client.dnc.import_entries(["a@example.com"])
+                await send
     assert elsewhere.seen == []
     assert caught.value.location == f"{elsewhere.url}/steal"
     assert "not followed" in str(caught.value)
