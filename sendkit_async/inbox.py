@@ -11,8 +11,9 @@ leave ``filters`` open, so it is passed through as given (a JSON object).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
 from ._convert import envelope_data, structure
 from ._errors import ValidationError
@@ -28,7 +29,10 @@ def check_ids(ids: Iterable[str], what: str = "conversation id") -> list[str]:
     """Materialise and validate 24-hex ids, or raise :class:`ValidationError`."""
     if isinstance(ids, str):
         raise ValidationError(f"expected a list of {what}s, got a single string")
-    checked = list(ids)
+    try:
+        checked = list(ids)
+    except TypeError:
+        raise ValidationError(f"expected a list of {what}s, got {type(ids).__name__}") from None
     for index, value in enumerate(checked):
         if not is_object_id(value):
             raise ValidationError(f"{what} [{index}] {value!r} is not a 24-hex-digit id")
@@ -46,9 +50,13 @@ def selection_body(
 
     Raises:
         ValidationError: both or neither of ids and ``select_all``, an empty
-            id list, ``filters``/``exclude_ids`` without ``select_all``, or a
-            malformed id.
+            id list, ``filters``/``exclude_ids`` without ``select_all``, a
+            malformed id, a ``select_all`` that is not a boolean (``"false"``
+            would select every conversation), or filters that are not a
+            mapping of names to strings, booleans, finite numbers or None.
     """
+    if not isinstance(select_all, bool):
+        raise ValidationError(f"select_all must be True or False, got {select_all!r}")
     if conversation_ids is not None and select_all:
         raise ValidationError("pass conversation_ids or select_all=True, not both")
     if conversation_ids is None and not select_all:
@@ -62,12 +70,40 @@ def selection_body(
         return {"conversationIds": ids}
     body: dict[str, JSON] = {"selectAll": True}
     if filters is not None:
-        if not isinstance(filters, Mapping):
-            raise ValidationError("filters must be a mapping")
-        body["filters"] = dict(filters)
+        body["filters"] = _check_filters(filters)
     if exclude_ids is not None:
         body["excludeIds"] = check_ids(exclude_ids, "excluded id")
     return body
+
+
+MAX_TAG_LENGTH: Final = 256
+
+
+def _check_tag(tag: object, name: str, expected: str) -> None:
+    if not isinstance(tag, str) or not tag.strip():
+        raise ValidationError(f"{name} must be {expected}, got {tag!r:.80}")
+    if len(tag) > MAX_TAG_LENGTH:
+        raise ValidationError(
+            f"{name} is {len(tag):,} characters long; the SDK sends at most {MAX_TAG_LENGTH}"
+        )
+    if any(ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in tag):  # noqa: PLR2004 - C0 and C1 controls
+        raise ValidationError(f"{name} holds a control character: {tag!r:.80}")
+
+
+def _check_filters(filters: object) -> dict[str, JSON]:
+    if not isinstance(filters, Mapping):
+        raise ValidationError(f"filters must be a mapping, got {type(filters).__name__}")
+    checked: dict[str, JSON] = {}
+    for name, value in filters.items():
+        if not isinstance(name, str) or not name:
+            raise ValidationError(f"filter names must be non-empty strings, got {name!r}")
+        finite = not isinstance(value, float) or math.isfinite(value)
+        if not (value is None or isinstance(value, (str, bool, int, float))) or not finite:
+            raise ValidationError(
+                f"filter {name!r} must be a string, boolean, finite number or None, got {value!r}"
+            )
+        checked[name] = value
+    return checked
 
 
 async def add_leads_to_dnc(
@@ -117,10 +153,13 @@ async def update(
 
     Only the arguments given are sent: ``ai_tag=None`` removes the AI tag,
     leaving ``ai_tag`` out keeps it. ``tags`` replaces the custom tags (the
-    page does not document merging, so the SDK does not promise it).
+    page does not document merging, so the SDK does not promise it). The
+    page names no length limits; the SDK refuses a tag longer than 256
+    characters or holding control characters, which no inbox would show.
 
     Raises:
-        ValidationError: a malformed id, a wrong type, or nothing to update.
+        ValidationError: a malformed id, a wrong type, an oversized or
+            unprintable tag, or nothing to update.
         NotFoundError: no conversation has that id.
     """
     if not is_object_id(conversation_id):
@@ -131,12 +170,14 @@ async def update(
             raise ValidationError("mark_read must be True or False")
         body["markRead"] = mark_read
     if not isinstance(ai_tag, NotGiven):
-        if ai_tag is not None and (not isinstance(ai_tag, str) or not ai_tag.strip()):
-            raise ValidationError("ai_tag must be a non-empty string, or None to remove it")
+        if ai_tag is not None:
+            _check_tag(ai_tag, "ai_tag", "a non-empty string, or None to remove it")
         body["aiTag"] = ai_tag
     if not isinstance(tags, NotGiven):
-        if isinstance(tags, str) or not all(isinstance(t, str) and t for t in tags):
-            raise ValidationError("tags must be a list of non-empty strings")
+        if not isinstance(tags, (list, tuple)):
+            raise ValidationError(f"tags must be a list of non-empty strings, got {type(tags).__name__}")
+        for index, tag in enumerate(tags):
+            _check_tag(tag, f"tags[{index}]", "a non-empty string")
         body["tags"] = list(tags)
     if not body:
         raise ValidationError("nothing to update: pass mark_read, ai_tag or tags")

@@ -416,3 +416,41 @@ def test_redis_flag_refuses_a_url_that_is_not_redis():
     result = CliRunner().invoke(cli, ["--redis", "http://localhost:6379", "dnc", "list", "--limit", "1"])
     assert result.exit_code == 2
     assert "--redis" in result.stderr
+
+
+def test_an_interrupted_import_prints_its_partial_account_and_writes_the_rejects_seen(tmp_path):
+    data = tmp_path / "mixed.txt"
+    data.write_text(
+        "".join(f"user{i}@example.com\n" if i % 50 else "not an address\n" for i in range(30_000))
+    )
+    checkpoint, rejects = tmp_path / "job.ckpt", tmp_path / "rejects.csv"
+    with ThreadedFake(latency=0.3) as fake:
+        env = {"SENDKIT_API_KEY": fake.api_key, "SENDKIT_BASE_URL": fake.url}
+        argv, env = _cli(
+            "dnc", "import", str(data), "--batch-size", "1000", "--concurrency", "2",
+            "--checkpoint", str(checkpoint), "--rejects", str(rejects), "--json", env=env,
+        )  # fmt: skip
+        with subprocess.Popen(
+            argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        ) as process:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                if checkpoint.exists() and len(checkpoint.read_text().splitlines()) >= 3:
+                    break
+                time.sleep(0.05)
+            process.send_signal(signal.SIGINT)
+            stdout, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130, stderr
+    account = json.loads(stdout)
+    assert account["interrupted"] is True
+    assert 0 < account["read"] < 30_000
+    assert (
+        account["read"]
+        == account["rejected"]
+        + account["duplicates"]
+        + account["imported"]
+        + account["skipped"]
+        + account["failed"]
+    )
+    rows = list(csv.DictReader(rejects.read_text().splitlines()))
+    assert len(rows) == account["rejected"] + account["failed"] > 0

@@ -12,6 +12,7 @@ import random
 import signal
 import sys
 import tempfile
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -28,7 +29,8 @@ from sendkit_async._errors import (
     SendKitError,
     ValidationError,
 )
-from sendkit_async.bulk import DEFAULT_CONCURRENCY, ImportAbortedError, ImportProgress, ImportReport
+from sendkit_async.bulk import DEFAULT_CONCURRENCY, ImportAbortedError, ImportReport
+from sendkit_async.bulk._report import ReportBuilder
 from sendkit_async.client import SendKit
 from sendkit_async.testing import FakeSendKit
 
@@ -261,39 +263,42 @@ async def import_file(
             problems = len(report.rejected)
         else:
             display = ImportDisplay(err, source, enabled=not as_json and err.is_terminal)
-            last: list[ImportProgress] = []
-
-            def on_progress(snapshot: ImportProgress) -> None:
-                last[:] = [snapshot]
-                display.update(snapshot)
-
+            # The CLI folds the batches itself, so that an interrupted job can
+            # still print its account and write the rejects seen so far.
+            builder = ReportBuilder()
+            started = time.monotonic()
             try:
                 with display.running():
-                    report = await client.dnc.import_bulk(
-                        source.entries(),
-                        batch_size=batch_size,
-                        concurrency=concurrency,
-                        max_rate=max_rate,
-                        dedupe=dedupe,
-                        reason=reason,
-                        checkpoint=checkpoint,
-                        on_progress=on_progress,
-                    )
+                    async with contextlib.aclosing(
+                        client.dnc.iter_import(
+                            source.entries(),
+                            batch_size=batch_size,
+                            concurrency=concurrency,
+                            max_rate=max_rate,
+                            dedupe=dedupe,
+                            reason=reason,
+                            checkpoint=checkpoint,
+                        )
+                    ) as results:
+                        async for result in results:
+                            builder.add(result)
+                            display.update(builder.progress(time.monotonic() - started))
             except ImportAbortedError as exc:
-                if exc.report is None:
-                    raise
-                finish(
-                    exc.report, source, rejects=rejects, as_json=as_json, title="import stopped", error=exc
-                )
+                stopped = builder.report(time.monotonic() - started)
+                finish(stopped, source, rejects=rejects, as_json=as_json, title="import stopped", error=exc)
                 return EXIT_INCOMPLETE
             except asyncio.CancelledError:
-                if last and not as_json:
-                    snapshot = last[0]
-                    err.print(
-                        f"stopped after {snapshot.read:,} read: {snapshot.imported:,} imported, "
-                        f"{snapshot.skipped:,} skipped, {snapshot.rejected:,} rejected"
-                    )
+                partial = builder.report(time.monotonic() - started)
+                finish(
+                    partial,
+                    source,
+                    rejects=rejects,
+                    as_json=as_json,
+                    title="import interrupted",
+                    interrupted=True,
+                )
                 raise
+            report = builder.report(time.monotonic() - started)
             problems = len(report.rejected) + len(report.failed)
     finish(report, source, rejects=rejects, as_json=as_json, title="dry run" if dry_run else "import summary")
     if problems and not (rejects_expected and isinstance(report, ImportReport) and not report.failed):
@@ -309,14 +314,21 @@ def finish(
     as_json: bool,
     title: str,
     error: BaseException | None = None,
+    interrupted: bool = False,
 ) -> None:
-    """Print the summary (or JSON), write the rejects file, and the stop reason if any."""
+    """Print the summary (or JSON), write the rejects file, and the stop reason if any.
+
+    An interrupted job's account covers the batches that finished; the same
+    command with the same ``--checkpoint`` resumes the rest.
+    """
     if rejects is not None:
         count = write_rejects(rejects, report, source)
         if not as_json:
             err.print(f"wrote {count:,} rejected or failed entries to {rejects}")
     if as_json:
-        extra = {"error": describe_error(error)} if error is not None else {}
+        extra: dict[str, Any] = {"error": describe_error(error)} if error is not None else {}
+        if interrupted:
+            extra["interrupted"] = True
         sys.stdout.buffer.write(report_json(report, source, **extra) + b"\n")
         sys.stdout.flush()
     else:

@@ -1,0 +1,87 @@
+"""What issue #9's probes found, each pinned down from the outside."""
+
+import asyncio
+import random
+
+import anyio
+import pytest
+
+from sendkit_async import SendKit
+from sendkit_async.testing import FakeClock, FakeSendKit
+
+from .conftest import API, KEY
+
+IDS = [f"{i:024x}" for i in range(1, 1501)]
+
+
+async def test_after_a_huge_retry_after_a_bulk_job_and_a_chunked_mark_read_both_finish_promptly(mocked):
+    clock = FakeClock()
+    mocked.post(f"{API}/v1/dnc/import", status=429, headers={"Retry-After": "100000"}, payload={"error": "x"})
+    mocked.post(
+        f"{API}/v1/dnc/import", payload={"success": True, "data": {"imported": 10, "skipped": 0}}, repeat=True
+    )
+    mocked.post(f"{API}/v1/inbox/mark-read", payload={"success": True, "data": {"modified": 1}}, repeat=True)
+    async with SendKit(api_key=KEY, clock=clock) as client:
+        report = await client.dnc.import_bulk([f"u{i}@example.com" for i in range(30)], batch_size=10)
+        marked = await client.inbox.mark_read(IDS)
+    assert report.balanced
+    assert len(report.failed) == 10  # the batch that met the huge Retry-After: failed, not hung
+    assert report.imported == 20
+    assert marked.modified == 2  # two chunks of at most 1,000 ids
+    assert clock.monotonic() < 10  # virtual seconds, not 28 hours
+
+
+def entries(count):
+    return [f"user{i}@example.com" for i in range(count)]
+
+
+@pytest.mark.parametrize("checkpoint", [False, True])
+async def test_cancelling_an_import_at_random_points_is_always_plain_cancellation(tmp_path, checkpoint):
+    rng = random.Random(9)
+    async with FakeSendKit(latency=0.02) as fake, fake.client() as client:
+        for attempt in range(12):
+            path = tmp_path / f"job{attempt}.ckpt" if checkpoint else None
+            job = asyncio.create_task(
+                client.dnc.import_bulk(entries(3000), batch_size=100, concurrency=4, checkpoint=path)
+            )
+            await asyncio.sleep(rng.uniform(0.0, 0.25))
+            job.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await job
+
+
+@pytest.mark.parametrize("checkpoint", [False, True])
+async def test_a_cancel_scope_around_an_import_stops_it_quietly_at_any_point(tmp_path, checkpoint):
+    rng = random.Random(10)
+    async with FakeSendKit(latency=0.02) as fake, fake.client() as client:
+        for attempt in range(12):
+            path = tmp_path / f"job{attempt}.ckpt" if checkpoint else None
+            with anyio.move_on_after(rng.uniform(0.0, 0.25)) as scope:
+                await client.dnc.import_bulk(entries(3000), batch_size=100, concurrency=4, checkpoint=path)
+            assert scope.cancelled_caught or fake.dnc_emails() >= set(entries(3000))
+
+
+ID = "664a1b2c3d4e5f6a7b8c9d0e"
+BAD_CALLS = {
+    "select_all as a string": lambda c: c.inbox.add_leads_to_dnc(select_all="false"),
+    "select_all as a number": lambda c: c.inbox.mark_read(select_all=1),
+    "ids that are not a list": lambda c: c.inbox.mark_read(5),
+    "filters with a non-string key": lambda c: c.inbox.mark_read(select_all=True, filters={1: "x"}),
+    "filters with NaN": lambda c: c.inbox.mark_read(select_all=True, filters={"campaignId": float("nan")}),
+    "filters with an object": lambda c: c.inbox.mark_read(select_all=True, filters={"campaignId": object()}),
+    "tags as a mapping": lambda c: c.inbox.update(ID, tags={"a": 1}),
+    "tags as a number": lambda c: c.inbox.update(ID, tags=5),
+    "a tag with a newline": lambda c: c.inbox.update(ID, tags=["vip\n"]),
+    "a megabyte ai_tag": lambda c: c.inbox.update(ID, ai_tag="x" * 1_000_000),
+    "an ai_tag with a control character": lambda c: c.inbox.update(ID, ai_tag="hot\x00lead"),
+}
+
+
+@pytest.mark.parametrize("call", BAD_CALLS.values(), ids=BAD_CALLS.keys())
+async def test_bad_input_is_a_typed_error_and_nothing_is_sent(mocked, client, call):
+    from sendkit_async import SendKitError, ValidationError  # noqa: PLC0415
+
+    with pytest.raises(ValidationError) as caught:
+        await call(client)
+    assert isinstance(caught.value, SendKitError)
+    assert mocked.requests == {}
