@@ -134,6 +134,25 @@ def _is_loopback(host: str | None) -> bool:
         return False
 
 
+def _checked_key(key: object) -> str:
+    """The key, stripped, or a ConfigurationError that never quotes it."""
+    if key is not None and not isinstance(key, str):
+        raise ConfigurationError(f"api_key must be a string, got {type(key).__name__}")
+    if not key or not key.strip():
+        raise ConfigurationError(f"no API key: pass api_key=... or set {ENV_API_KEY}")
+    key = key.strip()
+    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in key):  # noqa: PLR2004 - control characters
+        raise ConfigurationError(
+            "the API key holds whitespace or a control character (a stray newline from a file?)"
+        )
+    if not key.startswith(WORKSPACE_KEY_PREFIX):
+        raise ConfigurationError(
+            "the API key does not look like a SendKit key "
+            f"(expected {PLATFORM_KEY_PREFIX}... or {WORKSPACE_KEY_PREFIX}...)",
+        )
+    return key
+
+
 @attrs.frozen
 class ClientConfig:
     """Validated settings of one client. The API key never appears in its repr."""
@@ -177,17 +196,7 @@ class ClientConfig:
                 to a non-loopback host without ``allow_insecure_http``.
         """
         env = os.environ if environ is None else environ
-        key = api_key if api_key is not None else env.get(ENV_API_KEY)
-        if not key or not key.strip():
-            raise ConfigurationError(
-                f"no API key: pass api_key=... or set {ENV_API_KEY}",
-            )
-        key = key.strip()
-        if not key.startswith(WORKSPACE_KEY_PREFIX):
-            raise ConfigurationError(
-                "the API key does not look like a SendKit key "
-                f"(expected {PLATFORM_KEY_PREFIX}... or {WORKSPACE_KEY_PREFIX}...)",
-            )
+        key = _checked_key(api_key if api_key is not None else env.get(ENV_API_KEY))
         workspace = workspace_id if workspace_id is not None else env.get(ENV_WORKSPACE_ID)
         workspace = workspace or None
         if key.startswith(PLATFORM_KEY_PREFIX) and workspace is None:

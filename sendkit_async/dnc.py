@@ -79,6 +79,8 @@ class PreparedEntries(Sequence[DncEntry]):
 
 
 def _coerce_all(entries: Iterable[EntryLike]) -> list[DncEntry]:
+    if isinstance(entries, (str, bytes, Mapping)) or not isinstance(entries, Iterable):
+        raise ValidationError(f"entries must be a list of entries, got {type(entries).__name__}")
     # Read one past the cap so that an oversize input is refused without
     # materialising the rest of it.
     batch = list(itertools.islice(entries, MAX_IMPORT_ENTRIES + 1))
@@ -122,7 +124,14 @@ async def import_entries(session: Session, entries: Iterable[EntryLike]) -> Impo
     return structure(envelope_data(body), ImportResult)
 
 
+def _whole(name: str, value: object) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ValidationError(f"{name} must be a whole number, got {value!r}")
+
+
 def _check_list_args(type: EntryType | str | None, limit: int | None, page: int | None) -> str | None:  # noqa: A002
+    _whole("limit", limit)
+    _whole("page", page)
     if limit is not None and not 1 <= limit <= MAX_PAGE_LIMIT:
         raise ValidationError(f"limit must be between 1 and {MAX_PAGE_LIMIT}, got {limit}")
     if page is not None and page < 1:
@@ -133,6 +142,13 @@ def _check_list_args(type: EntryType | str | None, limit: int | None, page: int 
         return EntryType(type).value
     except ValueError:
         raise ValidationError(f"type must be 'email' or 'domain', got {type!r}") from None
+
+
+def _check_walk(mode: object, start: object) -> None:
+    if mode not in ("cursor", "page"):
+        raise ValidationError(f"mode must be 'cursor' or 'page', got {mode!r}")
+    if (start is not None and not isinstance(start, (int, str))) or isinstance(start, bool):
+        raise ValidationError(f"start must be a page number or a cursor id, got {start!r}")
 
 
 async def get_page(
@@ -153,6 +169,8 @@ async def get_page(
             unknown ``type``, or both ``page`` and ``cursor``.
     """
     wire_type = _check_list_args(type, limit, page)
+    if cursor is not None and not isinstance(cursor, str):
+        raise ValidationError(f"cursor must be an entry id string, got {cursor!r}")
     if page is not None and cursor is not None:
         raise ValidationError("pass page or cursor, not both")
     body = await session.request(
@@ -192,6 +210,7 @@ async def iter_pages(
         UnexpectedResponseError: the server repeated a cursor (the walk would never end).
     """
     _check_list_args(type, limit, None)
+    _check_walk(mode, start)
     if mode == "page":
         number = int(start) if start is not None else 1
         while True:

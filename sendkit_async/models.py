@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import attrs
 
@@ -122,8 +122,11 @@ class DncEntry:
     def coerce(cls, value: DncEntry | str | Mapping[str, Any], *, reason: object = None) -> DncEntry:
         """Build an entry from an entry, a plain string, or a mapping.
 
-        A mapping takes ``email`` (or ``domain``), ``type`` and ``reason``;
-        other keys are ignored. ``reason`` is the default for inputs without one.
+        A mapping takes ``email`` (or ``domain``), ``type`` and ``reason``, and
+        nothing else: another key is refused, naming it, rather than dropped,
+        since a misspelt ``"reasn"`` would otherwise lose its reason without a
+        word. (The command line keeps only those columns of a file.)
+        ``reason`` is the default for inputs without one.
         """
         if isinstance(value, DncEntry):
             return value
@@ -132,6 +135,11 @@ class DncEntry:
         if isinstance(value, str):
             address, given_type, given_reason = value, None, reason
         elif isinstance(value, Mapping):
+            if len(value) > len(ENTRY_FIELDS) or not ENTRY_FIELDS.issuperset(value):
+                unknown = sorted(str(key) for key in value if key not in ENTRY_FIELDS)
+                raise ValidationError(
+                    f"unknown field(s) {', '.join(unknown)}; an entry takes email, type, reason"
+                )
             address = value.get("email", value.get("domain"))
             if not isinstance(address, str):
                 raise ValidationError("entry has no 'email' string")
@@ -144,6 +152,9 @@ class DncEntry:
             kind = _entry_type(given_type)
         chosen = DncReason.IMPORT if given_reason is None else _reason(given_reason)
         return cls._trusted(_normalize(address, kind), kind, chosen)
+
+
+ENTRY_FIELDS: Final = frozenset({"email", "domain", "type", "reason"})
 
 
 def _normalize(address: object, kind: EntryType) -> str:

@@ -47,13 +47,22 @@ def test_validation_error_is_a_value_error():
 def test_coerce_takes_strings_mappings_and_entries():
     entry = DncEntry("a@example.com", reason="bounce")
     assert DncEntry.coerce(entry) is entry
-    assert DncEntry.coerce({"email": "B@x.com", "type": "email", "reason": "manual", "extra": 1}) == DncEntry(
+    assert DncEntry.coerce({"email": "B@x.com", "type": "email", "reason": "manual"}) == DncEntry(
         "b@x.com", reason="manual"
     )
     assert DncEntry.coerce({"domain": "x.com"}).type is EntryType.DOMAIN
     assert DncEntry.coerce("c@x.com", reason="complaint").reason is DncReason.COMPLAINT
     with pytest.raises(ValidationError):
         DncEntry.coerce(3.14)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "mapping", [{"email": "a@x.com", "reasn": "bounce"}, {"email": "a@x.com", "extra": 1}]
+)
+def test_an_unknown_field_in_an_entry_mapping_is_refused_by_name(mapping):
+    unknown = next(key for key in mapping if key != "email")
+    with pytest.raises(ValidationError, match=unknown):
+        DncEntry.coerce(mapping)
 
 
 def test_entries_go_to_the_wire_as_the_page_shows():

@@ -33,6 +33,7 @@ from sendkit_async._errors import (
     PermissionDeniedError,
     SendKitError,
     UnexpectedResponseError,
+    ValidationError,
 )
 from sendkit_async._session import CallStats, Session
 from sendkit_async._types import NOT_GIVEN
@@ -69,35 +70,74 @@ SPLIT_STATUSES: Final = frozenset({400, 413, 422})
 FATAL_ERRORS: Final = (AuthenticationError, PermissionDeniedError, NotFoundError, UnexpectedResponseError)
 
 
-def _positive(_instance: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
-    if value is not None and not value > 0:
-        raise ValueError(f"{attribute.name} must be positive, got {value!r}")
+def _whole(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValidationError(f"{attribute.name} must be a whole number, got {value!r}")
+
+
+def _positive_whole(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    _whole(instance, attribute, value)
+    if value == 0:
+        raise ValidationError(f"{attribute.name} must be at least 1, got 0")
+
+
+def _rate(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is None:
+        return
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not (value > 0 and math.isfinite(value))
+    ):
+        raise ValidationError(
+            f"{attribute.name} must be a positive number of requests per second, got {value!r}"
+        )
+
+
+def _flag(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, bool):
+        raise ValidationError(f"{attribute.name} must be True or False, got {value!r}")
+
+
+def _checkpoint_path(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is None:
+        return
+    if not isinstance(value, (str, os.PathLike)):
+        raise ValidationError(f"{attribute.name} must be a file path, got {type(value).__name__}")
+    if os.path.isdir(value):  # noqa: PTH112 - a str or PathLike alike
+        raise ValidationError(f"{attribute.name} {os.fspath(value)!r} is a directory; give a file path")
 
 
 @attrs.frozen
 class ImportOptions:
-    """Settings of one bulk import; see :meth:`sendkit_async.DncAPI.import_bulk`."""
+    """Settings of one bulk import; see :meth:`sendkit_async.DncAPI.import_bulk`.
 
-    batch_size: int = attrs.field(default=dnc.MAX_IMPORT_ENTRIES)
-    max_batch_bytes: int = attrs.field(default=DEFAULT_MAX_BATCH_BYTES)
-    concurrency: int = attrs.field(default=DEFAULT_CONCURRENCY, validator=_positive)
-    max_rate: float | None = attrs.field(default=None, validator=_positive)
-    dedupe: bool = True
+    Raises:
+        ValidationError: a setting of the wrong type or out of range.
+    """
+
+    batch_size: int = attrs.field(default=dnc.MAX_IMPORT_ENTRIES, validator=_positive_whole)
+    max_batch_bytes: int = attrs.field(default=DEFAULT_MAX_BATCH_BYTES, validator=_whole)
+    concurrency: int = attrs.field(default=DEFAULT_CONCURRENCY, validator=_positive_whole)
+    max_rate: float | None = attrs.field(default=None, validator=_rate)
+    dedupe: bool = attrs.field(default=True, validator=_flag)
     reason: DncReason | None = attrs.field(default=None, converter=attrs.converters.optional(_reason))
-    checkpoint: str | os.PathLike[str] | None = None
-    max_retries: int = 5
-    max_rate_limit_retries: int = 30
-    max_split_requests: int = 256
+    checkpoint: str | os.PathLike[str] | None = attrs.field(default=None, validator=_checkpoint_path)
+    max_retries: int = attrs.field(default=5, validator=_whole)
+    max_rate_limit_retries: int = attrs.field(default=30, validator=_whole)
+    max_split_requests: int = attrs.field(default=256, validator=_whole)
 
     @batch_size.validator
     def _check_batch_size(self, _attribute: attrs.Attribute[int], value: int) -> None:
         if not 1 <= value <= dnc.MAX_IMPORT_ENTRIES:
-            raise ValueError(f"batch_size must be between 1 and {dnc.MAX_IMPORT_ENTRIES:,}, got {value!r}")
+            raise ValidationError(
+                f"batch_size must be between 1 and {dnc.MAX_IMPORT_ENTRIES:,}, got {value!r}"
+            )
 
     @max_batch_bytes.validator
     def _check_bytes(self, _attribute: attrs.Attribute[int], value: int) -> None:
         if value < MIN_BATCH_BYTES:
-            raise ValueError(f"max_batch_bytes must be at least {MIN_BATCH_BYTES}, got {value!r}")
+            raise ValidationError(f"max_batch_bytes must be at least {MIN_BATCH_BYTES}, got {value!r}")
 
     def batcher(self) -> Batcher:
         """The validator and batcher these settings describe."""

@@ -45,6 +45,12 @@ class SelectionCall(Protocol[T_co]):
     ) -> Awaitable[T_co]: ...
 
 
+def _at_least_one(**settings: object) -> None:
+    for name, value in settings.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValidationError(f"{name} must be a whole number, at least 1, got {value!r}")
+
+
 def _paced(session: Session) -> Session:
     return session.with_options(lane=Lane.BULK)
 
@@ -68,6 +74,7 @@ async def select(
     """
     ids = None if conversation_ids is None else inbox.check_ids(conversation_ids)
     inbox.selection_body(ids, select_all=select_all, filters=filters, exclude_ids=exclude_ids)
+    _at_least_one(max_ids_per_request=chunk_size, concurrency=concurrency)
     if ids is None or len(ids) <= chunk_size:
         return [await call(session, ids, select_all=select_all, filters=filters, exclude_ids=exclude_ids)]
     return await run_chunked(session, ids, call, chunk_size=chunk_size, concurrency=concurrency)
@@ -87,8 +94,7 @@ async def run_chunked(
     retries, the others are cancelled and its error is raised; the inbox calls
     are idempotent, so repeating the whole call is safe.
     """
-    if chunk_size < 1 or concurrency < 1:
-        raise ValidationError("chunk_size and concurrency must be at least 1")
+    _at_least_one(chunk_size=chunk_size, concurrency=concurrency)
     paced = _paced(session)
     chunks = [list(ids[i : i + chunk_size]) for i in range(0, len(ids), chunk_size)]
     results: list[T | None] = [None] * len(chunks)
@@ -141,8 +147,7 @@ async def update_many(
     a 401 or 403 the ids not yet sent get that same error without being sent.
     """
     ids = inbox.check_ids(conversation_ids)
-    if concurrency < 1:
-        raise ValidationError("concurrency must be at least 1")
+    _at_least_one(concurrency=concurrency)
     paced = _paced(session)
     outcomes: list[UpdateOutcome] = [UpdateOutcome(i) for i in ids]
     fatal: list[SendKitError] = []

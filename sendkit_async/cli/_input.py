@@ -20,6 +20,8 @@ from typing import IO, Any, Final
 import anyio.to_thread
 import orjson
 
+from sendkit_async.models import ENTRY_FIELDS
+
 __all__ = ["InputFile", "UnreadableInputError"]
 
 _CHUNK_LINES: Final = 4096
@@ -131,7 +133,11 @@ class InputFile:
             except orjson.JSONDecodeError as exc:
                 yield number, ValueError(f"not valid JSON: {exc}")
                 continue
-            yield number, value
+            # Other fields of a line (a name, a source) are the file's business, not the entry's.
+            yield (
+                number,
+                {k: v for k, v in value.items() if k in ENTRY_FIELDS} if isinstance(value, dict) else value,
+            )
 
     def _csv(
         self, number: int, header_line: str, lines: Iterator[tuple[int, str]]
@@ -151,7 +157,11 @@ class InputFile:
         for row in reader:
             if not any(cell.strip() for cell in row):
                 continue
-            record = {key: value.strip() for key, value in zip(header, row, strict=False) if value.strip()}
+            record = {
+                key: value.strip()
+                for key, value in zip(header, row, strict=False)
+                if key in ENTRY_FIELDS and value.strip()
+            }
             yield number + reader.line_num, record
 
     def _chunk(self, items: Iterator[tuple[int, Any]]) -> list[tuple[int, Any]]:
