@@ -77,9 +77,7 @@ CASES = {
     ),
     "update tags": (
         lambda c, v: c.inbox.update(ID, tags=v),
-        lambda v: (
-            isinstance(v, list) and all(isinstance(t, str) and t.strip() and t.isprintable() for t in v)
-        ),
+        lambda v: isinstance(v, list) and all(tag_ok(t) for t in v),
     ),
     "update_many concurrency": (
         lambda c, v: c.inbox.update_many([ID], mark_read=True, concurrency=v),
