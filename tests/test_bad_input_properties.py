@@ -29,6 +29,12 @@ def whole(value, low, high=math.inf):
     return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
 
 
+def tag_ok(value):
+    """The SDK's documented rule: a non-blank string of at most 256 characters, no C0/C1 controls."""
+    controls = any(ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in value) if isinstance(value, str) else True
+    return isinstance(value, str) and value.strip() != "" and len(value) <= 256 and not controls
+
+
 def is_id(value):
     return isinstance(value, str) and len(value) == 24 and all(c in "0123456789abcdef" for c in value)
 
@@ -73,7 +79,7 @@ CASES = {
     "update mark_read": (lambda c, v: c.inbox.update(ID, mark_read=v), lambda v: v in (True, False)),
     "update ai_tag": (
         lambda c, v: c.inbox.update(ID, ai_tag=v),
-        lambda v: v is None or (isinstance(v, str) and v.strip() != "" and v.isprintable()),
+        lambda v: v is None or tag_ok(v),
     ),
     "update tags": (
         lambda c, v: c.inbox.update(ID, tags=v),
