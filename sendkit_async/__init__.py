@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import typing as _typing
 
 from ._budget import BudgetSnapshot, Lane, LocalBudget, Observation, Permit, RateBudget, RateCap, Shape
 from ._clock import Clock, SystemClock
@@ -27,9 +27,11 @@ from ._errors import (
     ValidationError,
 )
 from ._types import NOT_GIVEN, NotGiven
-from ._version import VERSION
+from ._version import VERSION as __version__  # noqa: N811 - the dunder every package has
 from .bulk import (
     BatchResult,
+    CheckpointMismatchError,
+    DryRunReport,
     FailedEntry,
     FailureKind,
     ImportAbortedError,
@@ -53,13 +55,11 @@ from .models import (
     RateLimit,
 )
 
-__version__ = VERSION
-
-if TYPE_CHECKING:
+if _typing.TYPE_CHECKING:
     from ._budget._redis import RedisBudget
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _typing.Any:
     """``RedisBudget`` is imported on first use: it needs the ``redis`` extra."""
     if name == "RedisBudget":
         try:
@@ -81,6 +81,7 @@ __all__ = [
     "BadRequestError",
     "BatchResult",
     "BudgetSnapshot",
+    "CheckpointMismatchError",
     "ClientClosedError",
     "ClientConfig",
     "Clock",
@@ -92,6 +93,7 @@ __all__ = [
     "DncPage",
     "DncReason",
     "DncRecord",
+    "DryRunReport",
     "EntryType",
     "FailedEntry",
     "FailureKind",

@@ -1,5 +1,19 @@
+import __future__
+
+import types
+
 import sendkit_async
 import sendkit_async.testing
+
+LAZY = {"RedisBudget"}  # imported on first use: it needs the redis extra
+
+
+def public_members(module):
+    return {
+        name
+        for name, value in vars(module).items()
+        if not name.startswith("_") and not isinstance(value, (types.ModuleType, __future__._Feature))
+    }
 
 
 def test_all_is_sorted_and_importable():
@@ -8,6 +22,12 @@ def test_all_is_sorted_and_importable():
         assert names == sorted(names, key=lambda n: (not n.isupper(), n))
         for name in names:
             assert hasattr(module, name), name
+
+
+def test_every_public_member_is_exported_and_every_export_exists():
+    for module in (sendkit_async, sendkit_async.testing):
+        exported = set(module.__all__) - {"__version__"}
+        assert public_members(module) - LAZY == exported - LAZY
 
 
 def test_version_comes_from_metadata():

@@ -85,3 +85,26 @@ async def test_bad_input_is_a_typed_error_and_nothing_is_sent(mocked, client, ca
         await call(client)
     assert isinstance(caught.value, SendKitError)
     assert mocked.requests == {}
+
+
+async def test_after_a_fatal_error_the_report_says_where_reading_stopped():
+    from sendkit_async import ImportAbortedError  # noqa: PLC0415
+
+    async with FakeSendKit(latency=0.01) as fake, fake.client() as client:
+
+        def revoke_key(progress):
+            if progress.batches == 2:
+                fake.workspace_keys.clear()
+
+        with pytest.raises(ImportAbortedError) as caught:
+            await client.dnc.import_bulk(
+                (f"user{i}@example.com" for i in range(80_000)),
+                batch_size=5_000,
+                concurrency=2,
+                on_progress=revoke_key,
+            )
+    report = caught.value.report
+    assert report.stopped_at is not None
+    assert report.stopped_at == report.read < 80_000  # most of the input was never read
+    assert all(f.position < report.stopped_at for f in report.failed)
+    assert report.balanced

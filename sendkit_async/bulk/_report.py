@@ -138,6 +138,12 @@ class ImportReport:
 
     ``read == len(rejected) + duplicates + imported + skipped + len(failed)``
     holds for every job, whatever failed.
+
+    Attributes:
+        stopped_at: when a fatal error stopped the job, the input position of
+            the first item it never read (``None`` when it read to the end):
+            items before it are all in this account, items from it on were
+            never looked at. Rerunning with the same checkpoint resumes.
     """
 
     read: int
@@ -152,6 +158,7 @@ class ImportReport:
     rate_limited: int
     elapsed: float
     resumed_batches: int = 0
+    stopped_at: int | None = None
 
     @property
     def entries_per_second(self) -> float:

@@ -284,7 +284,7 @@ async def import_file(
                             builder.add(result)
                             display.update(builder.progress(time.monotonic() - started))
             except ImportAbortedError as exc:
-                stopped = builder.report(time.monotonic() - started)
+                stopped = attrs.evolve(builder.report(time.monotonic() - started), stopped_at=builder.read)
                 finish(stopped, source, rejects=rejects, as_json=as_json, title="import stopped", error=exc)
                 return EXIT_INCOMPLETE
             except asyncio.CancelledError:

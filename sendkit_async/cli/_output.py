@@ -157,6 +157,7 @@ def report_json(report: ImportReport | DryRunReport, source: InputFile, **extra:
             "elapsed": round(report.elapsed, 3),
             "entries_per_second": round(report.entries_per_second, 1),
             "resumed_batches": report.resumed_batches,
+            "stopped_at": report.stopped_at,
             "failures": [
                 {
                     "line": source.line_of(f.position),
