@@ -16,6 +16,8 @@ from ._errors import ConfigurationError
 
 __all__ = [
     "DEFAULT_BASE_URL",
+    "DEFAULT_CONCURRENCY",
+    "DEFAULT_IDS_PER_REQUEST",
     "DEFAULT_MAX_RETRIES",
     "ClientConfig",
     "RetryPolicy",
@@ -32,6 +34,9 @@ DEFAULT_TOTAL_TIMEOUT: Final = 60.0
 DEFAULT_BACKOFF_BASE: Final = 0.5
 DEFAULT_BACKOFF_CAP: Final = 8.0
 DEFAULT_MAX_RETRY_WAIT: Final = 60.0
+# Requests a bulk helper keeps in flight, and ids an inbox selection sends per request.
+DEFAULT_CONCURRENCY: Final = 4
+DEFAULT_IDS_PER_REQUEST: Final = 1_000
 
 ENV_API_KEY: Final = "SENDKIT_API_KEY"
 ENV_BASE_URL: Final = "SENDKIT_BASE_URL"

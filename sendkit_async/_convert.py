@@ -15,6 +15,7 @@ import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 from ._errors import UnexpectedResponseError
+from ._requests import REQUESTS
 
 __all__ = ["converter", "envelope_data", "parse_datetime", "structure", "unstructure"]
 
@@ -42,6 +43,11 @@ converter.register_structure_hook_factory(
 converter.register_unstructure_hook_factory(
     attrs.has,
     lambda cls: make_dict_unstructure_fn(cls, converter, **_renames(cls)),
+)
+# Request bodies leave out what was not given (registered last, so it wins for them).
+converter.register_unstructure_hook_factory(
+    lambda cls: cls in REQUESTS,
+    lambda cls: make_dict_unstructure_fn(cls, converter, _cattrs_omit_if_default=True, **_renames(cls)),
 )
 
 

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, Concatenate, Generic, TypeVar, overload
 
 import aiohttp
 import attrs
-from typing_extensions import Self
+from typing_extensions import ParamSpec, Self
 
 from . import dnc as _dnc
 from . import inbox as _inbox
@@ -29,37 +30,61 @@ from .bulk import _inbox as _bulk_inbox
 from .bulk._prepare import DryRunReport, EntrySource, dry_run
 from .bulk._report import BatchResult, ImportReport
 from .models import (
-    Conversation,
-    DncPage,
     DncReason,
-    DncRecord,
-    EntryType,
-    ImportResult,
-    InboxDncResult,
-    MarkReadResult,
     RateLimit,
 )
 
 __all__ = ["DncAPI", "InboxAPI", "SendKit"]
 
+P = ParamSpec("P")
+R = TypeVar("R")
 
-class DncAPI:
-    """``client.dnc``: the Do Not Contact list."""
+
+class _Endpoint(Generic[P, R]):
+    """An endpoint coroutine function of :mod:`.dnc` or :mod:`.inbox`, bound to the resource's session.
+
+    The function's signature, validation and docstring are the only ones:
+    ``client.dnc.import_entries(entries)`` is ``dnc.import_entries(session, entries)``.
+    """
+
+    def __init__(self, function: Callable[Concatenate[Session, P], R]) -> None:
+        self._function = function
+        self.__doc__ = function.__doc__
+        self.__name__ = function.__name__
+        self.__wrapped__ = function
+
+    @overload
+    def __get__(self, resource: None, owner: type[Any]) -> Self: ...
+    @overload
+    def __get__(self, resource: _Resource, owner: type[Any]) -> Callable[P, R]: ...
+    def __get__(self, resource: _Resource | None, owner: type[Any]) -> Self | Callable[P, R]:
+        if resource is None:
+            return self
+        return functools.partial(self._function, resource._session)  # noqa: SLF001 - the resource's own session
+
+
+class _Resource:
+    """A group of endpoints bound to one session."""
 
     __slots__ = ("_session",)
 
     def __init__(self, session: Session) -> None:
         self._session = session
 
-    async def import_entries(self, entries: Iterable[_dnc.EntryLike]) -> ImportResult:
-        """Import 1 to 10,000 entries in one call; see :func:`sendkit_async.dnc.import_entries`.
 
-        Example:
-            >>> result = await client.dnc.import_entries(["a@example.com", "spam.com"])  # doctest: +SKIP
-            >>> result.imported, result.skipped  # doctest: +SKIP
-            (2, 0)
-        """
-        return await _dnc.import_entries(self._session, entries)
+class DncAPI(_Resource):
+    """``client.dnc``: the Do Not Contact list.
+
+    The single calls are the functions of :mod:`sendkit_async.dnc`, bound to
+    this client; the bulk helpers are below.
+    """
+
+    __slots__ = ()
+
+    import_entries = _Endpoint(_dnc.import_entries)
+    get_page = _Endpoint(_dnc.get_page)
+    pages = _Endpoint(_dnc.iter_pages)
+    list = _Endpoint(_dnc.iter_entries)
 
     async def import_bulk(
         self,
@@ -181,123 +206,19 @@ class DncAPI:
         )
         return _engine.ImportJob(self._session, entries, options).results()
 
-    async def get_page(
-        self,
-        *,
-        type: EntryType | str | None = None,  # noqa: A002 - the API's parameter
-        limit: int | None = None,
-        page: int | None = None,
-        cursor: str | None = None,
-    ) -> DncPage:
-        """Fetch one page with its pagination data; see :func:`sendkit_async.dnc.get_page`."""
-        return await _dnc.get_page(self._session, type=type, limit=limit, page=page, cursor=cursor)
 
-    def pages(
-        self,
-        *,
-        type: EntryType | str | None = None,  # noqa: A002
-        limit: int = _dnc.MAX_PAGE_LIMIT,
-        mode: _dnc.PageMode = "cursor",
-        start: int | str | None = None,
-    ) -> AsyncGenerator[DncPage, None]:
-        """Iterate over every page; see :func:`sendkit_async.dnc.iter_pages`."""
-        return _dnc.iter_pages(self._session, type=type, limit=limit, mode=mode, start=start)
+class InboxAPI(_Resource):
+    """``client.inbox``: conversations.
 
-    def list(
-        self,
-        *,
-        type: EntryType | str | None = None,  # noqa: A002
-        limit: int = _dnc.MAX_PAGE_LIMIT,
-        mode: _dnc.PageMode = "cursor",
-        start: int | str | None = None,
-    ) -> AsyncGenerator[DncRecord, None]:
-        """Iterate over every entry across pages.
+    The single calls are the functions of :mod:`sendkit_async.inbox`, bound
+    to this client; ``update_many`` is the bulk helper.
+    """
 
-        Example:
-            >>> async for entry in client.dnc.list(type="email"):  # doctest: +SKIP
-            ...     print(entry.email, entry.created_at)
-        """
-        return _dnc.iter_entries(self._session, type=type, limit=limit, mode=mode, start=start)
+    __slots__ = ()
 
-
-class InboxAPI:
-    """``client.inbox``: conversations."""
-
-    __slots__ = ("_session",)
-
-    def __init__(self, session: Session) -> None:
-        self._session = session
-
-    async def add_leads_to_dnc(
-        self,
-        conversation_ids: Iterable[str] | None = None,
-        *,
-        select_all: bool = False,
-        filters: Mapping[str, Any] | None = None,
-        exclude_ids: Iterable[str] | None = None,
-        max_ids_per_request: int = _bulk_inbox.DEFAULT_IDS_PER_REQUEST,
-        concurrency: int = _engine.DEFAULT_CONCURRENCY,
-    ) -> InboxDncResult:
-        """Put the selected conversations' leads on the DNC list (leads already there are skipped).
-
-        More than ``max_ids_per_request`` explicit ids go out in chunks,
-        ``concurrency`` at a time, and the counts are summed.
-        """
-        parts = await _bulk_inbox.select(
-            self._session,
-            _inbox.add_leads_to_dnc,
-            conversation_ids,
-            select_all=select_all,
-            filters=filters,
-            exclude_ids=exclude_ids,
-            chunk_size=max_ids_per_request,
-            concurrency=concurrency,
-        )
-        return InboxDncResult(
-            added=sum(p.added for p in parts),
-            skipped=sum(p.skipped for p in parts),
-            total=sum(p.total for p in parts),
-        )
-
-    async def mark_read(
-        self,
-        conversation_ids: Iterable[str] | None = None,
-        *,
-        select_all: bool = False,
-        filters: Mapping[str, Any] | None = None,
-        exclude_ids: Iterable[str] | None = None,
-        max_ids_per_request: int = _bulk_inbox.DEFAULT_IDS_PER_REQUEST,
-        concurrency: int = _engine.DEFAULT_CONCURRENCY,
-    ) -> MarkReadResult:
-        """Mark the selected conversations' unread replies as read.
-
-        More than ``max_ids_per_request`` explicit ids go out in chunks,
-        ``concurrency`` at a time, and the counts are summed.
-        """
-        parts = await _bulk_inbox.select(
-            self._session,
-            _inbox.mark_read,
-            conversation_ids,
-            select_all=select_all,
-            filters=filters,
-            exclude_ids=exclude_ids,
-            chunk_size=max_ids_per_request,
-            concurrency=concurrency,
-        )
-        return MarkReadResult(modified=sum(p.modified for p in parts))
-
-    async def update(
-        self,
-        conversation_id: str,
-        *,
-        mark_read: bool | NotGiven = NOT_GIVEN,
-        ai_tag: str | NotGiven | None = NOT_GIVEN,
-        tags: Sequence[str] | NotGiven = NOT_GIVEN,
-    ) -> Conversation:
-        """Update one conversation; ``ai_tag=None`` removes the tag, leaving it out keeps it."""
-        return await _inbox.update(
-            self._session, conversation_id, mark_read=mark_read, ai_tag=ai_tag, tags=tags
-        )
+    add_leads_to_dnc = _Endpoint(_inbox.add_leads_to_dnc)
+    mark_read = _Endpoint(_inbox.mark_read)
+    update = _Endpoint(_inbox.update)
 
     async def update_many(
         self,

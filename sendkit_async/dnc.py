@@ -108,6 +108,11 @@ async def import_entries(session: Session, entries: Iterable[EntryLike]) -> Impo
     validated before anything is sent (a :class:`PreparedEntries` was
     validated when it was built, and goes out as it is).
 
+    Example:
+        >>> result = await client.dnc.import_entries(["a@example.com", "spam.com"])  # doctest: +SKIP
+        >>> result.imported, result.skipped  # doctest: +SKIP
+        (2, 0)
+
     Raises:
         ValidationError: no entries, more than 10,000 (never trimmed), or an
             invalid entry (the message names its index). Nothing is sent.
@@ -250,7 +255,12 @@ async def iter_entries(
     mode: PageMode = "cursor",
     start: int | str | None = None,
 ) -> AsyncGenerator[DncRecord, None]:
-    """Yield every DNC entry across pages; see :func:`iter_pages` for the walk."""
+    """Yield every DNC entry across pages; see :func:`iter_pages` for the walk.
+
+    Example:
+        >>> async for entry in client.dnc.list(type="email"):  # doctest: +SKIP
+        ...     print(entry.email, entry.created_at)
+    """
     async for page in iter_pages(session, type=type, limit=limit, mode=mode, start=start):
         for item in page.items:
             yield item

@@ -6,23 +6,37 @@
 
 The two POSTs take a *selection*: explicit conversation ids, or
 ``select_all=True`` with optional ``filters`` and ``exclude_ids``. The pages
-leave ``filters`` open, so it is passed through as given (a JSON object).
+leave ``filters`` open, so it is passed through as given (a JSON object of
+names to plain values). More explicit ids than ``max_ids_per_request`` go out
+in chunks, ``concurrency`` at a time in the rate budget's bulk lane, and the
+counts are summed; the calls are idempotent, so if a chunk fails after its
+retries the others are cancelled and its error raised, and repeating the
+whole call is safe. Each signature here is the only one: the client's
+``client.inbox`` binds these functions to its session.
 """
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Final
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any, Final, TypeVar
 
-from ._convert import envelope_data, structure
-from ._errors import ValidationError
+import anyio
+
+from ._budget import Lane
+from ._config import DEFAULT_CONCURRENCY, DEFAULT_IDS_PER_REQUEST
+from ._convert import envelope_data, structure, unstructure
+from ._errors import SendKitError, ValidationError
+from ._requests import ConversationPatch, Selection
 from ._session import Session
 from ._types import JSON, NOT_GIVEN, NotGiven
 from ._validate import is_object_id
 from .models import Conversation, InboxDncResult, MarkReadResult
 
-__all__ = ["add_leads_to_dnc", "check_ids", "mark_read", "selection_body", "update"]
+__all__ = ["add_leads_to_dnc", "check_ids", "mark_read", "selection", "update"]
+
+T = TypeVar("T")
 
 
 def check_ids(ids: Iterable[str], what: str = "conversation id") -> list[str]:
@@ -39,14 +53,20 @@ def check_ids(ids: Iterable[str], what: str = "conversation id") -> list[str]:
     return checked
 
 
-def selection_body(
+def _at_least_one(**settings: object) -> None:
+    for name, value in settings.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValidationError(f"{name} must be a whole number, at least 1, got {value!r}")
+
+
+def selection(
     conversation_ids: Iterable[str] | None,
     *,
-    select_all: bool,
-    filters: Mapping[str, Any] | None,
+    select_all: object,
+    filters: object,
     exclude_ids: Iterable[str] | None,
-) -> dict[str, JSON]:
-    """The wire body of a selection, validated.
+) -> Selection:
+    """A validated selection.
 
     Raises:
         ValidationError: both or neither of ids and ``select_all``, an empty
@@ -67,13 +87,59 @@ def selection_body(
         ids = check_ids(conversation_ids)
         if not ids:
             raise ValidationError("conversation_ids is empty")
-        return {"conversationIds": ids}
-    body: dict[str, JSON] = {"selectAll": True}
-    if filters is not None:
-        body["filters"] = _check_filters(filters)
-    if exclude_ids is not None:
-        body["excludeIds"] = check_ids(exclude_ids, "excluded id")
-    return body
+        return Selection(conversation_ids=ids)
+    return Selection(
+        select_all=True,
+        filters=None if filters is None else _check_filters(filters),
+        exclude_ids=None if exclude_ids is None else check_ids(exclude_ids, "excluded id"),
+    )
+
+
+async def _select(
+    session: Session,
+    path: str,
+    result: type[T],
+    chosen: Selection,
+    *,
+    max_ids_per_request: int,
+    concurrency: int,
+) -> list[T]:
+    """Send a selection, in chunks of ids when it has more than ``max_ids_per_request``."""
+    _at_least_one(max_ids_per_request=max_ids_per_request, concurrency=concurrency)
+    ids = chosen.conversation_ids
+
+    async def send(part: Selection, via: Session) -> T:
+        answer = await via.request("POST", path, json=unstructure(part))
+        return structure(envelope_data(answer), result)
+
+    if ids is None or len(ids) <= max_ids_per_request:
+        return [await send(chosen, session)]
+    paced = session.with_options(lane=Lane.BULK)
+    chunks = [ids[i : i + max_ids_per_request] for i in range(0, len(ids), max_ids_per_request)]
+    calls = [functools.partial(send, Selection(conversation_ids=chunk), paced) for chunk in chunks]
+    return await _gather(calls, concurrency)
+
+
+async def _gather(calls: Sequence[Callable[[], Awaitable[T]]], concurrency: int) -> list[T]:
+    """Run ``calls`` at most ``concurrency`` at a time; the first error cancels the rest and is raised."""
+    results: list[T | None] = [None] * len(calls)
+    errors: list[SendKitError] = []
+    limiter = anyio.CapacityLimiter(concurrency)
+
+    async def one(index: int, group: anyio.abc.TaskGroup) -> None:
+        async with limiter:
+            try:
+                results[index] = await calls[index]()
+            except SendKitError as exc:
+                errors.append(exc)
+                group.cancel_scope.cancel()
+
+    async with anyio.create_task_group() as group:
+        for index in range(len(calls)):
+            group.start_soon(one, index, group)
+    if errors:
+        raise errors[0]
+    return [r for r in results if r is not None]
 
 
 MAX_TAG_LENGTH: Final = 256
@@ -113,14 +179,32 @@ async def add_leads_to_dnc(
     select_all: bool = False,
     filters: Mapping[str, Any] | None = None,
     exclude_ids: Iterable[str] | None = None,
+    max_ids_per_request: int = DEFAULT_IDS_PER_REQUEST,
+    concurrency: int = DEFAULT_CONCURRENCY,
 ) -> InboxDncResult:
-    """Put the leads of the selected conversations on the DNC list (existing ones are skipped).
+    """Put the leads of the selected conversations on the DNC list (leads already there are skipped).
+
+    Example:
+        >>> result = await client.inbox.add_leads_to_dnc(["664a1b2c3d4e5f6a7b8c9d0e"])  # doctest: +SKIP
+        >>> result.added, result.skipped  # doctest: +SKIP
 
     Raises:
-        ValidationError: see :func:`selection_body`; nothing is sent.
+        ValidationError: see :func:`selection`; nothing is sent.
     """
-    body = selection_body(conversation_ids, select_all=select_all, filters=filters, exclude_ids=exclude_ids)
-    return structure(envelope_data(await session.request("POST", "/v1/inbox/dnc", json=body)), InboxDncResult)
+    chosen = selection(conversation_ids, select_all=select_all, filters=filters, exclude_ids=exclude_ids)
+    parts = await _select(
+        session,
+        "/v1/inbox/dnc",
+        InboxDncResult,
+        chosen,
+        max_ids_per_request=max_ids_per_request,
+        concurrency=concurrency,
+    )
+    return InboxDncResult(
+        added=sum(p.added for p in parts),
+        skipped=sum(p.skipped for p in parts),
+        total=sum(p.total for p in parts),
+    )
 
 
 async def mark_read(
@@ -130,15 +214,51 @@ async def mark_read(
     select_all: bool = False,
     filters: Mapping[str, Any] | None = None,
     exclude_ids: Iterable[str] | None = None,
+    max_ids_per_request: int = DEFAULT_IDS_PER_REQUEST,
+    concurrency: int = DEFAULT_CONCURRENCY,
 ) -> MarkReadResult:
     """Mark the unread lead replies of the selected conversations as read.
 
+    Example:
+        >>> await client.inbox.mark_read(select_all=True, filters={"campaignId": "c1"})  # doctest: +SKIP
+
     Raises:
-        ValidationError: see :func:`selection_body`; nothing is sent.
+        ValidationError: see :func:`selection`; nothing is sent.
     """
-    body = selection_body(conversation_ids, select_all=select_all, filters=filters, exclude_ids=exclude_ids)
-    answer = await session.request("POST", "/v1/inbox/mark-read", json=body)
-    return structure(envelope_data(answer), MarkReadResult)
+    chosen = selection(conversation_ids, select_all=select_all, filters=filters, exclude_ids=exclude_ids)
+    parts = await _select(
+        session,
+        "/v1/inbox/mark-read",
+        MarkReadResult,
+        chosen,
+        max_ids_per_request=max_ids_per_request,
+        concurrency=concurrency,
+    )
+    return MarkReadResult(modified=sum(p.modified for p in parts))
+
+
+def patch(
+    *,
+    mark_read: bool | NotGiven = NOT_GIVEN,
+    ai_tag: str | NotGiven | None = NOT_GIVEN,
+    tags: Sequence[str] | NotGiven = NOT_GIVEN,
+) -> ConversationPatch:
+    """The validated changes of :func:`update` (also used by ``update_many``)."""
+    if not isinstance(mark_read, NotGiven) and not isinstance(mark_read, bool):
+        raise ValidationError("mark_read must be True or False")
+    if not isinstance(ai_tag, NotGiven) and ai_tag is not None:
+        _check_tag(ai_tag, "ai_tag", "a non-empty string, or None to remove it")
+    checked_tags: list[str] | NotGiven = NOT_GIVEN
+    if not isinstance(tags, NotGiven):
+        if not isinstance(tags, (list, tuple)):
+            raise ValidationError(f"tags must be a list of non-empty strings, got {type(tags).__name__}")
+        for index, tag in enumerate(tags):
+            _check_tag(tag, f"tags[{index}]", "a non-empty string")
+        checked_tags = list(tags)
+    changes = ConversationPatch(mark_read=mark_read, ai_tag=ai_tag, tags=checked_tags)
+    if changes == ConversationPatch():
+        raise ValidationError("nothing to update: pass mark_read, ai_tag or tags")
+    return changes
 
 
 async def update(
@@ -157,6 +277,9 @@ async def update(
     page names no length limits; the SDK refuses a tag longer than 256
     characters or holding control characters, which no inbox would show.
 
+    Example:
+        >>> await client.inbox.update("664a1b2c3d4e5f6a7b8c9d0e", ai_tag=None)  # doctest: +SKIP
+
     Raises:
         ValidationError: a malformed id, a wrong type, an oversized or
             unprintable tag, or nothing to update.
@@ -164,22 +287,6 @@ async def update(
     """
     if not is_object_id(conversation_id):
         raise ValidationError(f"conversation id {conversation_id!r} is not a 24-hex-digit id")
-    body: dict[str, JSON] = {}
-    if not isinstance(mark_read, NotGiven):
-        if not isinstance(mark_read, bool):
-            raise ValidationError("mark_read must be True or False")
-        body["markRead"] = mark_read
-    if not isinstance(ai_tag, NotGiven):
-        if ai_tag is not None:
-            _check_tag(ai_tag, "ai_tag", "a non-empty string, or None to remove it")
-        body["aiTag"] = ai_tag
-    if not isinstance(tags, NotGiven):
-        if not isinstance(tags, (list, tuple)):
-            raise ValidationError(f"tags must be a list of non-empty strings, got {type(tags).__name__}")
-        for index, tag in enumerate(tags):
-            _check_tag(tag, f"tags[{index}]", "a non-empty string")
-        body["tags"] = list(tags)
-    if not body:
-        raise ValidationError("nothing to update: pass mark_read, ai_tag or tags")
+    body = unstructure(patch(mark_read=mark_read, ai_tag=ai_tag, tags=tags))
     answer = await session.request("PATCH", f"/v1/inbox/{conversation_id}", json=body)
     return structure(envelope_data(answer), Conversation)

@@ -26,6 +26,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from sendkit_async import dnc
 from sendkit_async._budget import Lane, RateCap
+from sendkit_async._config import DEFAULT_CONCURRENCY
 from sendkit_async._errors import (
     APIStatusError,
     AuthenticationError,
@@ -61,7 +62,6 @@ __all__ = [
     "import_bulk",
 ]
 
-DEFAULT_CONCURRENCY: Final = 4
 # A typical 10,000-entry body is about 600 KB; this bound only bites for
 # unusually long addresses, keeping bodies under common 5 MB proxy limits.
 DEFAULT_MAX_BATCH_BYTES: Final = 2 * 1024 * 1024
