@@ -48,6 +48,7 @@ CASES = {
     "list mode": (lambda c, v: anext(c.dnc.list(mode=v)), lambda v: v in ("cursor", "page")),
     "list limit": (lambda c, v: anext(c.dnc.list(limit=v)), lambda v: v is None or whole(v, 1, 100)),
     "import_entries entries": (lambda c, v: c.dnc.import_entries(v), lambda _v: False),
+    "import_bulk entries": (lambda c, v: c.dnc.import_bulk(v), lambda v: isinstance(v, list)),
     "import_bulk concurrency": (
         lambda c, v: c.dnc.import_bulk(["a@example.com"], concurrency=v),
         lambda v: whole(v, 1),

@@ -42,7 +42,7 @@ from sendkit_async.dnc import PreparedEntries, Row
 from sendkit_async.models import DncReason, _reason
 
 from ._checkpoint import Checkpoint
-from ._prepare import Batch, Batcher, EntrySource
+from ._prepare import Batch, Batcher, EntrySource, check_source
 from ._report import (
     BatchResult,
     FailedEntry,
@@ -162,6 +162,7 @@ class ImportJob:
     """One bulk import; iterate :meth:`results` to run it."""
 
     def __init__(self, session: Session, source: EntrySource, options: ImportOptions) -> None:
+        check_source(source)
         self._options = options
         self._source = source
         retry = attrs.evolve(

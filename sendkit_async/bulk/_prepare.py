@@ -17,7 +17,7 @@ from sendkit_async.models import DncEntry, DncReason
 
 from ._report import RejectedEntry
 
-__all__ = ["Batch", "Batcher", "DryRunReport", "EntrySource", "dry_run"]
+__all__ = ["Batch", "Batcher", "DryRunReport", "EntrySource", "check_source", "dry_run"]
 
 EntrySource = Iterable[Any] | AsyncIterable[Any]
 _CHUNK: Final = 1024
@@ -53,6 +53,18 @@ def _show(item: object) -> str:
         item = item.get("email", item.get("domain"))
     text = item if isinstance(item, str) else repr(item)
     return text if len(text) <= _SHOWN else text[: _SHOWN - 1] + "…"
+
+
+def check_source(source: object) -> None:
+    """Refuse, before anything starts, an input that is not a stream of items.
+
+    Raises:
+        ValidationError: ``None``, a single string or mapping, or anything not iterable.
+    """
+    if isinstance(source, (str, bytes, Mapping)) or not isinstance(source, (Iterable, AsyncIterable)):
+        raise ValidationError(
+            f"entries must be an iterable or async iterable of entries, got {type(source).__name__}"
+        )
 
 
 async def _chunks(source: EntrySource) -> AsyncIterator[list[Any]]:
@@ -158,6 +170,7 @@ class DryRunReport:
 
 async def dry_run(source: EntrySource, batcher: Batcher) -> DryRunReport:
     """Validate, dedupe and batch the input exactly as an import would, sending nothing."""
+    check_source(source)
     read = duplicates = valid = batches = 0
     rejected: list[RejectedEntry] = []
     async for batch in batcher.batches(source):
