@@ -70,7 +70,12 @@ def all_normal_emails(emails: list[str]) -> bool:
     that any is invalid.
     """
     joined = "\n".join(emails)
-    return joined == joined.lower() and _EMAIL_LINES.fullmatch(joined) is not None
+    # An item holding a newline would pass as two lines: count them too.
+    return (
+        joined == joined.lower()
+        and joined.count("\n") == len(emails) - 1
+        and _EMAIL_LINES.fullmatch(joined) is not None
+    )
 
 
 def is_object_id(value: object) -> bool:

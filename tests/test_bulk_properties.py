@@ -2,6 +2,7 @@
 
 import asyncio
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -111,8 +112,8 @@ any_item = st.one_of(valid, domains, invalid, mappings, unicode_and_padding, ent
 def test_the_batchers_fast_path_decides_exactly_as_the_model_does(entries, reason, dedupe, uniform):
     from sendkit_async.bulk import ImportOptions  # noqa: PLC0415
 
-    if uniform:  # a clean chunk of plain normal addresses takes the one-regex path
-        entries = [e for e in entries if isinstance(e, str) and e == e.strip().lower() and "@" in e]
+    if uniform:  # a chunk of plain strings takes the one-regex path when they all normalise cleanly
+        entries = [e for e in entries if isinstance(e, str)]
     batcher = ImportOptions(batch_size=50, dedupe=dedupe, reason=reason).batcher()
 
     async def run():
@@ -122,3 +123,115 @@ def test_the_batchers_fast_path_decides_exactly_as_the_model_does(entries, reaso
     rows = [(p, row) for b in batches for p, row in zip(b.positions, b.entries, strict=True)]
     rejected = [(r.position, r.reason) for b in batches for r in b.rejected]
     assert (rows, rejected) == reference(entries, reason=reason, dedupe=dedupe)
+
+
+def reference_batches(entries, *, reason, dedupe, limit, max_bytes):
+    """The per-item batching, written plainly: what the batcher's fast paths must reproduce exactly."""
+    from sendkit_async import DncEntry, ValidationError  # noqa: PLC0415
+
+    batches, seen, position = [], set(), 0
+    batch = {"start": 0, "positions": [], "rows": [], "rejected": [], "duplicates": 0, "size": 16}
+    for item in entries:
+        try:
+            entry = DncEntry.coerce(item, reason=reason)
+        except ValidationError as exc:
+            batch["rejected"].append((position, str(exc)))
+            position += 1
+            continue
+        row = (entry.email, entry.type.value, entry.reason.value)
+        if dedupe:
+            if row[0] in seen:
+                batch["duplicates"] += 1
+                position += 1
+                continue
+            seen.add(row[0])
+        size = len(row[0]) + 34
+        if len(batch["rows"]) >= limit or (batch["rows"] and batch["size"] + size > max_bytes):
+            batch["end"] = position
+            batches.append(batch)
+            batch = {
+                "start": position,
+                "positions": [],
+                "rows": [],
+                "rejected": [],
+                "duplicates": 0,
+                "size": 16,
+            }
+        batch["positions"].append(position)
+        batch["rows"].append(row)
+        batch["size"] += size
+        position += 1
+    batch["end"] = position
+    if batch["end"] > batch["start"]:
+        batches.append(batch)
+    return [
+        (b["start"], b["end"], b["positions"], b["rows"], b["rejected"], b["duplicates"]) for b in batches
+    ]
+
+
+plain = st.one_of(valid, domains, invalid.filter(lambda v: isinstance(v, str)), unicode_and_padding)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    entries=st.lists(st.one_of(plain, plain, plain, any_item), max_size=200),
+    repeats=st.booleans(),
+    dedupe=st.booleans(),
+    limit=st.integers(1, 40),
+    max_bytes=st.sampled_from([1024, 1500, 4096, 2 * 1024 * 1024]),
+    chunk=st.sampled_from([3, 16, 1024]),
+)
+def test_batches_match_the_per_item_batching_exactly(entries, repeats, dedupe, limit, max_bytes, chunk):
+    import sendkit_async.bulk._prepare as prepare  # noqa: PLC0415
+    from sendkit_async.bulk import ImportOptions  # noqa: PLC0415
+
+    if repeats:
+        entries = entries + entries[: len(entries) // 2]
+    batcher = ImportOptions(batch_size=limit, max_batch_bytes=max_bytes, dedupe=dedupe).batcher()
+    original, prepare._CHUNK = prepare._CHUNK, chunk
+    try:
+
+        async def run():
+            return [batch async for batch in batcher.batches(entries)]
+
+        produced = asyncio.run(run())
+    finally:
+        prepare._CHUNK = original
+    actual = [
+        (b.start, b.end, b.positions, b.entries, [(r.position, r.reason) for r in b.rejected], b.duplicates)
+        for b in produced
+    ]
+    assert actual == reference_batches(entries, reason=None, dedupe=dedupe, limit=limit, max_bytes=max_bytes)
+
+
+@pytest.mark.parametrize(
+    ("dedupe", "limit", "max_bytes"), [(True, 7, 2 * 1024 * 1024), (False, 7, 1024), (True, 40, 1500)]
+)
+def test_clean_chunks_take_the_fast_path_and_batch_exactly_as_item_by_item(
+    dedupe, limit, max_bytes, monkeypatch
+):
+    import sendkit_async.bulk._prepare as prepare  # noqa: PLC0415
+    from sendkit_async.bulk import ImportOptions  # noqa: PLC0415
+
+    entries = [f"  User{i % 150}@Example.COM\t" for i in range(300)]  # clean, padded, repeats in later chunks
+    fast_slices = []
+    original_repeat = prepare.repeat
+
+    def counting_repeat(value):
+        fast_slices.append(value)
+        return original_repeat(value)
+
+    monkeypatch.setattr(prepare, "repeat", counting_repeat)
+    monkeypatch.setattr(prepare, "_CHUNK", 16)
+    batcher = ImportOptions(batch_size=limit, max_batch_bytes=max_bytes, dedupe=dedupe).batcher()
+
+    async def run():
+        return [batch async for batch in batcher.batches(entries)]
+
+    produced = asyncio.run(run())
+    actual = [
+        (b.start, b.end, b.positions, b.entries, [(r.position, r.reason) for r in b.rejected], b.duplicates)
+        for b in produced
+    ]
+    assert fast_slices  # the fast path ran
+    assert actual == reference_batches(entries, reason=None, dedupe=dedupe, limit=limit, max_bytes=max_bytes)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
+from itertools import repeat
 from typing import Any, Final
 
 import anyio.lowlevel
@@ -108,48 +109,108 @@ class Batcher:
 
     async def batches(self, source: EntrySource) -> AsyncIterator[Batch]:
         """Yield batches in input order; memory holds one open batch at a time."""
-        # This loop runs once per input item, millions of times a job: names
-        # are bound locally and the size is a cheap upper bound, to keep it lean.
+        cursor = _Cursor(Batch(index=0, start=0))
+        async for chunk in _chunks(source):
+            normal = _normalised(chunk)
+            closed = self._slices(cursor, normal) if normal is not None else None
+            for batch in closed if closed is not None else self._items(cursor, chunk, normal):
+                yield batch
+        cursor.batch.end = cursor.position
+        if cursor.batch.end > cursor.batch.start:
+            yield cursor.batch
+
+    def _close(self, cursor: _Cursor, closed: list[Batch]) -> None:
+        cursor.batch.end = cursor.position
+        closed.append(cursor.batch)
+        cursor.batch = Batch(index=cursor.batch.index + 1, start=cursor.position)
+
+    def _slices(self, cursor: _Cursor, normal: list[str]) -> list[Batch] | None:
+        """A clean chunk in whole slices, or ``None`` when something in it could change a decision.
+
+        That is a repeat (within the chunk, or of an address seen before) or a
+        chance of passing the byte bound even in the current batch; then the
+        chunk goes item by item, with the same outcome, only slower.
+        """
+        count = len(normal)
+        if self.dedupe and (len(set(normal)) != count or not self.seen.isdisjoint(normal)):
+            return None
+        if cursor.batch.size + sum(map(len, normal)) + _ENTRY_OVERHEAD * count > self.max_bytes:
+            return None
+        if self.dedupe:
+            self.seen.update(normal)
+        reason = (self.reason or DncReason.IMPORT).value
+        closed: list[Batch] = []
+        done = 0
+        while done < count:
+            if len(cursor.batch.entries) >= self.batch_size:
+                self._close(cursor, closed)
+            take = normal[done : done + self.batch_size - len(cursor.batch.entries)]
+            batch = cursor.batch
+            batch.entries.extend(zip(take, repeat("email"), repeat(reason)))
+            batch.positions.extend(range(cursor.position, cursor.position + len(take)))
+            batch.size += sum(map(len, take)) + _ENTRY_OVERHEAD * len(take)
+            cursor.position += len(take)
+            done += len(take)
+        return closed
+
+    def _items(self, cursor: _Cursor, chunk: list[Any], normal: list[str] | None) -> list[Batch]:
+        """A chunk item by item: coerce, reject, dedupe, and close batches at the bounds."""
+        # This loop may run once per input item: names are bound locally and
+        # the size is a cheap upper bound, to keep it lean.
         coerce, reason, seen, dedupe = DncEntry.coerce, self.reason, self.seen, self.dedupe
         default_reason = (reason or DncReason.IMPORT).value
-        limit, max_bytes = self.batch_size, self.max_bytes
-        position = 0
-        batch = Batch(index=0, start=0)
-        async for chunk in _chunks(source):
-            # A chunk of plain, already-normal addresses passes one regex as a
-            # whole; anything else goes item by item.
-            clean = all(type(item) is str for item in chunk) and all_normal_emails(chunk)
-            for item in chunk:
-                try:
-                    if clean:
-                        row: Row = (item, "email", default_reason)
-                    elif isinstance(item, Exception):  # a reader's word that this item did not parse
-                        raise ValidationError(str(item))  # noqa: TRY301 - one rejection path
-                    else:
-                        entry = coerce(item, reason=reason)
-                        row = (entry.email, entry.type.value, entry.reason.value)
-                except ValidationError as exc:
-                    batch.rejected.append(RejectedEntry(position, _show(item), str(exc)))
-                    position += 1
+        closed: list[Batch] = []
+        for index, item in enumerate(chunk):
+            try:
+                if normal is not None:
+                    row: Row = (normal[index], "email", default_reason)
+                elif isinstance(item, Exception):  # a reader's word that this item did not parse
+                    raise ValidationError(str(item))  # noqa: TRY301 - one rejection path
+                else:
+                    entry = coerce(item, reason=reason)
+                    row = (entry.email, entry.type.value, entry.reason.value)
+            except ValidationError as exc:
+                cursor.batch.rejected.append(RejectedEntry(cursor.position, _show(item), str(exc)))
+                cursor.position += 1
+                continue
+            if dedupe:
+                if row[0] in seen:
+                    cursor.batch.duplicates += 1
+                    cursor.position += 1
                     continue
-                if dedupe:
-                    if row[0] in seen:
-                        batch.duplicates += 1
-                        position += 1
-                        continue
-                    seen.add(row[0])
-                size = len(row[0]) + _ENTRY_OVERHEAD
-                if len(batch.entries) >= limit or (batch.entries and batch.size + size > max_bytes):
-                    batch.end = position
-                    yield batch
-                    batch = Batch(index=batch.index + 1, start=position)
-                batch.positions.append(position)
-                batch.entries.append(row)
-                batch.size += size
-                position += 1
-        batch.end = position
-        if batch.end > batch.start:
-            yield batch
+                seen.add(row[0])
+            size = len(row[0]) + _ENTRY_OVERHEAD
+            batch = cursor.batch
+            if len(batch.entries) >= self.batch_size or (
+                batch.entries and batch.size + size > self.max_bytes
+            ):
+                self._close(cursor, closed)
+                batch = cursor.batch
+            batch.positions.append(cursor.position)
+            batch.entries.append(row)
+            batch.size += size
+            cursor.position += 1
+        return closed
+
+
+@attrs.define
+class _Cursor:
+    """The open batch and the input position of the next item."""
+
+    batch: Batch
+    position: int = 0
+
+
+def _normalised(chunk: list[Any]) -> list[str] | None:
+    """A chunk of plain addresses, stripped and lowercased as ``normalize_email`` would, if all are clean.
+
+    Then each is exactly what :meth:`DncEntry.coerce` makes of it; ``None``
+    means the chunk goes item by item.
+    """
+    if not all(type(item) is str for item in chunk):
+        return None
+    lowered = [item.strip().lower() for item in chunk]
+    return lowered if all_normal_emails(lowered) else None
 
 
 @attrs.frozen
