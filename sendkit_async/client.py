@@ -105,7 +105,7 @@ class DncAPI(_Resource):
 
         The input (any iterable or async iterable of entries, mappings or
         strings) is read lazily: memory holds about ``concurrency + 2``
-        batches, plus the dedupe set (about 80 bytes per distinct address;
+        batches, plus the dedupe set (about 100 bytes per distinct address;
         pass ``dedupe=False`` for constant memory). Batches hold at most
         ``batch_size`` entries and ``max_batch_bytes`` of JSON, go out at most
         ``concurrency`` at a time through the client's rate budget

@@ -97,15 +97,21 @@ class Batcher:
     ``batch_size`` entries or when the next entry would take its JSON body
     past ``max_bytes``.
 
-    Deduplication keeps every distinct address of the job in a set: about
-    80 bytes each (measured), so roughly 80 MB per million distinct entries.
+    Deduplication keeps every distinct address of the job, exactly (no
+    digest, so no collision can ever drop an entry): about 100 bytes each
+    (measured), so roughly 100 MB per million distinct entries. They are the
+    keys of a dict rather than a set: CPython stops tracking a dict whose keys
+    and values are all strings and ``None``, so the garbage collector's full
+    passes skip it instead of walking millions of addresses while the import
+    runs (p99 lateness of a 5 ms timer on the same loop: 57 ms with a set,
+    20 ms with the dict, at 2,000,000 addresses).
     """
 
     batch_size: int
     max_bytes: int
     dedupe: bool
     reason: DncReason | None = None
-    seen: set[str] = attrs.Factory(set)
+    seen: dict[str, None] = attrs.Factory(dict)
 
     async def batches(self, source: EntrySource) -> AsyncIterator[Batch]:
         """Yield batches in input order; memory holds one open batch at a time."""
@@ -132,12 +138,12 @@ class Batcher:
         chunk goes item by item, with the same outcome, only slower.
         """
         count = len(normal)
-        if self.dedupe and (len(set(normal)) != count or not self.seen.isdisjoint(normal)):
+        if self.dedupe and (len(set(normal)) != count or not self.seen.keys().isdisjoint(normal)):
             return None
         if cursor.batch.size + sum(map(len, normal)) + _ENTRY_OVERHEAD * count > self.max_bytes:
             return None
         if self.dedupe:
-            self.seen.update(normal)
+            self.seen.update(dict.fromkeys(normal))
         reason = (self.reason or DncReason.IMPORT).value
         closed: list[Batch] = []
         done = 0
@@ -178,7 +184,7 @@ class Batcher:
                     cursor.batch.duplicates += 1
                     cursor.position += 1
                     continue
-                seen.add(row[0])
+                seen[row[0]] = None
             size = len(row[0]) + _ENTRY_OVERHEAD
             batch = cursor.batch
             if len(batch.entries) >= self.batch_size or (

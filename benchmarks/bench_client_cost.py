@@ -1,0 +1,178 @@
+"""What the client itself costs per entry: the SDK beside a hand-written loop, against a sink server.
+
+Run with ``nox -s bench -- client_cost`` (or ``python benchmarks/bench_client_cost.py``).
+The sink (``_sink.py``) runs in its own process and only counts entries. Each
+client runs in a fresh process of its own, so its CPU time and peak RSS are
+its alone. Input: realistic addresses (mixed case, padded with spaces).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import resource
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+
+from sendkit_async import SendKit
+
+KEY = "sk_test_sink"
+SINK = Path(__file__).with_name("_sink.py")
+
+
+def realistic(count: int) -> Iterator[str]:
+    return (f"  User.{i}@Example.COM " if i % 2 else f"user{i}@example.com\t" for i in range(count))
+
+
+@contextlib.contextmanager
+def sink() -> Iterator[str]:
+    process = subprocess.Popen([sys.executable, str(SINK)], stdout=subprocess.PIPE, text=True)
+    try:
+        if process.stdout is None:
+            raise RuntimeError("the sink's output is not piped")
+        yield process.stdout.readline().rsplit(" ", 1)[1].strip()
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+async def hand_loop(url: str, count: int) -> None:
+    """Strip, lower, type by '@', batch 10,000, post with orjson: eight in flight."""
+    headers = {"Content-Type": "application/json", "X-Api-Key": KEY, "Authorization": f"Bearer {KEY}"}
+    semaphore = asyncio.Semaphore(8)
+    async with aiohttp.ClientSession(headers=headers) as session:
+
+        async def post(body: bytes) -> None:
+            try:
+                async with session.post(f"{url}/v1/dnc/import", data=body) as response:
+                    await response.read()
+            finally:
+                semaphore.release()
+
+        tasks = []
+        batch: list[dict[str, str]] = []
+        for raw in realistic(count):
+            email = raw.strip().lower()
+            batch.append({"email": email, "type": "email" if "@" in email else "domain", "reason": "import"})
+            if len(batch) == 10_000:
+                await semaphore.acquire()
+                tasks.append(asyncio.create_task(post(orjson.dumps({"entries": batch}))))
+                batch = []
+        if batch:
+            await semaphore.acquire()
+            tasks.append(asyncio.create_task(post(orjson.dumps({"entries": batch}))))
+        await asyncio.gather(*tasks)
+
+
+async def sdk(url: str, count: int, *, dedupe: bool) -> None:
+    async with SendKit(api_key=KEY, base_url=url) as client:
+        report = await client.dnc.import_bulk(realistic(count), dedupe=dedupe, concurrency=8)
+    if report.imported != count:
+        raise RuntimeError(f"lost entries: {report.imported} of {count}")
+
+
+async def with_timer(job: Any) -> list[float]:
+    """Run ``job`` beside a 5 ms timer; return how late each tick was, in ms."""
+    lateness: list[float] = []
+    done = asyncio.Event()
+
+    async def tick() -> None:
+        while not done.is_set():
+            started = time.perf_counter()
+            await asyncio.sleep(0.005)
+            lateness.append((time.perf_counter() - started - 0.005) * 1000)
+
+    ticker = asyncio.create_task(tick())
+    try:
+        await job
+    finally:
+        done.set()
+        await ticker
+    return lateness
+
+
+def child(kind: str, url: str, count: int) -> dict[str, Any]:
+    jobs = {
+        "hand": lambda: hand_loop(url, count),
+        "sdk": lambda: sdk(url, count, dedupe=False),
+        "sdk-dedupe": lambda: sdk(url, count, dedupe=True),
+    }
+    before = resource.getrusage(resource.RUSAGE_SELF)  # after the imports: the job's CPU only
+    started = time.perf_counter()
+    lateness = asyncio.run(with_timer(jobs[kind]()))
+    wall = time.perf_counter() - started
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = usage.ru_utime + usage.ru_stime - before.ru_utime - before.ru_stime
+    lateness.sort()
+    return {
+        "cpu_us": cpu / count * 1e6,
+        "eps": count / wall,
+        "rss": usage.ru_maxrss / 1024,
+        "p99": lateness[int(len(lateness) * 0.99)] if lateness else 0.0,
+        "worst": lateness[-1] if lateness else 0.0,
+    }
+
+
+def measure(kind: str, count: int) -> dict[str, Any]:
+    with sink() as url:
+        argv = [sys.executable, __file__, "--child", kind, url, str(count)]
+        result = json.loads(
+            subprocess.run(argv, capture_output=True, text=True, check=True).stdout.splitlines()[-1]
+        )
+        with urllib.request.urlopen(f"{url}/total", timeout=30) as answer:  # noqa: S310 - loopback
+            received = json.loads(answer.read())["entries"]
+    if received != count:
+        raise RuntimeError(f"{kind}: the sink received {received} of {count}")
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--count", type=int, default=2_000_000)
+    parser.add_argument("--memory", type=int, nargs="*", default=[500_000, 5_000_000])
+    parser.add_argument("--child", nargs=3, metavar=("KIND", "URL", "COUNT"))
+    args = parser.parse_args()
+    if args.child:
+        kind, url, count = args.child
+        print(json.dumps(child(kind, url, int(count))))
+        return
+
+    rows = [(label, measure(kind, args.count)) for label, kind in (
+        ("hand-written aiohttp + orjson loop", "hand"),
+        ("import_bulk, dedupe off", "sdk"),
+        ("import_bulk, dedupe on", "sdk-dedupe"),
+    )]  # fmt: skip
+    hand = rows[0][1]["cpu_us"]
+    print(f"\n{args.count:,} mixed-case, padded addresses into a sink server (its own process)\n")
+    print("| client | CPU µs / entry | vs hand loop | entries/s | 5 ms timer late, p99 / worst |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for label, row in rows:
+        print(
+            f"| {label} | {row['cpu_us']:.2f} | {row['cpu_us'] / hand:.2f}x | {row['eps']:,.0f} | "
+            f"{row['p99']:.1f} / {row['worst']:.1f} ms |"
+        )
+    if args.memory:
+        print("\nPeak RSS of the importing process, and bytes per distinct address that dedupe adds\n")
+        print("| entries | dedupe off | dedupe on | dedupe cost per address | time, dedupe on / off |")
+        print("| ---: | ---: | ---: | ---: | ---: |")
+        for count in args.memory:
+            off, on = measure("sdk", count), measure("sdk-dedupe", count)
+            per_address = (on["rss"] - off["rss"]) * 1024 * 1024 / count
+            print(
+                f"| {count:,} | {off['rss']:.0f} MiB | {on['rss']:.0f} MiB | {per_address:.0f} B | "
+                f"{off['eps'] / on['eps']:.2f}x |"
+            )
+
+
+if __name__ == "__main__":
+    main()
