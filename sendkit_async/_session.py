@@ -257,6 +257,7 @@ class Session:
         *,
         json: JSON = None,
         params: Mapping[str, Any] | None = None,
+        content: bytes | None = None,
     ) -> JSON:
         """Send one API call, retrying transient failures, and return the decoded body.
 
@@ -264,6 +265,7 @@ class Session:
             method: HTTP method.
             path: API path such as ``/v1/dnc``.
             json: the body, serialised once with orjson; ``None`` sends none.
+            content: a JSON body already serialised (instead of ``json``).
             params: query parameters; ``None`` values are left out.
 
         Raises:
@@ -274,7 +276,7 @@ class Session:
             ClientClosedError: the client was closed.
         """
         method = method.upper()
-        body = None if json is None else orjson.dumps(json)
+        body = content if content is not None else None if json is None else orjson.dumps(json)
         url = self.config.base_url / path.lstrip("/")
         query = _query(params)
         policy = self.config.retry

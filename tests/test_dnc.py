@@ -138,3 +138,20 @@ async def test_a_repeated_cursor_stops_the_walk(client, mocked):
     mocked.get(LIST_URL, payload=page, repeat=True)
     with pytest.raises(UnexpectedResponseError, match="again"):
         _ = [e async for e in client.dnc.list(limit=1)]
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        [("a@x.com", "email", "import"), ("b@y.org", "email", "import")],
+        [("a+b@x.com", "email", "bounce")],
+        [("a@x.com", "email", "import"), ("x.org", "domain", "manual")],
+    ],
+)
+def test_a_prepared_batch_body_is_the_same_json_as_its_wire_rows(rows):
+    import orjson  # noqa: PLC0415
+
+    from sendkit_async.dnc import PreparedEntries  # noqa: PLC0415
+
+    prepared = PreparedEntries(rows)
+    assert orjson.loads(prepared.body()) == {"entries": prepared.wire()}

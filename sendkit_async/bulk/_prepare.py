@@ -213,10 +213,11 @@ def _normalised(chunk: list[Any]) -> list[str] | None:
     Then each is exactly what :meth:`DncEntry.coerce` makes of it; ``None``
     means the chunk goes item by item.
     """
-    if not all(type(item) is str for item in chunk):
+    try:
+        lowered = [item.strip().lower() for item in chunk]
+        return lowered if all_normal_emails(lowered) else None
+    except (AttributeError, TypeError):  # not all strings (bytes fail the join)
         return None
-    lowered = [item.strip().lower() for item in chunk]
-    return lowered if all_normal_emails(lowered) else None
 
 
 @attrs.frozen
