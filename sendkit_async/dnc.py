@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import itertools
+from operator import itemgetter
 from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
 from typing import Any, Final, Literal, TypeAlias, overload
 
@@ -37,6 +38,7 @@ MAX_PAGE_LIMIT: Final = 100
 EntryLike: TypeAlias = "DncEntry | str | Mapping[str, Any]"
 PageMode: TypeAlias = Literal["cursor", "page"]
 Row: TypeAlias = tuple[str, str, str]
+_EMAIL, _KIND, _REASON = itemgetter(0), itemgetter(1), itemgetter(2)
 
 
 class PreparedEntries(Sequence[DncEntry]):
@@ -88,11 +90,11 @@ class PreparedEntries(Sequence[DncEntry]):
         writes it.
         """
         rows = self.rows
-        kind, reason = rows[0][1], rows[0][2]
-        if all(row[1] == kind and row[2] == reason for row in rows):
-            rest = f'","type":"{kind}","reason":"{reason}"}}'
+        kinds, reasons = set(map(_KIND, rows)), set(map(_REASON, rows))
+        if len(kinds) == 1 and len(reasons) == 1:
+            rest = f'","type":"{kinds.pop()}","reason":"{reasons.pop()}"}}'
             between = rest + ',{"email":"'
-            return ('{"entries":[{"email":"' + between.join(row[0] for row in rows) + rest + "]}").encode()
+            return ('{"entries":[{"email":"' + between.join(map(_EMAIL, rows)) + rest + "]}").encode()
         return orjson.dumps({"entries": self.wire()})
 
 
