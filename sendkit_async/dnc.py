@@ -8,8 +8,8 @@
 from __future__ import annotations
 
 import itertools
-from operator import itemgetter
 from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
+from operator import itemgetter
 from typing import Any, Final, Literal, TypeAlias, overload
 
 import orjson
