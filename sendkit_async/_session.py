@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import logging
 import platform
 import random
 import re
@@ -38,14 +37,13 @@ from ._errors import (
     UnexpectedResponseError,
     status_error_class,
 )
+from ._logs import logger
 from ._rate import RateLimit
 from ._retry import next_delay, parse_rate_limit, parse_retry_after
 from ._types import JSON, NOT_GIVEN, NotGiven
 from ._version import VERSION
 
 __all__ = ["CallStats", "Session", "Transport"]
-
-logger = logging.getLogger("sendkit_async")
 
 _REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-correlation-id", "x-amzn-requestid")
 _TAG = re.compile(r"<[^>]*>")
@@ -285,7 +283,7 @@ class Session:
         while True:
             permit = await budget.acquire(self.lane)
             status, outcome, retry_after = await self._attempt_observed(
-                budget, permit, method, path, url, body, query
+                budget, permit, method, path, url, body, query, attempt=1 + retries + rate_limit_retries
             )
             if self.stats is not None:
                 self.stats.requests += 1
@@ -330,11 +328,13 @@ class Session:
         url: URL,
         body: bytes | None,
         query: dict[str, str],
+        *,
+        attempt: int,
     ) -> tuple[int | None, JSON, float | None]:
         """One attempt under ``permit``, whose outcome the budget always hears, cancelled or not."""
         sent_at = self._clock.wall()
         try:
-            status, rate, outcome = await self._attempt(method, path, url, body, query)
+            status, rate, outcome = await self._attempt(method, path, url, body, query, attempt=attempt)
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await budget.observe(permit, Observation.of(None, sent_at=sent_at, received_at=sent_at))
@@ -347,7 +347,7 @@ class Session:
         return status, outcome, retry_after
 
     async def _attempt(
-        self, method: str, path: str, url: URL, body: bytes | None, query: dict[str, str]
+        self, method: str, path: str, url: URL, body: bytes | None, query: dict[str, str], *, attempt: int = 1
     ) -> tuple[int | None, RateLimit | None, JSON]:
         """One HTTP exchange, never raising for a failed answer.
 
@@ -371,16 +371,27 @@ class Session:
                 raw = await response.read()
                 status, headers = response.status, response.headers
         except asyncio.TimeoutError:
+            logger.info("%s %s -> no answer in time (attempt %d)", method, path, attempt)
             return None, None, APITimeoutError(f"{method} {path} timed out", method=method, path=path)
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
             detail = _redact(str(exc), self.config.api_key) or type(exc).__name__
+            logger.info("%s %s -> no answer: %s (attempt %d)", method, path, detail, attempt)
             error = APIConnectionError(f"{method} {path} failed: {detail}", method=method, path=path)
             return None, None, error
         now = self._clock.monotonic()
         rate = parse_rate_limit(headers, observed_at=now, now=self._clock.wall())
         if rate is not None:
             self._transport.rate_limit = rate
-        logger.debug("%s %s -> %d in %.3fs", method, path, status, now - started)
+        request_id = next((headers[h] for h in _REQUEST_ID_HEADERS if h in headers), None)
+        logger.info(
+            "%s %s -> %d in %.3fs (attempt %d%s)",
+            method,
+            path,
+            status,
+            now - started,
+            attempt,
+            "" if request_id is None else f", request id {_redact(request_id, self.config.api_key)}",
+        )
         if 200 <= status < 300:  # noqa: PLR2004
             return status, rate, self._decode(raw, status)
         return status, rate, self._status_error(method, path, status, headers, raw, rate)

@@ -23,6 +23,7 @@ from ._config import (
     RetryPolicy,
     Timeout,
 )
+from ._logs import configure_from_environment
 from ._session import Session, Transport
 from ._types import JSON, NOT_GIVEN, NotGiven
 from .bulk import _engine
@@ -290,6 +291,7 @@ class SendKit:
         connection_limit: int = 100,
         rate_budget: RateBudget | None = None,
     ) -> None:
+        configure_from_environment()
         config = ClientConfig.resolve(
             api_key=api_key,
             base_url=base_url,

@@ -92,7 +92,7 @@ def test_retry_settings_must_be_numbers_in_range(setting):
 
 
 async def test_a_silent_server_holds_a_call_no_longer_than_the_documented_worst_case(clock, monkeypatch):
-    async def silent(self, method, path, *_request):
+    async def silent(self, method, path, *_request, **_options):
         await clock.sleep(self.config.timeout.total)  # every attempt runs into its timeout
         return None, None, APITimeoutError(f"{method} {path} timed out", method=method, path=path)
 

@@ -287,3 +287,29 @@ async def test_the_key_never_reaches_errors_or_logs(client, mocked, caplog):
         assert KEY not in repr(vars(error))
     assert caplog.records
     assert KEY not in caplog.text
+
+
+def test_sendkit_log_turns_on_one_line_per_attempt_on_stderr_without_the_key(monkeypatch, capsys):
+    import asyncio  # noqa: PLC0415
+
+    from sendkit_async._logs import _Handler, logger  # noqa: PLC0415
+    from sendkit_async.testing import FakeSendKit  # noqa: PLC0415
+
+    monkeypatch.setenv("SENDKIT_LOG", "info")
+    level = logger.level
+
+    async def scenario():
+        async with FakeSendKit() as fake, fake.client() as client:
+            await client.dnc.get_page()
+            return fake.api_key
+
+    try:
+        key = asyncio.run(scenario())
+    finally:
+        for handler in [h for h in logger.handlers if isinstance(h, _Handler)]:
+            logger.removeHandler(handler)
+        logger.setLevel(level)
+    err = capsys.readouterr().err
+    assert "GET /v1/dnc -> 200" in err
+    assert "(attempt 1" in err
+    assert key not in err
