@@ -200,6 +200,9 @@ def dnc() -> None:
 )
 @click.option("--dry-run", is_flag=True, help="validate and count; send nothing")
 @click.option("--json", "as_json", is_flag=True, help="print the report as one JSON object, no progress bar")
+@click.option("--column", help="the address column of a CSV, by name or 1-based number (default: found)")
+@click.option("--delimiter", help="the CSV delimiter (default: sniffed among , ; tab |)")
+@click.option("--no-header", is_flag=True, help="the CSV's first row is data, not column names")
 @click.pass_obj
 def dnc_import(
     settings: Settings,
@@ -213,13 +216,30 @@ def dnc_import(
     rejects: str | None,
     dry_run: bool,
     as_json: bool,
+    column: str | None,
+    delimiter: str | None,
+    no_header: bool,
 ) -> None:
     """Import FILE (CSV with an email column, one address per line, or JSON Lines; - for stdin; .gz ok).
+
+    The CSV delimiter is sniffed; the address column is found by its name
+    (email, e-mail, email address, mail, ...) or its content; lines starting
+    with # are comments. A reason column must hold reasons; --reason
+    replaces it for every row.
 
     Exit codes: 0 all imported or already listed; 1 some rejected or failed;
     2 usage or configuration error; 130 stopped by Ctrl-C (rerun to resume).
     """
-    source = InputFile(file)
+    delimiter = {"\\t": "\t", "tab": "\t"}.get(delimiter or "", delimiter)
+    if delimiter is not None and len(delimiter) != 1:
+        raise click.BadParameter("one character, or 'tab'", param_hint="--delimiter")
+    source = InputFile(
+        file,
+        column=column,
+        delimiter=delimiter,
+        header=False if no_header else None,
+        reason_given=reason is not None,
+    )
     run(
         settings,
         lambda: import_file(
@@ -286,7 +306,8 @@ async def import_file(
             except ImportAbortedError as exc:
                 stopped = attrs.evolve(builder.report(time.monotonic() - started), stopped_at=builder.read)
                 finish(stopped, source, rejects=rejects, as_json=as_json, title="import stopped", error=exc)
-                return EXIT_INCOMPLETE
+                # A file that stops making sense part-way is a usage problem, like one that never did.
+                return EXIT_USAGE if isinstance(exc.__cause__, UnreadableInputError) else EXIT_INCOMPLETE
             except asyncio.CancelledError:
                 partial = builder.report(time.monotonic() - started)
                 finish(
@@ -300,6 +321,8 @@ async def import_file(
                 raise
             report = builder.report(time.monotonic() - started)
             problems = len(report.rejected) + len(report.failed)
+            if report.read == 0:
+                err.print(f"[yellow]warning:[/] {source.path} holds no entries; nothing was imported")
     finish(report, source, rejects=rejects, as_json=as_json, title="dry run" if dry_run else "import summary")
     if problems and not (rejects_expected and isinstance(report, ImportReport) and not report.failed):
         return EXIT_INCOMPLETE

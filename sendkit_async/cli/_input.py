@@ -20,9 +20,48 @@ from typing import IO, Any, Final
 import anyio.to_thread
 import orjson
 
-from sendkit_async.models import ENTRY_FIELDS
+from sendkit_async.models import ENTRY_FIELDS, DncReason
 
 __all__ = ["InputFile", "UnreadableInputError"]
+
+# What spreadsheets and CRMs call the address column, compared without case,
+# spaces, hyphens or underscores.
+_EMAIL_NAMES: Final = frozenset({"email", "emailaddress", "mail", "mailaddress", "emails", "domain"})
+_DELIMITERS: Final = (",", ";", "\t", "|")
+
+
+def _field(name: str) -> str:
+    return name.strip().lower().replace(" ", "").replace("-", "").replace("_", "")
+
+
+def _comment(line: str) -> bool:
+    return line.lstrip().startswith("#")
+
+
+def _json_object(line: str) -> bool:
+    try:
+        return isinstance(orjson.loads(line), dict)
+    except orjson.JSONDecodeError:
+        return False
+
+
+def _delimiter(line: str) -> str | None:
+    """The delimiter a header line uses most (``None``: a single column)."""
+    counts = {d: len(next(csv.reader([line], delimiter=d))) - 1 for d in _DELIMITERS if d in line}
+    best = max(counts, key=lambda d: counts[d], default=None)
+    return best if best is not None and counts[best] > 0 else None
+
+
+def _email_header(cells: str | list[str]) -> int | None:
+    """The index of the email column among header cells, or ``None``."""
+    names = [_field(c) for c in (next(csv.reader([cells])) if isinstance(cells, str) else cells)]
+    return next((index for index, name in enumerate(names) if name in _EMAIL_NAMES), None)
+
+
+def _looks_like_header(cells: list[str]) -> bool:
+    """A first row names its columns when none of its cells is an address."""
+    return not any("@" in cell for cell in cells)
+
 
 _CHUNK_LINES: Final = 4096
 _GZIP_MAGIC: Final = b"\x1f\x8b"
@@ -41,8 +80,22 @@ class InputFile:
         format: ``csv``, ``list`` or ``jsonl`` once detected.
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(
+        self,
+        path: str,
+        *,
+        column: str | None = None,
+        delimiter: str | None = None,
+        header: bool | None = None,
+        reason_given: bool = False,
+    ) -> None:
         self.path = path
+        # --column (a name or a 1-based number), --delimiter, --no-header, and
+        # whether --reason overrides a reason column.
+        self.column = column
+        self.delimiter = delimiter
+        self.header = header
+        self.reason_given = reason_given
         self.format: str | None = None
         self.total_bytes: int | None = None
         self.bytes_read = 0
@@ -102,25 +155,28 @@ class InputFile:
 
     def _items(self, text: io.TextIOWrapper) -> Iterator[tuple[int, Any]]:
         lines = enumerate(text, start=1)
-        first = next(((n, line) for n, line in lines if line.strip()), None)
+        first = next(((n, line) for n, line in lines if line.strip() and not _comment(line)), None)
         if first is None:
             self.format = "list"
             return iter(())
         number, line = first
         stripped = line.strip()
-        if stripped.startswith(("{", '"')):
+        if "\x00" in stripped:
+            raise UnreadableInputError(f"line {number}: this is a binary file, not a list of addresses")
+        if stripped.startswith("{") and _json_object(stripped):
             self.format = "jsonl"
             return self._jsonl([(number, line)], lines)
-        if "," in stripped or stripped.lower() in {"email", "domain"}:
+        delimiter = self.delimiter or _delimiter(stripped)
+        if delimiter is not None or self.column is not None or _email_header(stripped) is not None:
             self.format = "csv"
-            return self._csv(number, line, lines)
+            return self._csv(number, line, lines, delimiter or ",")
         self.format = "list"
         return self._list([(number, line)], lines)
 
     @staticmethod
     def _list(head: list[tuple[int, str]], lines: Iterator[tuple[int, str]]) -> Iterator[tuple[int, Any]]:
         for number, line in itertools.chain(head, lines):
-            if line.strip():
+            if line.strip() and not _comment(line):
                 yield number, line.strip()
 
     @staticmethod
@@ -133,35 +189,73 @@ class InputFile:
             except orjson.JSONDecodeError as exc:
                 yield number, ValueError(f"not valid JSON: {exc}")
                 continue
-            # Other fields of a line (a name, a source) are the file's business, not the entry's.
-            yield (
-                number,
-                {k: v for k, v in value.items() if k in ENTRY_FIELDS} if isinstance(value, dict) else value,
-            )
+            # Other fields of a line (a name, a source) are the file's business,
+            # not the entry's; names match whatever their case ("Email").
+            if isinstance(value, dict):
+                value = {key: v for k, v in value.items() if (key := _field(str(k))) in ENTRY_FIELDS}
+            yield number, value
 
     def _csv(
-        self, number: int, header_line: str, lines: Iterator[tuple[int, str]]
+        self, number: int, header_line: str, lines: Iterator[tuple[int, str]], delimiter: str
     ) -> Iterator[tuple[int, Any]]:
-        header = [h.strip().lower() for h in next(csv.reader([header_line]))]
-        if "email" not in header and "domain" not in header:
-            raise UnreadableInputError(f"line {number}: a CSV import needs an 'email' column, found {header}")
-        return self._csv_rows(number, header, lines)
+        cells = next(csv.reader([header_line], delimiter=delimiter))
+        names = [_field(cell) for cell in cells]
+        header = self.header if self.header is not None else _looks_like_header(cells)
+        email = self._email_column(number, cells, names, header=header)
+        columns = {"email": email}
+        for field in ("type", "reason"):
+            if header and field in names and not (field == "reason" and self.reason_given):
+                columns[field] = names.index(field)
+        rows = self._csv_rows(number, columns, lines, delimiter)
+        if header:
+            return rows
+        first = self._csv_rows(number - 1, columns, iter([(number, header_line)]), delimiter)
+        return itertools.chain(first, rows)
+
+    def _email_column(self, number: int, cells: list[str], names: list[str], *, header: bool) -> int:
+        if self.column is not None:
+            if self.column.isdigit() and 1 <= int(self.column) <= len(cells):
+                return int(self.column) - 1
+            if _field(self.column) in names:
+                return names.index(_field(self.column))
+            raise UnreadableInputError(f"--column {self.column}: no such column in line {number} ({cells})")
+        if header:
+            found = _email_header(cells)
+            if found is not None:
+                return found
+            raise UnreadableInputError(
+                f"line {number}: no email column among {cells}; name it with --column NAME or NUMBER"
+            )
+        with_at = [index for index, cell in enumerate(cells) if "@" in cell]
+        if len(with_at) == 1:
+            return with_at[0]
+        raise UnreadableInputError(
+            f"line {number}: cannot tell the email column; pass --column NAME or NUMBER"
+        )
 
     @staticmethod
     def _csv_rows(
-        number: int, header: list[str], lines: Iterator[tuple[int, str]]
+        number: int, columns: dict[str, int], lines: Iterator[tuple[int, str]], delimiter: str
     ) -> Iterator[tuple[int, Any]]:
         # One reader over the rest of the stream; line_num counts the physical
         # lines it consumed, so quoted newlines keep the numbering right.
-        reader = csv.reader(line for _, line in lines)
+        reader = csv.reader((line for _, line in lines), delimiter=delimiter)
+        reasons = {reason.value for reason in DncReason}
         for row in reader:
             if not any(cell.strip() for cell in row):
                 continue
             record = {
-                key: value.strip()
-                for key, value in zip(header, row, strict=False)
-                if key in ENTRY_FIELDS and value.strip()
+                field: row[index].strip()
+                for field, index in columns.items()
+                if index < len(row) and row[index].strip()
             }
+            reason = record.get("reason")
+            if reason is not None and reason.lower() not in reasons:
+                raise UnreadableInputError(
+                    f"line {number + reader.line_num}: the reason column says {reason!r}, which is not a "
+                    f"reason ({', '.join(sorted(reasons))}); "
+                    "pass --reason REASON to use one reason for every row"
+                )
             yield number + reader.line_num, record
 
     def _chunk(self, items: Iterator[tuple[int, Any]]) -> list[tuple[int, Any]]:

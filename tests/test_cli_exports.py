@@ -1,0 +1,100 @@
+"""Real export files import as a person expects (generated here, shaped like the tools' own)."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from sendkit_async.cli._app import cli
+
+from .test_cli import server  # noqa: F401 - the fixture
+
+ROWS = 40
+
+
+def run(*args):
+    return CliRunner().invoke(cli, ["dnc", "import", *map(str, args), "--json"], catch_exceptions=False)
+
+
+def imported(result):
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)["imported"]
+
+
+def addresses(n=ROWS):
+    return [f"Person.{i}@Example.com" for i in range(n)]
+
+
+EXPORTS = {
+    "mailchimp, every field quoted": (
+        '"Email Address","First Name","Last Name","MEMBER_RATING"\n'
+        + "".join(f'"{a}","Ann","Lee","2"\n' for a in addresses())
+    ),
+    "hubspot": "Record ID,First Name,Email,Lifecycle Stage\n"
+    + "".join(f"{i},Bo,{a},lead\n" for i, a in enumerate(addresses())),
+    "one column headed Email Address": "Email Address\n" + "".join(f"{a}\n" for a in addresses()),
+    "E-Mail with commas": "E-Mail,Name\n" + "".join(f"{a},Cy\n" for a in addresses()),
+    "tab separated": "name\temail\n" + "".join(f"Di\t{a}\n" for a in addresses()),
+    "pipe separated": "email|name\n" + "".join(f"{a}|Ed\n" for a in addresses()),
+    "no header, address in the second column": "".join(f"Fay,{a},x\n" for a in addresses()),
+    "a list with comments and blank lines": "# exported 2026-11-01\n\n"
+    + "".join(f"{a}\n\n" for a in addresses())
+    + "# end\n",
+    "json lines with capitalised keys": "".join(
+        json.dumps({"Email": a, "Name": "Gus"}) + "\n" for a in addresses()
+    ),
+}
+
+
+@pytest.mark.usefixtures("server")
+@pytest.mark.parametrize("content", EXPORTS.values(), ids=EXPORTS.keys())
+def test_common_exports_import_every_address(tmp_path, content):
+    path = tmp_path / "export.csv"
+    path.write_text(content)
+    assert imported(run(path)) == ROWS
+
+
+@pytest.mark.usefixtures("server")
+def test_european_excel_with_bom_crlf_and_semicolons(tmp_path):
+    path = tmp_path / "excel.csv"
+    body = "E-Mail;Name;Ort\r\n" + "".join(f"{a};Hal;Köln\r\n" for a in addresses())
+    path.write_bytes("\ufeff".encode() + body.encode())
+    assert imported(run(path)) == ROWS
+
+
+@pytest.mark.usefixtures("server")
+def test_a_column_can_be_named_by_number(tmp_path):
+    path = tmp_path / "two.csv"
+    path.write_text("a,b\n" + "".join(f"x,{a}\n" for a in addresses()))
+    assert imported(run(path, "--column", "2")) == ROWS
+
+
+@pytest.mark.usefixtures("server")
+def test_a_free_text_reason_column_stops_once_with_advice_and_reason_overrides_it(tmp_path, server):  # noqa: F811
+    path = tmp_path / "reasons.csv"
+    path.write_text("email,reason\n" + "".join(f"{a},unsubscribed\n" for a in addresses()))
+    refused = CliRunner().invoke(cli, ["dnc", "import", str(path)])
+    assert refused.exit_code == 2
+    assert "--reason" in refused.stderr
+    assert refused.stderr.count("unsubscribed") == 1  # told once, not once a row
+    assert server.dnc_emails() == set()
+    assert imported(run(path, "--reason", "manual")) == ROWS
+
+
+@pytest.mark.usefixtures("server")
+def test_binary_input_is_one_short_line(tmp_path):
+    path = tmp_path / "photo.jpg"
+    path.write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01" + bytes(range(256)) * 40)
+    result = CliRunner().invoke(cli, ["dnc", "import", str(path)])
+    assert result.exit_code == 2
+    assert "binary" in result.stderr
+    assert len(result.stderr) < 300
+
+
+@pytest.mark.usefixtures("server")
+def test_an_empty_file_warns(tmp_path):
+    path = tmp_path / "empty.txt"
+    path.write_text("\n\n")
+    result = CliRunner().invoke(cli, ["dnc", "import", str(path)])
+    assert result.exit_code == 0
+    assert "no entries" in result.stderr
