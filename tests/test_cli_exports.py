@@ -98,3 +98,23 @@ def test_an_empty_file_warns(tmp_path):
     result = CliRunner().invoke(cli, ["dnc", "import", str(path)])
     assert result.exit_code == 0
     assert "no entries" in result.stderr
+
+
+@pytest.mark.usefixtures("server")
+def test_the_rejects_file_holds_the_original_row_its_line_and_the_reason(tmp_path):
+    import csv  # noqa: PLC0415
+
+    path = tmp_path / "people.jsonl"
+    lines = [
+        json.dumps({"email": "ok@example.com", "name": "A"}),
+        '{"email": "broken',
+        json.dumps({"email": "nope"}),
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    rejects = tmp_path / "rejects.csv"
+    result = CliRunner().invoke(cli, ["dnc", "import", str(path), "--rejects", str(rejects)])
+    assert result.exit_code == 1
+    rows = list(csv.DictReader(rejects.read_text().splitlines()))
+    assert [(r["line"], r["row"]) for r in rows] == [("2", lines[1]), ("3", lines[2])]
+    assert rows[0]["value"] == '{"email": "broken'  # the text as read, not the exception
+    assert "not valid JSON" in rows[0]["reason"]

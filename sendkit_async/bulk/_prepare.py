@@ -18,7 +18,16 @@ from sendkit_async.models import DncEntry, DncReason
 
 from ._report import RejectedEntry
 
-__all__ = ["Batch", "Batcher", "DryRunReport", "EntrySource", "check_source", "dry_run"]
+__all__ = ["Batch", "Batcher", "DryRunReport", "EntrySource", "UnreadableItem", "check_source", "dry_run"]
+
+
+class UnreadableItem(ValueError):  # noqa: N818 - an input item, reported, never raised to the caller
+    """A reader's word that one input item did not parse: rejected with this message, shown as ``text``."""
+
+    def __init__(self, message: str, *, text: str) -> None:
+        super().__init__(message)
+        self.text = text
+
 
 EntrySource = Iterable[Any] | AsyncIterable[Any]
 _CHUNK: Final = 1024
@@ -52,6 +61,8 @@ class Batch:
 def _show(item: object) -> str:
     if isinstance(item, Mapping) and isinstance(item.get("email", item.get("domain")), str):
         item = item.get("email", item.get("domain"))
+    elif isinstance(item, UnreadableItem):
+        item = item.text
     text = item if isinstance(item, str) else repr(item)
     return text if len(text) <= _SHOWN else text[: _SHOWN - 1] + "…"
 

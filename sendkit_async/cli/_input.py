@@ -20,6 +20,7 @@ from typing import IO, Any, Final
 import anyio.to_thread
 import orjson
 
+from sendkit_async.bulk._prepare import UnreadableItem
 from sendkit_async.models import ENTRY_FIELDS, DncReason
 
 __all__ = ["InputFile", "UnreadableInputError"]
@@ -187,7 +188,7 @@ class InputFile:
             try:
                 value = orjson.loads(line)
             except orjson.JSONDecodeError as exc:
-                yield number, ValueError(f"not valid JSON: {exc}")
+                yield number, UnreadableItem(f"not valid JSON: {exc}", text=line.strip())
                 continue
             # Other fields of a line (a name, a source) are the file's business,
             # not the entry's; names match whatever their case ("Email").
@@ -257,6 +258,23 @@ class InputFile:
                     "pass --reason REASON to use one reason for every row"
                 )
             yield number + reader.line_num, record
+
+    def lines_at(self, numbers: set[int]) -> dict[int, str]:
+        """The text of these lines of the file, read again from disk (nothing for standard input)."""
+        if self.path == "-" or not numbers:
+            return {}
+        found: dict[int, str] = {}
+        last = max(numbers)
+        with Path(self.path).open("rb") as raw:
+            opened: Any = gzip.GzipFile(fileobj=raw) if raw.read(2) == _GZIP_MAGIC else raw
+            raw.seek(0)
+            text = io.TextIOWrapper(opened, encoding="utf-8-sig", errors="replace", newline="")
+            for number, line in enumerate(text, start=1):
+                if number in numbers:
+                    found[number] = line.rstrip("\r\n")
+                if number >= last:
+                    break
+        return found
 
     def _chunk(self, items: Iterator[tuple[int, Any]]) -> list[tuple[int, Any]]:
         chunk = [pair for _, pair in zip(range(_CHUNK_LINES), items, strict=False)]

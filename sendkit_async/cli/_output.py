@@ -177,15 +177,20 @@ def report_json(report: ImportReport | DryRunReport, source: InputFile, **extra:
 def write_rejects(
     path: str | os.PathLike[str], report: ImportReport | DryRunReport, source: InputFile
 ) -> int:
-    """Write every rejected and failed entry as CSV (line, value, kind, reason); return the row count."""
+    """Write every rejected and failed entry as CSV; return the row count.
+
+    Columns: the input line, the value as read, why (kind and reason), and
+    the original row of the file (read again from disk; empty for stdin).
+    """
     rows: list[tuple[int, str, str, str]] = [
         (source.line_of(r.position), r.value, "rejected", r.reason) for r in report.rejected
     ]
     if isinstance(report, ImportReport):
         rows += [(source.line_of(f.position), f.email, f.kind.value, f.reason) for f in report.failed]
     rows.sort()
+    originals = source.lines_at({row[0] for row in rows})
     with Path(path).open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["line", "value", "kind", "reason"])
-        writer.writerows(rows)
+        writer.writerow(["line", "value", "kind", "reason", "row"])
+        writer.writerows((*row, originals.get(row[0], "")) for row in rows)
     return len(rows)
