@@ -118,3 +118,17 @@ def test_the_rejects_file_holds_the_original_row_its_line_and_the_reason(tmp_pat
     assert [(r["line"], r["row"]) for r in rows] == [("2", lines[1]), ("3", lines[2])]
     assert rows[0]["value"] == '{"email": "broken'  # the text as read, not the exception
     assert "not valid JSON" in rows[0]["reason"]
+
+
+def test_a_checkpoint_from_another_input_exits_2_before_anything_is_sent(tmp_path, server):  # noqa: F811
+    first, second, checkpoint = tmp_path / "a.txt", tmp_path / "b.txt", tmp_path / "job.ckpt"
+    first.write_text("".join(f"a{i}@example.com\n" for i in range(50)))
+    second.write_text("".join(f"b{i}@example.com\n" for i in range(50)))
+    assert (
+        CliRunner().invoke(cli, ["dnc", "import", str(first), "--checkpoint", str(checkpoint)]).exit_code == 0
+    )
+    requests = server.stats.requests
+    result = CliRunner().invoke(cli, ["dnc", "import", str(second), "--checkpoint", str(checkpoint)])
+    assert result.exit_code == 2
+    assert "checkpoint" in result.stderr.lower()
+    assert server.stats.requests == requests

@@ -29,7 +29,7 @@ from sendkit_async._errors import (
     SendKitError,
     ValidationError,
 )
-from sendkit_async.bulk import DEFAULT_CONCURRENCY, ImportAbortedError, ImportReport
+from sendkit_async.bulk import DEFAULT_CONCURRENCY, CheckpointMismatchError, ImportAbortedError, ImportReport
 from sendkit_async.bulk._report import ReportBuilder
 from sendkit_async.client import SendKit
 from sendkit_async.testing import FakeSendKit
@@ -307,7 +307,8 @@ async def import_file(
                 stopped = attrs.evolve(builder.report(time.monotonic() - started), stopped_at=builder.read)
                 finish(stopped, source, rejects=rejects, as_json=as_json, title="import stopped", error=exc)
                 # A file that stops making sense part-way is a usage problem, like one that never did.
-                return EXIT_USAGE if isinstance(exc.__cause__, UnreadableInputError) else EXIT_INCOMPLETE
+                usage = isinstance(exc.__cause__, (UnreadableInputError, CheckpointMismatchError))
+                return EXIT_USAGE if usage else EXIT_INCOMPLETE
             except asyncio.CancelledError:
                 partial = builder.report(time.monotonic() - started)
                 finish(

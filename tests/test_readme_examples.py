@@ -1,0 +1,30 @@
+"""The README's examples work as written, in a fresh project."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+README = Path(__file__).parent.parent / "README.md"
+
+
+def test_the_pytest_plugin_example_passes_in_a_fresh_project_without_settings(tmp_path):
+    text = README.read_text()
+    section = text[text.index("## Testing your code") :]
+    code = re.search(r"```python\n(.*?)```", section, re.DOTALL).group(1)
+    conftest, test = code.split("# test_unsubscribe.py\n")
+    (tmp_path / "conftest.py").write_text(conftest)
+    (tmp_path / "test_unsubscribe.py").write_text(test)
+    # No pyproject, pytest.ini or asyncio_mode: pytest-asyncio's default (strict) mode, as a
+    # user's new project has it (pytest-asyncio may warn about its own unset settings).
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 passed" in result.stdout
+    assert "sendkit_async" not in result.stdout  # no warning of ours
