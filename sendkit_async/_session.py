@@ -40,6 +40,7 @@ from ._errors import (
 from ._logs import logger
 from ._rate import RateLimit
 from ._retry import next_delay, parse_rate_limit, parse_retry_after
+from ._tracing import attempt_span, record_attempt
 from ._types import JSON, NOT_GIVEN, NotGiven
 from ._version import VERSION
 
@@ -281,10 +282,17 @@ class Session:
         budget = self.budget
         retries = rate_limit_retries = 0
         while True:
-            permit = await budget.acquire(self.lane)
-            status, outcome, retry_after = await self._attempt_observed(
-                budget, permit, method, path, url, body, query, attempt=1 + retries + rate_limit_retries
-            )
+            attempt = 1 + retries + rate_limit_retries
+            with attempt_span(method, path) as span:
+                asked = self._clock.monotonic()
+                permit = await budget.acquire(self.lane)
+                span["sendkit.budget_wait_seconds"] = self._clock.monotonic() - asked
+                status, outcome, retry_after = await self._attempt_observed(
+                    budget, permit, method, path, url, body, query, attempt=attempt, trace=span
+                )
+                record_attempt(
+                    span, {"http.response.status_code": status, "sendkit.retry_count": attempt - 1}
+                )
             if self.stats is not None:
                 self.stats.requests += 1
                 self.stats.rate_limited += status == 429  # noqa: PLR2004
@@ -330,11 +338,14 @@ class Session:
         query: dict[str, str],
         *,
         attempt: int,
+        trace: dict[str, Any],
     ) -> tuple[int | None, JSON, float | None]:
         """One attempt under ``permit``, whose outcome the budget always hears, cancelled or not."""
         sent_at = self._clock.wall()
         try:
-            status, rate, outcome = await self._attempt(method, path, url, body, query, attempt=attempt)
+            status, rate, outcome = await self._attempt(
+                method, path, url, body, query, attempt=attempt, trace=trace
+            )
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await budget.observe(permit, Observation.of(None, sent_at=sent_at, received_at=sent_at))
@@ -347,7 +358,15 @@ class Session:
         return status, outcome, retry_after
 
     async def _attempt(
-        self, method: str, path: str, url: URL, body: bytes | None, query: dict[str, str], *, attempt: int = 1
+        self,
+        method: str,
+        path: str,
+        url: URL,
+        body: bytes | None,
+        query: dict[str, str],
+        *,
+        attempt: int = 1,
+        trace: dict[str, Any] | None = None,
     ) -> tuple[int | None, RateLimit | None, JSON]:
         """One HTTP exchange, never raising for a failed answer.
 
@@ -383,6 +402,10 @@ class Session:
         if rate is not None:
             self._transport.rate_limit = rate
         request_id = next((headers[h] for h in _REQUEST_ID_HEADERS if h in headers), None)
+        if request_id is not None:
+            request_id = _redact(request_id, self.config.api_key)
+            if trace is not None:
+                trace["sendkit.request_id"] = request_id
         logger.info(
             "%s %s -> %d in %.3fs (attempt %d%s)",
             method,
@@ -390,7 +413,7 @@ class Session:
             status,
             now - started,
             attempt,
-            "" if request_id is None else f", request id {_redact(request_id, self.config.api_key)}",
+            "" if request_id is None else f", request id {request_id}",
         )
         if 200 <= status < 300:  # noqa: PLR2004
             return status, rate, self._decode(raw, status)

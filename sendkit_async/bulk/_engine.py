@@ -37,6 +37,7 @@ from sendkit_async._errors import (
     ValidationError,
 )
 from sendkit_async._session import CallStats, Session
+from sendkit_async._tracing import job_span
 from sendkit_async._types import NOT_GIVEN
 from sendkit_async.dnc import PreparedEntries, Row
 from sendkit_async.models import DncReason, _reason
@@ -356,18 +357,22 @@ async def import_bulk(
     started = clock.monotonic()
     builder = ReportBuilder()
     job = ImportJob(session, source, options)
-    try:
-        async with contextlib.aclosing(job.results()) as results:
-            async for result in results:
-                builder.add(result)
-                if on_progress is not None:
-                    outcome = on_progress(builder.progress(clock.monotonic() - started))
-                    if inspect.isawaitable(outcome):
-                        await outcome
-    except ImportAbortedError as exc:
-        # Batches cover the input in contiguous spans, and every batch read is
-        # accounted for (landed, failed or not sent): the count read is where
-        # reading stopped.
-        exc.report = attrs.evolve(builder.report(clock.monotonic() - started), stopped_at=builder.read)
-        raise
+    with job_span("dnc.import_bulk") as span:
+        try:
+            async with contextlib.aclosing(job.results()) as results:
+                async for result in results:
+                    builder.add(result)
+                    if on_progress is not None:
+                        outcome = on_progress(builder.progress(clock.monotonic() - started))
+                        if inspect.isawaitable(outcome):
+                            await outcome
+        except ImportAbortedError as exc:
+            # Batches cover the input in contiguous spans, and every batch read is
+            # accounted for (landed, failed or not sent): the count read is where
+            # reading stopped.
+            exc.report = attrs.evolve(builder.report(clock.monotonic() - started), stopped_at=builder.read)
+            raise
+        finally:
+            progress = builder.progress(clock.monotonic() - started)
+            span.update({f"sendkit.{name}": value for name, value in attrs.asdict(progress).items()})
     return builder.report(clock.monotonic() - started)
