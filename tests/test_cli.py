@@ -212,6 +212,16 @@ def test_configuration_errors_exit_2(monkeypatch):
     result = CliRunner().invoke(cli, ["dnc", "list"])
     assert result.exit_code == 2
     assert "SENDKIT_API_KEY" in result.stderr
+    assert "--api-key-file" in result.stderr  # the CLI's words, not the library's
+    assert "api_key=" not in result.stderr
+
+
+def test_plain_http_to_another_host_is_refused_in_cli_words(monkeypatch):
+    monkeypatch.setenv("SENDKIT_API_KEY", "sk_test_x")
+    result = CliRunner().invoke(cli, ["--base-url", "http://example.com", "dnc", "list"])
+    assert result.exit_code == 2
+    assert "--base-url" in result.stderr
+    assert "allow_insecure_http" not in result.stderr
 
 
 @pytest.mark.usefixtures("server")

@@ -7,7 +7,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import orjson
 from rich.console import Console
@@ -31,7 +31,7 @@ from sendkit_async._errors import (
 )
 from sendkit_async.bulk import DryRunReport, ImportAbortedError, ImportProgress, ImportReport
 
-from ._input import InputFile
+from ._input import InputFile, UnreadableInputError
 
 __all__ = ["ImportDisplay", "describe_error", "report_json", "summary_table", "write_rejects"]
 
@@ -43,8 +43,23 @@ _HINTS = {
 }
 
 
+# The library's advice names Python arguments; the command line's names flags.
+_CLI_WORDS: Final = (
+    ("pass api_key=... or set SENDKIT_API_KEY", "set SENDKIT_API_KEY or pass --api-key-file"),
+    ("pass workspace_id=... or set SENDKIT_WORKSPACE_ID", "pass --workspace-id or set SENDKIT_WORKSPACE_ID"),
+    ("drop workspace_id / SENDKIT_WORKSPACE_ID", "drop --workspace-id / SENDKIT_WORKSPACE_ID"),
+    ("use https:// or pass allow_insecure_http=True", "use an https:// --base-url (or SENDKIT_BASE_URL)"),
+)
+
+
+def _in_cli_words(text: str) -> str:
+    for library, cli in _CLI_WORDS:
+        text = text.replace(library, cli)
+    return text
+
+
 def describe_error(exc: BaseException) -> str:
-    """One line: what failed and what to do about it (never the key, never a traceback)."""
+    """One line: what failed and what to do about it, in flags (never the key, never a traceback)."""
     cause = exc.__cause__ if isinstance(exc, ImportAbortedError) and exc.__cause__ else exc
     if isinstance(cause, APIStatusError):
         what = cause.error or "error"
@@ -55,8 +70,8 @@ def describe_error(exc: BaseException) -> str:
         return f"{line} ({hint})" if hint else line
     if isinstance(cause, APIConnectionError):
         return f"{cause} (check the network and SENDKIT_BASE_URL)"
-    if isinstance(cause, SendKitError):
-        return str(cause)
+    if isinstance(cause, (SendKitError, UnreadableInputError)):
+        return _in_cli_words(str(cause))
     return f"{type(cause).__name__}: {cause}"
 
 
