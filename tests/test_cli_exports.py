@@ -132,3 +132,25 @@ def test_a_checkpoint_from_another_input_exits_2_before_anything_is_sent(tmp_pat
     assert result.exit_code == 2
     assert "checkpoint" in result.stderr.lower()
     assert server.stats.requests == requests
+
+
+def test_export_follows_the_target_extension(tmp_path, server):  # noqa: F811
+    import gzip  # noqa: PLC0415
+
+    server.add_dnc(["a@example.com", "b@example.com", "spam.com"])
+    for name, check in (
+        ("all.txt", lambda text: text.split() == ["a@example.com", "b@example.com", "spam.com"]),
+        ("all.txt.gz", None),
+        (
+            "all.jsonl",
+            lambda text: [json.loads(line)["email"] for line in text.splitlines()][0] == "a@example.com",
+        ),
+        ("all.csv", lambda text: text.splitlines()[0].startswith("email,")),
+    ):
+        target = tmp_path / name
+        result = CliRunner().invoke(cli, ["dnc", "export", str(target)])
+        assert result.exit_code == 0, result.stderr
+        text = gzip.decompress(target.read_bytes()).decode() if name.endswith(".gz") else target.read_text()
+        assert check is None or check(text), (name, text)
+        if name.endswith(".gz"):
+            assert text.split() == ["a@example.com", "b@example.com", "spam.com"]

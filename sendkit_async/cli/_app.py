@@ -22,6 +22,7 @@ import attrs
 import click
 import orjson
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from sendkit_async._errors import (
@@ -411,6 +412,9 @@ def _emit(handle: Any, fmt: str, entry: Any, *, header: bool) -> None:
     if fmt == "jsonl":
         handle.write(orjson.dumps(dict(zip(_FIELDS, values, strict=True))).decode() + "\n")
         return
+    if fmt == "txt":
+        handle.write(entry.email + "\n")
+        return
     writer = csv.writer(handle)
     if header:
         writer.writerow(_FIELDS)
@@ -419,22 +423,39 @@ def _emit(handle: Any, fmt: str, entry: Any, *, header: bool) -> None:
 
 @dnc.command("export")
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), help="default: from the file name")
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "jsonl", "txt"]), help="default: from the file name"
+)
 @click.option("--type", "type_", type=click.Choice(["email", "domain"]), help="only this entry type")
 @click.pass_obj
 def dnc_export(settings: Settings, file: str, fmt: str | None, type_: str | None) -> None:
-    """Write every DNC entry to FILE (CSV or JSON Lines), streamed page by page."""
-    chosen = fmt or ("jsonl" if file.endswith((".jsonl", ".jsonl.gz", ".ndjson")) else "csv")
+    """Write every DNC entry to FILE, streamed page by page, with progress.
+
+    The format follows the name: .jsonl or .ndjson for JSON Lines, .txt for one
+    address per line, anything else CSV; .gz compresses any of them.
+    """
+    plain = file.removesuffix(".gz")
+    chosen = fmt or (
+        "jsonl" if plain.endswith((".jsonl", ".ndjson")) else "txt" if plain.endswith(".txt") else "csv"
+    )
 
     async def work() -> int:
         count = 0
         opener: Any = gzip.open if file.endswith(".gz") else open
+        columns = (TextColumn("exporting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
         async with open_client(settings) as client:
-            with opener(file, "wt", newline="", encoding="utf-8") as handle:
+            with (
+                opener(file, "wt", newline="", encoding="utf-8") as handle,
+                Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as progress,
+            ):
+                task = progress.add_task("export", total=None)
                 async for page in client.dnc.pages(type=type_):
+                    if progress.tasks[task].total is None and page.pagination.total is not None:
+                        progress.update(task, total=page.pagination.total)
                     for entry in page.items:
                         _emit(handle, chosen, entry, header=count == 0)
                         count += 1
+                    progress.update(task, completed=count)
         err.print(f"exported {count:,} entries to {file}")
         return EXIT_OK
 
