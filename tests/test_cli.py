@@ -376,6 +376,39 @@ def test_fake_server_command_serves_until_stopped():
     assert process.returncode == 0
 
 
+def test_fake_server_takes_the_limiter_knobs_and_seeds_conversations_for_the_inbox_commands(
+    tmp_path, monkeypatch
+):
+    argv, env = _cli(
+        "fake-server",
+        "--port",
+        "0",
+        "--limiter",
+        "token",
+        "--rate-limit",
+        "50",
+        "--conversations",
+        "3",
+        env={},
+    )
+    with subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True) as process:
+        try:
+            lines = [process.stdout.readline() for _ in range(6)]
+            url = lines[0].rsplit(" ", 1)[1].strip()
+            key = lines[1].split()[2]
+            ids = [line.split()[1] for line in lines[3:]]
+            assert len(ids) == 3
+            (tmp_path / "ids.txt").write_text("\n".join(ids))
+            monkeypatch.setenv("SENDKIT_API_KEY", key)
+            monkeypatch.setenv("SENDKIT_BASE_URL", url)
+            result = CliRunner().invoke(cli, ["inbox", "mark-read", "--ids-file", str(tmp_path / "ids.txt")])
+            assert result.exit_code == 0, result.stderr
+            assert "3" in result.stdout
+        finally:
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=10)
+
+
 def test_list_streams_with_one_header_and_honours_the_limit(server):
     server.add_dnc([f"u{i}@example.com" for i in range(5)])
     lines = invoke("dnc", "list", "--format", "csv", "--limit", "3").stdout.splitlines()

@@ -606,19 +606,20 @@ def inbox_update(
 # -- fake server and demo ----------------------------------------------------
 
 
-@cli.command("fake-server")
-@click.option("--port", type=int, default=8080, show_default=True)
-@click.option("--latency-ms", type=float, default=0.0, show_default=True)
-@click.option("--rate-limit", type=int, help="requests per second per key")
-@click.option("--fail-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True)
-def fake_server(port: int, latency_ms: float, rate_limit: int | None, fail_rate: float) -> None:
-    """Run the bundled fake SendKit server in the foreground (Ctrl-C stops it)."""
+@cli.command(
+    "fake-server",
+    add_help_option=False,
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+)
+@click.argument("arguments", nargs=-1, type=click.UNPROCESSED)
+def fake_server(arguments: tuple[str, ...]) -> None:
+    """Run the bundled fake SendKit server in the foreground (Ctrl-C stops it); --help lists its options.
+
+    The options are those of ``python -m sendkit_async.testing``, one set for both.
+    """
     from sendkit_async.testing.__main__ import main as serve  # noqa: PLC0415 - only this command needs it
 
-    argv = ["--port", str(port), "--latency-ms", str(latency_ms), "--fail-rate", str(fail_rate)]
-    if rate_limit is not None:
-        argv += ["--rate-limit", str(rate_limit)]
-    sys.exit(serve(argv))
+    sys.exit(serve(list(arguments), prog="sendkit-async fake-server"))
 
 
 DEMO_ENTRIES: Final = 200_000

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from ._server import DEFAULT_PLATFORM_KEY, DEFAULT_WORKSPACE_ID, DEFAULT_WORKSPACE_KEY, FakeSendKit
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m sendkit_async.testing", description=__doc__)
+def _parser(prog: str = "python -m sendkit_async.testing") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default: loopback)")
     parser.add_argument("--port", type=int, default=8080, help="port (0 picks a free one)")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="added to every request")
@@ -35,6 +35,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--fail-rate", type=float, default=0.0, help="share of injected 5xx answers")
     parser.add_argument("--drop-rate", type=float, default=0.0, help="share of dropped connections")
     parser.add_argument("--seed", type=int, default=None, help="repeatable faults")
+    parser.add_argument(
+        "--conversations",
+        type=int,
+        default=0,
+        help="seed this many unread conversations (their ids are printed) to try the inbox commands on",
+    )
     return parser
 
 
@@ -60,12 +66,15 @@ async def serve(args: argparse.Namespace) -> None:
         print(f"fake SendKit listening on {fake.url}", flush=True)  # noqa: T201
         print(f"  workspace key: {DEFAULT_WORKSPACE_KEY} ({DEFAULT_WORKSPACE_ID})", flush=True)  # noqa: T201
         print(f"  platform key:  {DEFAULT_PLATFORM_KEY} (X-Workspace-Id needed)", flush=True)  # noqa: T201
+        for number in range(args.conversations):
+            conversation = fake.add_conversation(f"lead{number}@example.com", campaign_id="campaign-1")
+            print(f"  conversation:  {conversation}", flush=True)  # noqa: T201
         await asyncio.Event().wait()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point."""
-    args = _parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, *, prog: str = "python -m sendkit_async.testing") -> int:
+    """Entry point (also behind ``sendkit-async fake-server``, with the same options)."""
+    args = _parser(prog).parse_args(argv)
     # Batches are validated on a worker thread; a short switch interval lets the
     # loop thread take the GIL back within a millisecond, so the rate limiter
     # decides on arrival, as a real edge would (this process is the server's alone).
