@@ -32,3 +32,11 @@ def test_every_public_member_is_exported_and_every_export_exists():
 
 def test_version_comes_from_metadata():
     assert sendkit_async.__version__ == "0.1.0"
+
+
+def test_errors_carry_their_public_name():
+    import pickle  # noqa: PLC0415
+
+    error = sendkit_async.ValidationError("bad")
+    assert type(error).__module__ == "sendkit_async"
+    assert type(pickle.loads(pickle.dumps(error))) is sendkit_async.ValidationError  # noqa: S301 - our own object

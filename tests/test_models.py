@@ -105,3 +105,9 @@ def test_conversation_and_pagination_structure():
     assert structure(data, Conversation) == Conversation("664a1b2c3d4e5f6a7b8c9d0e", "interested", ("vip",))
     assert structure({"total": 45, "page": 1, "limit": 20, "pages": 3}, Pagination).pages == 3
     assert structure({"nextCursor": "abc", "hasMore": True}, Pagination).next_cursor == "abc"
+
+
+def test_an_entry_that_insists_on_an_email_refuses_a_domain():
+    # What the README's web example relies on: /unsubscribe/gmail.com must not list a whole domain.
+    with pytest.raises(ValidationError):
+        DncEntry("gmail.com", type="email")

@@ -1,0 +1,316 @@
+"""``sendkit-async dnc ...``: import, list and export the Do Not Contact list."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import csv
+import gzip
+import sys
+import time
+from typing import Any, Final
+
+import attrs
+import click
+import orjson
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from sendkit_async.bulk import DEFAULT_CONCURRENCY, CheckpointMismatchError, ImportAbortedError, ImportReport
+from sendkit_async.bulk._report import ReportBuilder
+
+from ._input import InputFile, UnreadableInputError
+from ._output import ImportDisplay, describe_error, report_json, summary_table, write_rejects
+from ._runner import (
+    EXIT_INCOMPLETE,
+    EXIT_OK,
+    EXIT_USAGE,
+    Settings,
+    err,
+    open_client,
+    out,
+    run,
+)
+
+__all__ = ["dnc", "finish", "import_file"]
+
+
+@click.group()
+def dnc() -> None:
+    """The Do Not Contact list."""
+
+
+@dnc.command("import")
+@click.argument("file")
+@click.option("--concurrency", type=click.IntRange(1, 64), default=DEFAULT_CONCURRENCY, show_default=True)
+@click.option("--max-rate", type=click.FloatRange(min=0, min_open=True), help="requests per second at most")
+@click.option("--batch-size", type=click.IntRange(1, 10_000), default=10_000, show_default=True)
+@click.option("--reason", default=None, help="reason for rows without one (default: import)")
+@click.option("--no-dedupe", is_flag=True, help="send repeats of an address instead of dropping them")
+@click.option(
+    "--checkpoint", type=click.Path(dir_okay=False), help="record landed batches here; rerun to resume"
+)
+@click.option(
+    "--rejects", type=click.Path(dir_okay=False), help="write rejected and failed entries here as CSV"
+)
+@click.option("--dry-run", is_flag=True, help="validate and count; send nothing")
+@click.option("--json", "as_json", is_flag=True, help="print the report as one JSON object, no progress bar")
+@click.option("--column", help="the address column of a CSV, by name or 1-based number (default: found)")
+@click.option("--delimiter", help="the CSV delimiter (default: sniffed among , ; tab |)")
+@click.option("--no-header", is_flag=True, help="the CSV's first row is data, not column names")
+@click.pass_obj
+def dnc_import(
+    settings: Settings,
+    file: str,
+    concurrency: int,
+    max_rate: float | None,
+    batch_size: int,
+    reason: str | None,
+    no_dedupe: bool,
+    checkpoint: str | None,
+    rejects: str | None,
+    dry_run: bool,
+    as_json: bool,
+    column: str | None,
+    delimiter: str | None,
+    no_header: bool,
+) -> None:
+    """Import FILE (CSV with an email column, one address per line, or JSON Lines; - for stdin; .gz ok).
+
+    The CSV delimiter is sniffed; the address column is found by its name
+    (email, e-mail, email address, mail, ...) or its content; lines starting
+    with # are comments. A reason column must hold reasons; --reason
+    replaces it for every row.
+
+    Exit codes: 0 all imported or already listed; 1 some rejected or failed;
+    2 usage or configuration error; 130 stopped by Ctrl-C (rerun to resume).
+    """
+    delimiter = {"\\t": "\t", "tab": "\t"}.get(delimiter or "", delimiter)
+    if delimiter is not None and len(delimiter) != 1:
+        raise click.BadParameter("one character, or 'tab'", param_hint="--delimiter")
+    source = InputFile(
+        file,
+        column=column,
+        delimiter=delimiter,
+        header=False if no_header else None,
+        reason_given=reason is not None,
+    )
+    run(
+        settings,
+        lambda: import_file(
+            settings,
+            source,
+            concurrency=concurrency,
+            max_rate=max_rate,
+            batch_size=batch_size,
+            reason=reason,
+            dedupe=not no_dedupe,
+            checkpoint=checkpoint,
+            rejects=rejects,
+            dry_run=dry_run,
+            as_json=as_json,
+        ),
+    )
+
+
+async def import_file(
+    settings: Settings,
+    source: InputFile,
+    *,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    max_rate: float | None = None,
+    batch_size: int = 10_000,
+    reason: str | None = None,
+    dedupe: bool = True,
+    checkpoint: str | None = None,
+    rejects: str | None = None,
+    dry_run: bool = False,
+    as_json: bool = False,
+    rejects_expected: bool = False,
+) -> int:
+    """The import job behind ``dnc import`` and ``demo``; returns the exit code."""
+    await source.open()  # an unreadable file is a usage error, before any request
+    async with open_client(settings) as client:
+        if dry_run:
+            report: Any = await client.dnc.validate_bulk(
+                source.entries(), batch_size=batch_size, dedupe=dedupe, reason=reason
+            )
+            problems = len(report.rejected)
+        else:
+            display = ImportDisplay(err, source, enabled=not as_json and err.is_terminal)
+            # The CLI folds the batches itself, so that an interrupted job can
+            # still print its account and write the rejects seen so far.
+            builder = ReportBuilder()
+            started = time.monotonic()
+            try:
+                with display.running():
+                    async with contextlib.aclosing(
+                        client.dnc.iter_import(
+                            source.entries(),
+                            batch_size=batch_size,
+                            concurrency=concurrency,
+                            max_rate=max_rate,
+                            dedupe=dedupe,
+                            reason=reason,
+                            checkpoint=checkpoint,
+                        )
+                    ) as results:
+                        async for result in results:
+                            builder.add(result)
+                            display.update(builder.progress(time.monotonic() - started))
+            except ImportAbortedError as exc:
+                stopped = attrs.evolve(builder.report(time.monotonic() - started), stopped_at=builder.read)
+                finish(stopped, source, rejects=rejects, as_json=as_json, title="import stopped", error=exc)
+                # A file that stops making sense part-way is a usage problem, like one that never did.
+                usage = isinstance(exc.__cause__, (UnreadableInputError, CheckpointMismatchError))
+                return EXIT_USAGE if usage else EXIT_INCOMPLETE
+            except asyncio.CancelledError:
+                partial = builder.report(time.monotonic() - started)
+                finish(
+                    partial,
+                    source,
+                    rejects=rejects,
+                    as_json=as_json,
+                    title="import interrupted",
+                    interrupted=True,
+                )
+                raise
+            report = builder.report(time.monotonic() - started)
+            problems = len(report.rejected) + len(report.failed)
+            if report.read == 0:
+                err.print(f"[yellow]warning:[/] {source.path} holds no entries; nothing was imported")
+    finish(report, source, rejects=rejects, as_json=as_json, title="dry run" if dry_run else "import summary")
+    if problems and not (rejects_expected and isinstance(report, ImportReport) and not report.failed):
+        return EXIT_INCOMPLETE
+    return EXIT_OK
+
+
+def finish(
+    report: Any,
+    source: InputFile,
+    *,
+    rejects: str | None,
+    as_json: bool,
+    title: str,
+    error: BaseException | None = None,
+    interrupted: bool = False,
+) -> None:
+    """Print the summary (or JSON), write the rejects file, and the stop reason if any.
+
+    An interrupted job's account covers the batches that finished; the same
+    command with the same ``--checkpoint`` resumes the rest.
+    """
+    if rejects is not None:
+        count = write_rejects(rejects, report, source)
+        if not as_json:
+            err.print(f"wrote {count:,} rejected or failed entries to {rejects}")
+    if as_json:
+        extra: dict[str, Any] = {"error": describe_error(error)} if error is not None else {}
+        if interrupted:
+            extra["interrupted"] = True
+        sys.stdout.buffer.write(report_json(report, source, **extra) + b"\n")
+        sys.stdout.flush()
+    else:
+        out.print(summary_table(report, title=title))
+    if error is not None:
+        err.print(f"[red]error:[/] {describe_error(error)}")
+
+
+@dnc.command("list")
+@click.option("--type", "type_", type=click.Choice(["email", "domain"]), help="only this entry type")
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "csv", "jsonl"]), default="table", show_default=True
+)
+@click.option("--limit", type=click.IntRange(min=1), help="stop after N entries")
+@click.pass_obj
+def dnc_list(settings: Settings, type_: str | None, fmt: str, limit: int | None) -> None:
+    """List DNC entries."""
+
+    async def work() -> int:
+        rows = []  # only the table is held; csv and jsonl stream
+        count = 0
+        async with (
+            open_client(settings) as client,
+            contextlib.aclosing(client.dnc.list(type=type_)) as entries,
+        ):
+            async for entry in entries:
+                count += 1
+                if fmt == "table":
+                    rows.append(entry)
+                else:
+                    _emit(sys.stdout, fmt, entry, header=count == 1)
+                if limit is not None and count >= limit:
+                    break
+        if fmt == "table":
+            table = Table("email", "type", "reason", "created")
+            for entry in rows:
+                created = entry.created_at.isoformat() if entry.created_at else ""
+                table.add_row(entry.email, entry.entry_type, entry.reason, created)
+            out.print(table)
+        return EXIT_OK
+
+    run(settings, work)
+
+
+_FIELDS: Final = ("email", "type", "reason", "created_at", "id")
+
+
+def _emit(handle: Any, fmt: str, entry: Any, *, header: bool) -> None:
+    values = (
+        entry.email,
+        entry.entry_type,
+        entry.reason,
+        entry.created_at.isoformat() if entry.created_at else "",
+        entry.id,
+    )
+    if fmt == "jsonl":
+        handle.write(orjson.dumps(dict(zip(_FIELDS, values, strict=True))).decode() + "\n")
+        return
+    if fmt == "txt":
+        handle.write(entry.email + "\n")
+        return
+    writer = csv.writer(handle)
+    if header:
+        writer.writerow(_FIELDS)
+    writer.writerow(values)
+
+
+@dnc.command("export")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "jsonl", "txt"]), help="default: from the file name"
+)
+@click.option("--type", "type_", type=click.Choice(["email", "domain"]), help="only this entry type")
+@click.pass_obj
+def dnc_export(settings: Settings, file: str, fmt: str | None, type_: str | None) -> None:
+    """Write every DNC entry to FILE, streamed page by page, with progress.
+
+    The format follows the name: .jsonl or .ndjson for JSON Lines, .txt for one
+    address per line, anything else CSV; .gz compresses any of them.
+    """
+    plain = file.removesuffix(".gz")
+    chosen = fmt or (
+        "jsonl" if plain.endswith((".jsonl", ".ndjson")) else "txt" if plain.endswith(".txt") else "csv"
+    )
+
+    async def work() -> int:
+        count = 0
+        opener: Any = gzip.open if file.endswith(".gz") else open
+        columns = (TextColumn("exporting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        async with open_client(settings) as client:
+            with (
+                opener(file, "wt", newline="", encoding="utf-8") as handle,
+                Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as progress,
+            ):
+                task = progress.add_task("export", total=None)
+                async for page in client.dnc.pages(type=type_):
+                    if progress.tasks[task].total is None and page.pagination.total is not None:
+                        progress.update(task, total=page.pagination.total)
+                    for entry in page.items:
+                        _emit(handle, chosen, entry, header=count == 0)
+                        count += 1
+                    progress.update(task, completed=count)
+        err.print(f"exported {count:,} entries to {file}")
+        return EXIT_OK
+
+    run(settings, work)

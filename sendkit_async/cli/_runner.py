@@ -1,0 +1,144 @@
+"""Settings shared by every command, the client they open, and the runner that maps errors to exit codes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+import attrs
+from rich.console import Console
+
+from sendkit_async._errors import (
+    ConfigurationError,
+    SendKitError,
+    ValidationError,
+)
+from sendkit_async.client import SendKit
+
+from ._input import UnreadableInputError
+from ._output import describe_error
+
+__all__ = [
+    "EXIT_INCOMPLETE",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "Settings",
+    "err",
+    "open_client",
+    "out",
+    "run",
+]
+
+EXIT_OK: Final = 0
+EXIT_INCOMPLETE: Final = 1
+EXIT_USAGE: Final = 2
+EXIT_INTERRUPTED: Final = 130
+T = TypeVar("T")
+
+
+@attrs.define
+class Settings:
+    """The root options, shared by every command."""
+
+    api_key_file: Path | None
+    base_url: str | None
+    workspace_id: str | None
+    fake: bool
+    debug: bool
+    redis_url: str | None = None
+    fake_options: dict[str, Any] = attrs.Factory(dict)
+
+    @property
+    def use_fake(self) -> bool:
+        """``--fake``, or ``SENDKIT_BASE_URL=fake``."""
+        return self.fake or (self.base_url or os.environ.get("SENDKIT_BASE_URL", "")).lower() == "fake"
+
+
+err = Console(stderr=True)
+out = Console()
+
+
+@asynccontextmanager
+async def open_client(settings: Settings, **options: Any) -> AsyncIterator[SendKit]:
+    """A client for the real API, or for an in-process fake server with ``--fake``.
+
+    With ``--redis`` its rate budget is the one shared in Redis by every
+    process on the same key.
+    """
+    if settings.redis_url:
+        try:
+            from sendkit_async._budget._redis import RedisBudget  # noqa: PLC0415 - the optional extra
+        except ImportError:
+            raise ConfigurationError(
+                "--redis (SENDKIT_REDIS_URL) needs the redis extra: pip install 'sendkit-async[redis]'"
+            ) from None
+        if not settings.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigurationError("--redis (SENDKIT_REDIS_URL) takes a redis:// or rediss:// URL")
+        async with (
+            RedisBudget.from_url(settings.redis_url) as budget,
+            _client(settings, rate_budget=budget, **options) as client,
+        ):
+            yield client
+        return
+    async with _client(settings, **options) as client:
+        yield client
+
+
+@asynccontextmanager
+async def _client(settings: Settings, **options: Any) -> AsyncIterator[SendKit]:
+    if settings.use_fake:
+        from sendkit_async.testing import FakeSendKit  # noqa: PLC0415 - only --fake needs the fake server
+
+        async with FakeSendKit(**settings.fake_options) as fake, fake.client(**options) as client:
+            yield client
+        return
+    key = None
+    if settings.api_key_file is not None:
+        try:
+            key = settings.api_key_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigurationError(f"cannot read --api-key-file: {exc.strerror}") from None
+    async with SendKit(
+        api_key=key, base_url=settings.base_url, workspace_id=settings.workspace_id, **options
+    ) as client:
+        yield client
+
+
+def run(settings: Settings, work: Callable[[], Awaitable[int]]) -> None:
+    """Run ``work`` on a fresh event loop and exit with its code; map errors to codes.
+
+    Ctrl-C cancels the work (which stops cleanly, closing the checkpoint) and exits 130.
+    """
+    if settings.debug:
+        logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+    async def main() -> int:
+        task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        assert task is not None  # noqa: S101 - inside a running task by construction
+        loop.add_signal_handler(signal.SIGINT, task.cancel)
+        try:
+            return await work()
+        finally:
+            loop.remove_signal_handler(signal.SIGINT)
+
+    try:
+        code = asyncio.run(main())
+    except asyncio.CancelledError:
+        err.print("[yellow]stopped[/] (Ctrl-C); run the same command again to resume from --checkpoint")
+        code = EXIT_INTERRUPTED
+    except (SendKitError, UnreadableInputError) as exc:
+        if settings.debug:
+            err.print_exception()
+        err.print(f"[red]error:[/] {describe_error(exc)}")
+        usage = isinstance(exc, (ConfigurationError, ValidationError, UnreadableInputError))
+        code = EXIT_USAGE if usage else EXIT_INCOMPLETE
+    sys.exit(code)
