@@ -114,3 +114,13 @@ def redis_server(tmp_path) -> Iterator[RedisServer]:
     if process.poll() is None:
         process.terminate()
         process.wait(timeout=10)
+
+
+def revoke_key_after(fake, batches):
+    """A progress callback that revokes the fake's keys once ``batches`` batches have landed."""
+
+    def revoke(progress):
+        if progress.batches == batches:
+            fake.workspace_keys.clear()
+
+    return revoke

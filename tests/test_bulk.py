@@ -9,6 +9,8 @@ from sendkit_async import DncEntry, ImportAbortedError
 from sendkit_async.bulk import CheckpointMismatchError, FailureKind
 from sendkit_async.testing import FakeClock, FakeSendKit
 
+from .conftest import revoke_key_after
+
 
 def client_tasks():
     """Tasks still alive besides this test's own and the fake server's connection handlers."""
@@ -120,14 +122,9 @@ async def test_a_checkpoint_for_other_input_is_refused(tmp_path):
 
 async def test_a_fatal_error_stops_the_job_and_reports_what_was_not_sent():
     async with FakeSendKit(latency=0.01) as fake, fake.client() as client:
-
-        def revoke_key(progress):
-            if progress.batches == 2:
-                fake.workspace_keys.clear()
-
         with pytest.raises(ImportAbortedError) as caught:
             await client.dnc.import_bulk(
-                distinct_valid(5_000), batch_size=250, concurrency=2, on_progress=revoke_key
+                distinct_valid(5_000), batch_size=250, concurrency=2, on_progress=revoke_key_after(fake, 2)
             )
         report = caught.value.report
         assert "401" in str(caught.value)

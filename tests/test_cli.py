@@ -319,6 +319,21 @@ def _cli(*args, env):
     return [sys.executable, "-m", "sendkit_async", *args], {**os.environ, **env}
 
 
+def interrupt_once_checkpointed(argv, env, checkpoint):
+    """Run the CLI, send Ctrl-C once its checkpoint holds a few records; return it and its output."""
+    with subprocess.Popen(
+        argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as process:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if checkpoint.exists() and len(checkpoint.read_text().splitlines()) >= 3:
+                break
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=30)
+    return process, stdout, stderr
+
+
 def test_ctrl_c_exits_130_and_the_checkpoint_resumes(tmp_path):
     big = tmp_path / "big.txt"
     big.write_text("".join(f"user{i}@example.com\n" for i in range(30_000)))
@@ -338,18 +353,9 @@ def test_ctrl_c_exits_130_and_the_checkpoint_resumes(tmp_path):
             "--json",
             env=env,
         )
-        with subprocess.Popen(
-            argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        ) as process:
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                if checkpoint.exists() and len(checkpoint.read_text().splitlines()) >= 3:
-                    break
-                time.sleep(0.05)
-            process.send_signal(signal.SIGINT)
-            _, stderr = process.communicate(timeout=30)
-            assert process.returncode == 130, stderr
-            assert "resume" in stderr
+        process, _, stderr = interrupt_once_checkpointed(argv, env, checkpoint)
+        assert process.returncode == 130, stderr
+        assert "resume" in stderr
         landed = len(fake.dnc_emails())
         assert 0 < landed < 30_000
 
@@ -474,16 +480,7 @@ def test_an_interrupted_import_prints_its_partial_account_and_writes_the_rejects
             "dnc", "import", str(data), "--batch-size", "1000", "--concurrency", "2",
             "--checkpoint", str(checkpoint), "--rejects", str(rejects), "--json", env=env,
         )  # fmt: skip
-        with subprocess.Popen(
-            argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        ) as process:
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                if checkpoint.exists() and len(checkpoint.read_text().splitlines()) >= 3:
-                    break
-                time.sleep(0.05)
-            process.send_signal(signal.SIGINT)
-            stdout, stderr = process.communicate(timeout=30)
+        process, stdout, stderr = interrupt_once_checkpointed(argv, env, checkpoint)
     assert process.returncode == 130, stderr
     account = json.loads(stdout)
     assert account["interrupted"] is True

@@ -9,7 +9,7 @@ import pytest
 from sendkit_async import SendKit
 from sendkit_async.testing import FakeClock, FakeSendKit
 
-from .conftest import API, KEY
+from .conftest import API, KEY, revoke_key_after
 
 IDS = [f"{i:024x}" for i in range(1, 1501)]
 
@@ -91,17 +91,12 @@ async def test_after_a_fatal_error_the_report_says_where_reading_stopped():
     from sendkit_async import ImportAbortedError  # noqa: PLC0415
 
     async with FakeSendKit(latency=0.01) as fake, fake.client() as client:
-
-        def revoke_key(progress):
-            if progress.batches == 2:
-                fake.workspace_keys.clear()
-
         with pytest.raises(ImportAbortedError) as caught:
             await client.dnc.import_bulk(
                 (f"user{i}@example.com" for i in range(80_000)),
                 batch_size=5_000,
                 concurrency=2,
-                on_progress=revoke_key,
+                on_progress=revoke_key_after(fake, 2),
             )
     report = caught.value.report
     assert report.stopped_at is not None
