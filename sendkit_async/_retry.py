@@ -69,12 +69,18 @@ def parse_retry_after(headers: Mapping[str, str], now: float) -> float | None:
     return max(seconds, 0.0) if math.isfinite(seconds) else None
 
 
-def _field(raw: str | None, name: str) -> float | None:
-    """One parameter of a structured IETF field (``r=3`` in ``"default";r=3;t=1``)."""
+def _field_text(raw: str | None, name: str) -> str | None:
+    """One parameter of a structured IETF field as sent (``"3"`` for ``r`` in ``"default";r=3;t=1``)."""
     if raw is None:
         return None
     match = re.search(rf"(?:^|[;,\s]){name}=(-?\d+(?:\.\d+)?)", raw)
-    return None if match is None else float(match.group(1))
+    return None if match is None else match.group(1)
+
+
+def _field(raw: str | None, name: str) -> float | None:
+    """One parameter of a structured IETF field, as a number."""
+    text = _field_text(raw, name)
+    return None if text is None else float(text)
 
 
 def parse_rate_limit(headers: Mapping[str, str], *, observed_at: float, now: float) -> RateLimit | None:
@@ -93,16 +99,15 @@ def parse_rate_limit(headers: Mapping[str, str], *, observed_at: float, now: flo
     """
 
     def first(name: str, structured: str) -> tuple[float | None, str | None]:
+        """The field's value and its text as sent (to tell whole seconds from finer)."""
         for prefix in ("x-ratelimit-", "ratelimit-"):
             raw = headers.get(prefix + name)
             value = _number(raw)
             if value is not None:
                 return value, raw
         combined = headers.get("ratelimit")
-        value = _field(combined, structured)
-        if value is None:
-            value = _field(combined, name)
-        return value, None if value is None else str(int(value)) if value == int(value) else str(value)
+        text = _field_text(combined, structured) or _field_text(combined, name)
+        return (None, None) if text is None else (float(text), text)
 
     limit, _ = first("limit", "q")
     remaining, _ = first("remaining", "r")

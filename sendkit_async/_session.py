@@ -403,6 +403,7 @@ class Session:
             self._transport.rate_limit = rate
         request_id = next((headers[h] for h in _REQUEST_ID_HEADERS if h in headers), None)
         if request_id is not None:
+            # An echo of the key is redacted here, once, for the log, the span and any error.
             request_id = _redact(request_id, self.config.api_key)
             if trace is not None:
                 trace["sendkit.request_id"] = request_id
@@ -417,7 +418,7 @@ class Session:
         )
         if 200 <= status < 300:  # noqa: PLR2004
             return status, rate, self._decode(raw, status)
-        return status, rate, self._status_error(method, path, status, headers, raw, rate)
+        return status, rate, self._status_error(method, path, status, headers, raw, rate, request_id)
 
     def _decode(self, raw: bytes, status: int) -> JSON:
         if not raw.strip():
@@ -440,7 +441,9 @@ class Session:
         headers: CIMultiDictProxy[str],
         raw: bytes,
         rate: RateLimit | None,
+        request_id: str | None,
     ) -> APIStatusError:
+        """The error an answer came to; ``request_id`` is already redacted."""
         text = raw.decode("utf-8", "replace")
         error: str | None = None
         message = ""
@@ -461,7 +464,6 @@ class Session:
             code = decoded.get("code", decoded.get("status"))
         if not message:
             message = _excerpt(text) or (headers.get("Reason") or "")
-        request_id = next((headers[h] for h in _REQUEST_ID_HEADERS if h in headers), None)
         # Everything below came from the answer, which may echo the key back:
         # redact it here, once, for every field the error carries.
         key = self.config.api_key
@@ -472,7 +474,7 @@ class Session:
             error=None if error is None else _redact(error, key),
             message=_redact(message, key),
             code=_redact(code, key) if isinstance(code, str) else code,
-            request_id=None if request_id is None else _redact(request_id, key),
+            request_id=request_id,
             rate_limit=rate,
             retry_after=parse_retry_after(headers, self._clock.wall()),
             body=_redact(text, key),

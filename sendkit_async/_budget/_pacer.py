@@ -176,7 +176,7 @@ class Pacer:
             base = statistics.median(self._samples)
             if self.limit:
                 # The longest reset seen spans about a whole window: a sustained
-                # rate can never beyond ``limit`` per window.
+                # rate can never go beyond ``limit`` per window.
                 base = max(base, self._longest_reset / self.limit)
         else:
             base = 0.0
@@ -203,7 +203,8 @@ class Pacer:
 
     def slot(self, now: float) -> float:
         """The earliest time the next send may leave (``inf``: wait for an answer first)."""
-        interval = self.interval
+        step = self._base_interval()
+        interval = step * (1 + _MARGIN)
         slot = max(now, self.pause_until, self._last_send + interval)
         if self.shape is Shape.UNKNOWN and self.in_flight >= 1:
             return math.inf
@@ -221,8 +222,8 @@ class Pacer:
                 beyond = self._sends[first:] if first < len(self._sends) else []
                 if beyond and not interval:
                     return math.inf  # spent, and no rate known yet: wait for the next answer
-                # The server's own word replaces the margin here: the lag covers the jitter.
-                step = self._base_interval()
+                # The server's own word replaces the margin here (``step``, not
+                # ``interval``): the lag covers the jitter.
                 moment = reset
                 for sent in beyond:
                     moment = max(moment, sent + self._lag) + step
@@ -309,7 +310,8 @@ class Pacer:
         # A refused request says nothing about the rate, and "some left, no
         # reset" (a token bucket with tokens to spare) says nothing about when
         # they come back.
-        if sent >= self._stmt_sent:  # a newer request's answer; late answers only give samples
+        newer = sent >= self._stmt_sent  # a newer request's answer; late answers only give samples
+        if newer:
             self._foreign(sent, remaining, reset, precise)
         informative = status != _RATE_LIMITED and reset > sent + _GUARD
         if informative and (precise or self._policy_interval is None):
@@ -319,7 +321,7 @@ class Pacer:
             if ours >= 1:
                 self._samples.append(span / ours)
             self._longest_reset = max(self._longest_reset, span)
-        if sent >= self._stmt_sent:
+        if newer:
             self._stmt_sent, self._stmt_remaining = sent, remaining
             self._stmt_reset, self._stmt_precise = reset, precise
 
