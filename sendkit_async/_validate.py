@@ -12,7 +12,7 @@ from typing import Final
 
 from ._errors import ValidationError
 
-__all__ = ["all_normal_emails", "is_object_id", "normalize_domain", "normalize_email"]
+__all__ = ["all_normal_emails", "check_whole", "is_object_id", "normalize_domain", "normalize_email"]
 
 MAX_EMAIL_LENGTH: Final = 254
 MAX_LOCAL_LENGTH: Final = 64
@@ -76,6 +76,17 @@ def all_normal_emails(emails: list[str]) -> bool:
         and joined.count("\n") == len(emails) - 1
         and _EMAIL_LINES.fullmatch(joined) is not None
     )
+
+
+def check_whole(name: str, value: object, *, minimum: int | None = None) -> None:
+    """Refuse anything but an ``int`` (a ``bool`` is not one), or one below ``minimum``.
+
+    Raises:
+        ValidationError: naming the argument and what it was given.
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or (minimum is not None and value < minimum):
+        at_least = "" if minimum is None else f", at least {minimum}"
+        raise ValidationError(f"{name} must be a whole number{at_least}, got {value!r}")
 
 
 def is_object_id(value: object) -> bool:

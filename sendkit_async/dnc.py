@@ -17,6 +17,7 @@ import orjson
 from ._convert import envelope_data, structure, unstructure
 from ._errors import UnexpectedResponseError, ValidationError
 from ._session import Session
+from ._validate import check_whole
 from .models import DncEntry, DncPage, DncReason, DncRecord, EntryType, ImportResult, Pagination
 
 __all__ = [
@@ -149,14 +150,10 @@ async def import_entries(session: Session, entries: Iterable[EntryLike]) -> Impo
     return structure(envelope_data(body), ImportResult)
 
 
-def _whole(name: str, value: object) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-        raise ValidationError(f"{name} must be a whole number, got {value!r}")
-
-
 def _check_list_args(type: EntryType | str | None, limit: int | None, page: int | None) -> str | None:  # noqa: A002
-    _whole("limit", limit)
-    _whole("page", page)
+    for name, value in (("limit", limit), ("page", page)):
+        if value is not None:
+            check_whole(name, value)
     if limit is not None and not 1 <= limit <= MAX_PAGE_LIMIT:
         raise ValidationError(f"limit must be between 1 and {MAX_PAGE_LIMIT}, got {limit}")
     if page is not None and page < 1:

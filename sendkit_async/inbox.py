@@ -31,7 +31,7 @@ from ._errors import SendKitError, ValidationError
 from ._requests import ConversationPatch, Selection
 from ._session import Session
 from ._types import JSON, NOT_GIVEN, NotGiven
-from ._validate import is_object_id
+from ._validate import check_whole, is_object_id
 from .models import Conversation, InboxDncResult, MarkReadResult
 
 __all__ = ["add_leads_to_dnc", "check_ids", "mark_read", "selection", "update"]
@@ -51,12 +51,6 @@ def check_ids(ids: Iterable[str], what: str = "conversation id") -> list[str]:
         if not is_object_id(value):
             raise ValidationError(f"{what} [{index}] {value!r} is not a 24-hex-digit id")
     return checked
-
-
-def _at_least_one(**settings: object) -> None:
-    for name, value in settings.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValidationError(f"{name} must be a whole number, at least 1, got {value!r}")
 
 
 def selection(
@@ -105,7 +99,8 @@ async def _select(
     concurrency: int,
 ) -> list[T]:
     """Send a selection, in chunks of ids when it has more than ``max_ids_per_request``."""
-    _at_least_one(max_ids_per_request=max_ids_per_request, concurrency=concurrency)
+    check_whole("max_ids_per_request", max_ids_per_request, minimum=1)
+    check_whole("concurrency", concurrency, minimum=1)
     ids = chosen.conversation_ids
 
     async def send(part: Selection, via: Session) -> T:

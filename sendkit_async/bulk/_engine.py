@@ -39,6 +39,7 @@ from sendkit_async._errors import (
 from sendkit_async._session import CallStats, Session
 from sendkit_async._tracing import job_span
 from sendkit_async._types import NOT_GIVEN
+from sendkit_async._validate import check_whole
 from sendkit_async.dnc import PreparedEntries, Row
 from sendkit_async.models import DncReason, _reason
 
@@ -71,15 +72,13 @@ SPLIT_STATUSES: Final = frozenset({400, 413, 422})
 FATAL_ERRORS: Final = (AuthenticationError, PermissionDeniedError, NotFoundError, UnexpectedResponseError)
 
 
-def _whole(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValidationError(f"{attribute.name} must be a whole number, got {value!r}")
+def _whole(minimum: int) -> Callable[[object, attrs.Attribute[Any], object], None]:
+    """An attrs validator: a whole number of at least ``minimum``."""
 
+    def validate(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        check_whole(attribute.name, value, minimum=minimum)
 
-def _positive_whole(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    _whole(instance, attribute, value)
-    if value == 0:
-        raise ValidationError(f"{attribute.name} must be at least 1, got 0")
+    return validate
 
 
 def _rate(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -117,16 +116,16 @@ class ImportOptions:
         ValidationError: a setting of the wrong type or out of range.
     """
 
-    batch_size: int = attrs.field(default=dnc.MAX_IMPORT_ENTRIES, validator=_positive_whole)
-    max_batch_bytes: int = attrs.field(default=DEFAULT_MAX_BATCH_BYTES, validator=_whole)
-    concurrency: int = attrs.field(default=DEFAULT_CONCURRENCY, validator=_positive_whole)
+    batch_size: int = attrs.field(default=dnc.MAX_IMPORT_ENTRIES, validator=_whole(1))
+    max_batch_bytes: int = attrs.field(default=DEFAULT_MAX_BATCH_BYTES, validator=_whole(0))
+    concurrency: int = attrs.field(default=DEFAULT_CONCURRENCY, validator=_whole(1))
     max_rate: float | None = attrs.field(default=None, validator=_rate)
     dedupe: bool = attrs.field(default=True, validator=_flag)
     reason: DncReason | None = attrs.field(default=None, converter=attrs.converters.optional(_reason))
     checkpoint: str | os.PathLike[str] | None = attrs.field(default=None, validator=_checkpoint_path)
-    max_retries: int = attrs.field(default=5, validator=_whole)
-    max_rate_limit_retries: int = attrs.field(default=30, validator=_whole)
-    max_split_requests: int = attrs.field(default=256, validator=_whole)
+    max_retries: int = attrs.field(default=5, validator=_whole(0))
+    max_rate_limit_retries: int = attrs.field(default=30, validator=_whole(0))
+    max_split_requests: int = attrs.field(default=256, validator=_whole(0))
 
     @batch_size.validator
     def _check_batch_size(self, _attribute: attrs.Attribute[int], value: int) -> None:

@@ -13,18 +13,13 @@ import attrs
 from sendkit_async import inbox
 from sendkit_async._budget import Lane
 from sendkit_async._config import DEFAULT_CONCURRENCY, DEFAULT_IDS_PER_REQUEST
-from sendkit_async._errors import AuthenticationError, PermissionDeniedError, SendKitError, ValidationError
+from sendkit_async._errors import AuthenticationError, PermissionDeniedError, SendKitError
 from sendkit_async._session import Session
 from sendkit_async._types import NOT_GIVEN, NotGiven
+from sendkit_async._validate import check_whole
 from sendkit_async.models import Conversation
 
 __all__ = ["DEFAULT_IDS_PER_REQUEST", "UpdateOutcome", "update_many"]
-
-
-def _at_least_one(**settings: object) -> None:
-    for name, value in settings.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValidationError(f"{name} must be a whole number, at least 1, got {value!r}")
 
 
 @attrs.frozen
@@ -60,7 +55,7 @@ async def update_many(
     inbox.patch(
         mark_read=mark_read, ai_tag=ai_tag, tags=tags
     )  # the same changes for every id: check them once
-    _at_least_one(concurrency=concurrency)
+    check_whole("concurrency", concurrency, minimum=1)
     paced = session.with_options(lane=Lane.BULK)
     outcomes: list[UpdateOutcome] = [UpdateOutcome(i) for i in ids]
     fatal: list[SendKitError] = []
