@@ -366,10 +366,7 @@ async def import_bulk(
                         if inspect.isawaitable(outcome):
                             await outcome
         except ImportAbortedError as exc:
-            # Batches cover the input in contiguous spans, and every batch read is
-            # accounted for (landed, failed or not sent): the count read is where
-            # reading stopped.
-            exc.report = attrs.evolve(builder.report(clock.monotonic() - started), stopped_at=builder.read)
+            exc.report = builder.report(clock.monotonic() - started, stopped=True)
             raise
         finally:
             progress = builder.progress(clock.monotonic() - started)

@@ -229,8 +229,14 @@ class ReportBuilder:
             elapsed=elapsed,
         )
 
-    def report(self, elapsed: float) -> ImportReport:
-        """The final report, entries sorted by input position."""
+    def report(self, elapsed: float, *, stopped: bool = False) -> ImportReport:
+        """The final report, entries sorted by input position.
+
+        ``stopped``: the job ended early, so the report says where reading
+        stopped. Batches cover the input in contiguous spans, and every batch
+        read is accounted for (landed, failed or not sent): the count read is
+        that position.
+        """
         return ImportReport(
             read=self.read,
             rejected=tuple(sorted(self.rejected, key=lambda r: r.position)),
@@ -244,6 +250,7 @@ class ReportBuilder:
             rate_limited=self.rate_limited,
             elapsed=elapsed,
             resumed_batches=self.resumed,
+            stopped_at=self.read if stopped else None,
         )
 
 

@@ -10,7 +10,6 @@ import sys
 import time
 from typing import Any, Final
 
-import attrs
 import click
 import orjson
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -159,7 +158,7 @@ async def import_file(
                             builder.add(result)
                             display.update(builder.progress(time.monotonic() - started))
             except ImportAbortedError as exc:
-                stopped = attrs.evolve(builder.report(time.monotonic() - started), stopped_at=builder.read)
+                stopped = builder.report(time.monotonic() - started, stopped=True)
                 finish(stopped, source, rejects=rejects, as_json=as_json, title="import stopped", error=exc)
                 # A file that stops making sense part-way is a usage problem, like one that never did.
                 usage = isinstance(exc.__cause__, (UnreadableInputError, CheckpointMismatchError))

@@ -35,6 +35,14 @@ def _field(name: str) -> str:
     return name.strip().lower().replace(" ", "").replace("-", "").replace("_", "")
 
 
+def _as_text(buffered: Any) -> tuple[gzip.GzipFile | None, io.TextIOWrapper]:
+    """A peekable byte stream as text: gunzipped if it starts like gzip, UTF-8 with or without a BOM."""
+    unzipped = gzip.GzipFile(fileobj=buffered) if buffered.peek(2)[:2] == _GZIP_MAGIC else None
+    return unzipped, io.TextIOWrapper(
+        unzipped or buffered, encoding="utf-8-sig", errors="replace", newline=""
+    )
+
+
 def _comment(line: str) -> bool:
     return line.lstrip().startswith("#")
 
@@ -53,10 +61,9 @@ def _delimiter(line: str) -> str | None:
     return best if best is not None and counts[best] > 0 else None
 
 
-def _email_header(cells: str | list[str]) -> int | None:
+def _email_header(cells: list[str]) -> int | None:
     """The index of the email column among header cells, or ``None``."""
-    names = [_field(c) for c in (next(csv.reader([cells])) if isinstance(cells, str) else cells)]
-    return next((index for index, name in enumerate(names) if name in _EMAIL_NAMES), None)
+    return next((index for index, cell in enumerate(cells) if _field(cell) in _EMAIL_NAMES), None)
 
 
 def _looks_like_header(cells: list[str]) -> bool:
@@ -125,11 +132,8 @@ class InputFile:
         # peek() sniffs gzip without consuming; wrap sources that cannot peek.
         buffered = raw if hasattr(raw, "peek") else io.BufferedReader(raw)
         self._raw = raw
-        self._gzip = gzip.GzipFile(fileobj=buffered) if buffered.peek(2)[:2] == _GZIP_MAGIC else None
         # Held on self: the wrapper closes what it wraps when collected.
-        self._text = io.TextIOWrapper(
-            self._gzip or buffered, encoding="utf-8-sig", errors="replace", newline=""
-        )
+        self._gzip, self._text = _as_text(buffered)
         try:
             return self._items(self._text)
         except BaseException:
@@ -168,7 +172,8 @@ class InputFile:
             self.format = "jsonl"
             return self._jsonl([(number, line)], lines)
         delimiter = self.delimiter or _delimiter(stripped)
-        if delimiter is not None or self.column is not None or _email_header(stripped) is not None:
+        one_column = next(csv.reader([stripped]))
+        if delimiter is not None or self.column is not None or _email_header(one_column) is not None:
             self.format = "csv"
             return self._csv(number, line, lines, delimiter or ",")
         self.format = "list"
@@ -266,14 +271,15 @@ class InputFile:
         found: dict[int, str] = {}
         last = max(numbers)
         with Path(self.path).open("rb") as raw:
-            opened: Any = gzip.GzipFile(fileobj=raw) if raw.read(2) == _GZIP_MAGIC else raw
-            raw.seek(0)
-            text = io.TextIOWrapper(opened, encoding="utf-8-sig", errors="replace", newline="")
+            unzipped, text = _as_text(raw)  # read exactly as the import read it, so lines match
             for number, line in enumerate(text, start=1):
                 if number in numbers:
                     found[number] = line.rstrip("\r\n")
                 if number >= last:
                     break
+            text.detach()
+            if unzipped is not None:
+                unzipped.close()
         return found
 
     def _chunk(self, items: Iterator[tuple[int, Any]]) -> list[tuple[int, Any]]:
