@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import collections
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import anyio
 import anyio.lowlevel
@@ -12,6 +14,8 @@ from sendkit_async._clock import Clock
 from ._protocol import Lane
 
 __all__ = ["Gate"]
+
+T = TypeVar("T")
 
 
 class Gate:
@@ -41,6 +45,23 @@ class Gate:
     def urgent(self) -> bool:
         """Whether an interactive caller is queued."""
         return bool(self._queues[Lane.INTERACTIVE])
+
+    async def turn(self, lane: Lane, attempt: Callable[[], Awaitable[T | None]]) -> T:
+        """Run ``attempt`` holding the gate until it returns something.
+
+        ``None`` from it means it stepped aside for an interactive caller: it
+        queues again, first in its lane, and tries once more when its turn comes.
+        """
+        ahead = False
+        while True:
+            await self.enter(lane, ahead=ahead)
+            try:
+                result = await attempt()
+            finally:
+                self.leave()
+            if result is not None:
+                return result
+            ahead = True
 
     async def enter(self, lane: Lane, *, ahead: bool = False) -> None:
         """Wait for the gate; ``ahead`` puts the caller first in its lane (it stepped aside)."""

@@ -67,29 +67,19 @@ class LocalBudget:
 
     async def acquire(self, lane: Lane = Lane.INTERACTIVE) -> Permit:
         """Wait for this caller's slot; cancellation leaves the queue cleanly."""
-        ahead = False
-        while True:
-            await self._gate.enter(lane, ahead=ahead)
-            try:
-                granted = await self._wait_for_slot(lane)
-                if granted is not None:
-                    now, slot = granted
-                    self._pacer.take(now, slot)
-                    break
-            finally:
-                self._gate.leave()
-            ahead = True  # stepped aside for an interactive caller: first in its lane again
+        now = await self._gate.turn(lane, lambda: self._claim(lane))
         token = next(self._tokens)
         self._sent[token] = now
         return Permit(lane=lane, token=token, granted_at=self._clock.wall())
 
-    async def _wait_for_slot(self, lane: Lane) -> tuple[float, float] | None:
-        """Hold the gate until the slot comes (the time and the slot), or ``None`` to step aside."""
+    async def _claim(self, lane: Lane) -> float | None:
+        """Wait (holding the gate) for the slot and take it, returning the time; ``None`` to step aside."""
         while True:
             now = self._clock.monotonic()
             slot = self._pacer.slot(now)
             if slot <= now:
-                return now, slot
+                self._pacer.take(now, slot)
+                return now
             if lane is Lane.BULK and self._gate.urgent():
                 return None
             await self._gate.nap(None if math.isinf(slot) else slot - now)

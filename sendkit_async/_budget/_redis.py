@@ -182,23 +182,21 @@ class RedisBudget:
         """Wait for this caller's slot in the shared budget (or the local one while Redis is away)."""
         if self._keys is None:
             raise RuntimeError("bind() the budget to a key first (SendKit does it when given the budget)")
-        ahead = False
-        while self._clock.monotonic() >= self._retry_at:
-            await self._gate.enter(lane, ahead=ahead)
-            try:
-                token = await self._take(lane)
-            except _RedisDownError:
-                break
-            finally:
-                self._gate.leave()
-            if token is not None:
-                return Permit(lane=lane, token=token, granted_at=self._clock.wall())
-            ahead = True  # stepped aside for an interactive caller: first in its lane again
-        return await self._local_acquire(lane)
+        try:
+            token = await self._gate.turn(lane, lambda: self._take(lane))
+        except _RedisDownError:
+            return await self._local_acquire(lane)
+        return Permit(lane=lane, token=token, granted_at=self._clock.wall())
 
     async def _take(self, lane: Lane) -> int | None:
-        """A granted slot's token (after waiting for the slot), or ``None`` to step aside."""
+        """A granted slot's token (after waiting for the slot), or ``None`` to step aside.
+
+        Raises:
+            _RedisDownError: Redis is known to be away (until ``_retry_at``) or just failed.
+        """
         while True:
+            if self._clock.monotonic() < self._retry_at:
+                raise _RedisDownError
             token = next(self._tokens)
             reply = await self._call(
                 "acquire", int(lane), f"{self._process}:{token}", self._process, self.in_flight_ttl, self.keep
