@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
-from operator import itemgetter
 from typing import Any, Final, Literal, TypeAlias, overload
 
 import orjson
@@ -39,64 +38,118 @@ MAX_PAGE_LIMIT: Final = 100
 EntryLike: TypeAlias = "DncEntry | str | Mapping[str, Any]"
 PageMode: TypeAlias = Literal["cursor", "page"]
 Row: TypeAlias = tuple[str, str, str]
-_EMAIL, _KIND, _REASON = itemgetter(0), itemgetter(1), itemgetter(2)
 
 
 class PreparedEntries(Sequence[DncEntry]):
-    """Entries already normalised and validated, held in their wire form ``(email, type, reason)``.
+    """Entries already normalised and validated, held as the columns of their wire form.
 
+    ``emails`` holds each entry's ``email`` member; ``kinds`` and ``reasons``
+    hold its ``type`` and ``reason``, one per entry, or as a single string
+    when every entry shares it (the usual batch: then the body is one join).
     The bulk engine builds one per batch from entries it has checked exactly
     as :meth:`DncEntry.coerce` would; :func:`import_entries` sends it without
     checking again and without a per-entry conversion. It is still a sequence
     of :class:`DncEntry` for anyone who reads it. Build one only from
-    validated entries (:meth:`of`); the rows are trusted.
+    validated entries (:meth:`of`); the columns are trusted.
     """
 
-    __slots__ = ("rows",)
+    __slots__ = ("emails", "kinds", "reasons")
 
-    def __init__(self, rows: Sequence[Row]) -> None:
-        self.rows = rows
+    def __init__(
+        self,
+        emails: list[str] | None = None,
+        kinds: list[str] | str = EntryType.EMAIL.value,
+        reasons: list[str] | str = DncReason.IMPORT.value,
+    ) -> None:
+        self.emails = [] if emails is None else emails
+        self.kinds = kinds
+        self.reasons = reasons
 
     @classmethod
     def of(cls, entries: Iterable[DncEntry]) -> PreparedEntries:
-        """Rows of entries that are already :class:`DncEntry` objects (and so valid)."""
-        return cls([(e.email, e.type.value, e.reason.value) for e in entries])
+        """The columns of entries that are already :class:`DncEntry` objects (and so valid)."""
+        prepared = cls()
+        for entry in entries:
+            prepared.append(entry.email, entry.type.value, entry.reason.value)
+        return prepared
+
+    def append(self, email: str, kind: str, reason: str) -> None:
+        """Add one validated entry in its wire form."""
+        count = len(self.emails)
+        self.emails.append(email)
+        self.kinds = _added(self.kinds, kind, count)
+        self.reasons = _added(self.reasons, reason, count)
+
+    def extend(self, emails: list[str], kind: str, reason: str) -> None:
+        """Add validated entries that share a type and a reason."""
+        count = len(self.emails)
+        self.emails.extend(emails)
+        self.kinds = _added(self.kinds, kind, count, len(emails))
+        self.reasons = _added(self.reasons, reason, count, len(emails))
+
+    def rows(self) -> list[Row]:
+        """The entries as ``(email, type, reason)`` tuples."""
+        return list(zip(self.emails, _column(self.kinds, self), _column(self.reasons, self), strict=True))
 
     def __len__(self) -> int:
-        return len(self.rows)
+        return len(self.emails)
 
     @overload
     def __getitem__(self, index: int) -> DncEntry: ...
     @overload
     def __getitem__(self, index: slice) -> PreparedEntries: ...
     def __getitem__(self, index: int | slice) -> DncEntry | PreparedEntries:
+        kinds, reasons = self.kinds, self.reasons
         if isinstance(index, slice):
-            return PreparedEntries(self.rows[index])
-        email, kind, reason = self.rows[index]
-        return DncEntry._trusted(email, EntryType(kind), DncReason(reason))  # noqa: SLF001 - validated rows
+            return PreparedEntries(
+                self.emails[index],
+                kinds if isinstance(kinds, str) else kinds[index],
+                reasons if isinstance(reasons, str) else reasons[index],
+            )
+        kind = kinds if isinstance(kinds, str) else kinds[index]
+        reason = reasons if isinstance(reasons, str) else reasons[index]
+        return DncEntry._trusted(self.emails[index], EntryType(kind), DncReason(reason))  # noqa: SLF001
 
     def __repr__(self) -> str:
-        return f"PreparedEntries({len(self.rows)} entries)"
+        return f"PreparedEntries({len(self.emails)} entries)"
 
     def wire(self) -> list[dict[str, str]]:
         """The request's ``entries`` member."""
-        return [{"email": email, "type": kind, "reason": reason} for email, kind, reason in self.rows]
+        return [{"email": email, "type": kind, "reason": reason} for email, kind, reason in self.rows()]
 
     def body(self) -> bytes:
         """The whole request body, built once.
 
         Every address here matched an ASCII pattern without quotes,
-        backslashes or control characters, so when all rows share a type and
-        a reason (the usual batch) the JSON is one join; otherwise orjson
-        writes it.
+        backslashes or control characters, so when all entries share a type
+        and a reason the JSON is one join; otherwise orjson writes it.
         """
-        rows = self.rows
-        kinds, reasons = set(map(_KIND, rows)), set(map(_REASON, rows))
-        if len(kinds) == 1 and len(reasons) == 1:
-            rest = f'","type":"{kinds.pop()}","reason":"{reasons.pop()}"}}'
-            between = rest + ',{"email":"'
-            return ('{"entries":[{"email":"' + between.join(map(_EMAIL, rows)) + rest + "]}").encode()
+        kinds, reasons = self.kinds, self.reasons
+        if self.emails and isinstance(kinds, str) and isinstance(reasons, str):
+            rest = f'","type":"{kinds}","reason":"{reasons}"}}'
+            # The brackets ride on the first and last address, so the body is
+            # two large allocations (the join, its encoding) and never copied.
+            emails = self.emails.copy()
+            emails[0] = '{"entries":[{"email":"' + emails[0]
+            emails[-1] += rest + "]}"
+            return (rest + ',{"email":"').join(emails).encode()
         return orjson.dumps({"entries": self.wire()})
+
+
+def _added(column: list[str] | str, value: str, before: int, count: int = 1) -> list[str] | str:
+    """A column after ``count`` entries of ``value`` follow ``before`` others: shared while it can be."""
+    if not count:
+        return column
+    if isinstance(column, str):
+        if column == value or not before:
+            return value
+        column = [column] * before
+    column.extend(itertools.repeat(value, count))
+    return column
+
+
+def _column(column: list[str] | str, entries: PreparedEntries) -> Iterable[str]:
+    return itertools.repeat(column, len(entries)) if isinstance(column, str) else column
 
 
 def _coerce_all(entries: Iterable[EntryLike]) -> list[DncEntry]:

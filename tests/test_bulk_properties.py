@@ -120,7 +120,7 @@ def test_the_batchers_fast_path_decides_exactly_as_the_model_does(entries, reaso
         return [batch async for batch in batcher.batches(entries)]
 
     batches = asyncio.run(run())
-    rows = [(p, row) for b in batches for p, row in zip(b.positions, b.entries, strict=True)]
+    rows = [(p, row) for b in batches for p, row in zip(b.positions, b.entries.rows(), strict=True)]
     rejected = [(r.position, r.reason) for b in batches for r in b.rejected]
     assert (rows, rejected) == reference(entries, reason=reason, dedupe=dedupe)
 
@@ -198,7 +198,14 @@ def test_batches_match_the_per_item_batching_exactly(entries, repeats, dedupe, l
     finally:
         prepare._CHUNK = original
     actual = [
-        (b.start, b.end, b.positions, b.entries, [(r.position, r.reason) for r in b.rejected], b.duplicates)
+        (
+            b.start,
+            b.end,
+            b.positions,
+            b.entries.rows(),
+            [(r.position, r.reason) for r in b.rejected],
+            b.duplicates,
+        )
         for b in produced
     ]
     assert actual == reference_batches(entries, reason=None, dedupe=dedupe, limit=limit, max_bytes=max_bytes)
@@ -215,13 +222,14 @@ def test_clean_chunks_take_the_fast_path_and_batch_exactly_as_item_by_item(
 
     entries = [f"  User{i % 150}@Example.COM\t" for i in range(300)]  # clean, padded, repeats in later chunks
     fast_slices = []
-    original_repeat = prepare.repeat
+    original_slices = prepare.Batcher._slices
 
-    def counting_repeat(value):
-        fast_slices.append(value)
-        return original_repeat(value)
+    def counting_slices(self, cursor, normal):
+        closed = original_slices(self, cursor, normal)
+        fast_slices.append(closed is not None)
+        return closed
 
-    monkeypatch.setattr(prepare, "repeat", counting_repeat)
+    monkeypatch.setattr(prepare.Batcher, "_slices", counting_slices)
     monkeypatch.setattr(prepare, "_CHUNK", 16)
     batcher = ImportOptions(batch_size=limit, max_batch_bytes=max_bytes, dedupe=dedupe).batcher()
 
@@ -230,8 +238,66 @@ def test_clean_chunks_take_the_fast_path_and_batch_exactly_as_item_by_item(
 
     produced = asyncio.run(run())
     actual = [
-        (b.start, b.end, b.positions, b.entries, [(r.position, r.reason) for r in b.rejected], b.duplicates)
+        (
+            b.start,
+            b.end,
+            b.positions,
+            b.entries.rows(),
+            [(r.position, r.reason) for r in b.rejected],
+            b.duplicates,
+        )
         for b in produced
     ]
-    assert fast_slices  # the fast path ran
+    assert any(fast_slices)  # the fast path ran
     assert actual == reference_batches(entries, reason=None, dedupe=dedupe, limit=limit, max_bytes=max_bytes)
+
+
+# Addresses built from the pieces the validation rules are about: dots and
+# hyphens at every edge, long parts, punycode, specials, case and unicode.
+_atoms = st.sampled_from(["a", "b1", "x-y", "-", "--", "z-", "-q", "!#$", "xn--", "", "é", "A"])
+_labels = st.sampled_from(
+    ["ex", "a-b", "-a", "b-", "xn--bcher-kva", "9", "", "co", "é", "Co", "x" * 63, "y" * 64]
+)
+_tlds = st.sampled_from(["com", "io", "c", "xn--p1ai", "xn--", "x1", "com-", "a" * 63, "b" * 64, ""])
+shaped_addresses = st.builds(
+    lambda local, labels, tld, pad: f"{'.'.join(local)}@{'.'.join([*labels, tld])}" + pad,
+    st.lists(_atoms, min_size=1, max_size=4),
+    st.lists(_labels, min_size=0, max_size=3),
+    _tlds,
+    st.sampled_from(["", "", "", "x" * 60, "\n"]),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.one_of(shaped_addresses, valid), min_size=1, max_size=8))
+def test_the_one_pass_address_check_never_accepts_what_the_model_would_change_or_refuse(emails):
+    from sendkit_async._errors import ValidationError  # noqa: PLC0415
+    from sendkit_async._validate import (  # noqa: PLC0415
+        _EMAIL_LINES,
+        _short_and_plain,
+        all_normal_emails,
+        normalize_email,
+    )
+
+    def unchanged(email):
+        try:
+            return normalize_email(email) == email
+        except ValidationError:
+            return False
+
+    joined = "\n".join(emails)
+    if all_normal_emails(emails):
+        assert all(map(unchanged, emails))
+    if joined.count("\n") == len(emails) - 1 and _short_and_plain(emails, joined):
+        assert _EMAIL_LINES.fullmatch(joined)  # the cheap tier is stricter than the full one
+    if all(map(unchanged, emails)) and joined.count("\n") == len(emails) - 1:
+        assert all_normal_emails(emails)  # and together they accept every clean list
+
+
+def test_ordinary_addresses_take_the_cheap_tier():
+    from sendkit_async._validate import _short_and_plain  # noqa: PLC0415
+
+    emails = ["user.1@example.com", "a+b@mail.co.uk", "x_y@xn--bcher-kva.de", "first-last@sub-domain.io"]
+    assert _short_and_plain(emails, "\n".join(emails))
+    assert not _short_and_plain(["a@b-.com"], "a@b-.com")
+    assert not _short_and_plain(["a..b@c.com"], "a..b@c.com")

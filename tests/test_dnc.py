@@ -153,5 +153,10 @@ def test_a_prepared_batch_body_is_the_same_json_as_its_wire_rows(rows):
 
     from sendkit_async.dnc import PreparedEntries  # noqa: PLC0415
 
-    prepared = PreparedEntries(rows)
-    assert orjson.loads(prepared.body()) == {"entries": prepared.wire()}
+    prepared = PreparedEntries()
+    for row in rows:
+        prepared.append(*row)
+    assert prepared.rows() == rows
+    wire = [{"email": email, "type": kind, "reason": reason} for email, kind, reason in rows]
+    assert orjson.loads(prepared.body()) == {"entries": wire}
+    assert prepared[1:].rows() == rows[1:]

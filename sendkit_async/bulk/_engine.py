@@ -40,7 +40,7 @@ from sendkit_async._session import CallStats, Session
 from sendkit_async._tracing import job_span
 from sendkit_async._types import NOT_GIVEN
 from sendkit_async._validate import check_whole
-from sendkit_async.dnc import PreparedEntries, Row
+from sendkit_async.dnc import PreparedEntries
 from sendkit_async.models import DncReason, _reason
 
 from ._checkpoint import Checkpoint
@@ -303,11 +303,11 @@ class ImportJob:
         )
 
     async def _send(
-        self, session: Session, positions: list[int], entries: list[Row], splits: list[int]
+        self, session: Session, positions: list[int], entries: PreparedEntries, splits: list[int]
     ) -> tuple[int, int, list[FailedEntry]]:
         """Import ``entries``, halving on a refusal until the bad ones stand alone."""
         try:
-            result = await dnc.import_entries(session, PreparedEntries(entries))
+            result = await dnc.import_entries(session, entries)
         except FATAL_ERRORS as exc:
             self._stop(exc)
             raise _Stopped from exc
@@ -327,9 +327,11 @@ class ImportJob:
 
     @staticmethod
     def _failed(
-        positions: list[int], entries: list[Row], kind: FailureKind, reason: str
+        positions: list[int], entries: PreparedEntries, kind: FailureKind, reason: str
     ) -> list[FailedEntry]:
-        return [FailedEntry(p, row[0], kind, reason) for p, row in zip(positions, entries, strict=True)]
+        return [
+            FailedEntry(p, email, kind, reason) for p, email in zip(positions, entries.emails, strict=True)
+        ]
 
     def _unsent(self, batch: Batch) -> BatchResult:
         kind = FailureKind.INTERRUPTED if batch.index in self._started else FailureKind.NOT_SENT
