@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib as _importlib
 import typing as _typing
 
 from ._budget import BudgetSnapshot, Lane, LocalBudget, Observation, Permit, RateBudget, RateCap, Shape
@@ -31,12 +32,16 @@ from ._version import VERSION as __version__  # noqa: N811 - the dunder every pa
 from .bulk import (
     BatchResult,
     CheckpointMismatchError,
+    CheckpointStore,
+    CheckpointUnavailableError,
     DryRunReport,
     FailedEntry,
     FailureKind,
     ImportAbortedError,
     ImportProgress,
     ImportReport,
+    JobLeaseHeldError,
+    JobLeaseLostError,
     RejectedEntry,
     UpdateOutcome,
 )
@@ -57,18 +62,22 @@ from .models import (
 
 if _typing.TYPE_CHECKING:
     from ._budget._redis import RedisBudget
+    from .bulk._redis_store import RedisCheckpoints
+
+_LAZY = {
+    "RedisBudget": "sendkit_async._budget._redis",
+    "RedisCheckpoints": "sendkit_async.bulk._redis_store",
+}
 
 
 def __getattr__(name: str) -> _typing.Any:
-    """``RedisBudget`` is imported on first use: it needs the ``redis`` extra."""
-    if name == "RedisBudget":
+    """``RedisBudget`` and ``RedisCheckpoints`` are imported on first use: they need the ``redis`` extra."""
+    if name in _LAZY:
         try:
-            from ._budget._redis import RedisBudget  # noqa: PLC0415 - optional dependency
+            module = _importlib.import_module(_LAZY[name])
         except ImportError as exc:
-            raise ImportError(
-                "RedisBudget needs the redis extra: pip install 'sendkit-async[redis]'"
-            ) from exc
-        return RedisBudget
+            raise ImportError(f"{name} needs the redis extra: pip install 'sendkit-async[redis]'") from exc
+        return getattr(module, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -82,6 +91,8 @@ __all__ = [
     "BatchResult",
     "BudgetSnapshot",
     "CheckpointMismatchError",
+    "CheckpointStore",
+    "CheckpointUnavailableError",
     "ClientClosedError",
     "ClientConfig",
     "Clock",
@@ -104,6 +115,8 @@ __all__ = [
     "InboxAPI",
     "InboxDncResult",
     "InternalServerError",
+    "JobLeaseHeldError",
+    "JobLeaseLostError",
     "Lane",
     "LocalBudget",
     "MarkReadResult",
@@ -119,6 +132,7 @@ __all__ = [
     "RateLimitError",
     "RedirectError",
     "RedisBudget",
+    "RedisCheckpoints",
     "RejectedEntry",
     "RetryPolicy",
     "SendKit",

@@ -30,6 +30,7 @@ from .bulk import _engine
 from .bulk import _inbox as _bulk_inbox
 from .bulk._prepare import DryRunReport, EntrySource, dry_run
 from .bulk._report import BatchResult, ImportReport
+from .bulk._stores import CheckpointStore
 from .models import (
     DncReason,
     RateLimit,
@@ -97,7 +98,9 @@ class DncAPI(_Resource):
         dedupe: bool = True,
         reason: DncReason | str | None = None,
         on_progress: _engine.ProgressCallback | None = None,
-        checkpoint: str | os.PathLike[str] | None = None,
+        checkpoint: str | os.PathLike[str] | CheckpointStore | None = None,
+        job: str | None = None,
+        lease_wait: float = 0.0,
         max_batch_bytes: int = _engine.DEFAULT_MAX_BATCH_BYTES,
         max_retries: int = 5,
         max_rate_limit_retries: int = 30,
@@ -124,8 +127,17 @@ class DncAPI(_Resource):
             dedupe: drop repeats of an address within the job, as duplicates.
             reason: the reason for items that give none (default ``import``).
             on_progress: called (or awaited) with an :class:`ImportProgress` after every batch.
-            checkpoint: a file recording landed batches; run the same job with the
-                same file again to skip them (it never holds the API key).
+            checkpoint: where landed batches are recorded, so that running the
+                same job again skips them: a file path, or a store shared by
+                every host (a ``redis://`` URL or :class:`RedisCheckpoints`,
+                with ``job``). It never holds the API key. While the job runs
+                it holds a lease on the checkpoint, so a second run of the same
+                job refuses to start (:class:`JobLeaseHeldError`) instead of
+                doubling the load; a job killed on one host resumes on another.
+            job: the job's name in a checkpoint store (1-200 printable
+                characters, no spaces): the same name resumes the same job.
+            lease_wait: seconds to wait for another run's lease on the job to
+                end (0 refuses at once; ``math.inf`` waits as long as it runs).
             max_batch_bytes: the bound on one request body.
             max_retries: transient retries per request.
             max_rate_limit_retries: 429 retries per request.
@@ -136,9 +148,10 @@ class DncAPI(_Resource):
 
         Raises:
             ValueError: ``batch_size`` outside 1..10,000, or another bad setting.
-            ImportAbortedError: a 401/403/404, an input that raised, or a
-                checkpoint of another job stopped it; ``.report`` lists what
-                was not sent.
+            ImportAbortedError: a 401/403/404, an input that raised, a
+                checkpoint of another job, a job held by another process
+                (``__cause__`` is a :class:`JobLeaseHeldError` naming it) or a
+                lost lease stopped it; ``.report`` lists what was not sent.
 
         Example:
             >>> report = await client.dnc.import_bulk(read_lines("dnc.txt"), concurrency=8)  # doctest: +SKIP
@@ -152,6 +165,8 @@ class DncAPI(_Resource):
             dedupe=dedupe,
             reason=reason,
             checkpoint=checkpoint,
+            job=job,
+            lease_wait=lease_wait,
             max_retries=max_retries,
             max_rate_limit_retries=max_rate_limit_retries,
         )
@@ -181,7 +196,9 @@ class DncAPI(_Resource):
         max_rate: float | None = None,
         dedupe: bool = True,
         reason: DncReason | str | None = None,
-        checkpoint: str | os.PathLike[str] | None = None,
+        checkpoint: str | os.PathLike[str] | CheckpointStore | None = None,
+        job: str | None = None,
+        lease_wait: float = 0.0,
         max_batch_bytes: int = _engine.DEFAULT_MAX_BATCH_BYTES,
     ) -> AsyncGenerator[BatchResult, None]:
         """Run a bulk import, yielding each :class:`BatchResult` as it completes.
@@ -204,6 +221,8 @@ class DncAPI(_Resource):
             dedupe=dedupe,
             reason=reason,
             checkpoint=checkpoint,
+            job=job,
+            lease_wait=lease_wait,
         )
         return _engine.ImportJob(self._session, entries, options).results()
 

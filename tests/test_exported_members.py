@@ -5,7 +5,7 @@ import types
 import sendkit_async
 import sendkit_async.testing
 
-LAZY = {"RedisBudget"}  # imported on first use: it needs the redis extra
+LAZY = {"RedisBudget", "RedisCheckpoints"}  # imported on first use: they need the redis extra
 
 
 def public_members(module):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from ._checkpoint import CheckpointMismatchError
 from ._engine import DEFAULT_CONCURRENCY, DEFAULT_MAX_BATCH_BYTES, ImportJob, ImportOptions
 from ._inbox import DEFAULT_IDS_PER_REQUEST, UpdateOutcome
+from ._lease import Holder, JobLeaseHeldError, JobLeaseLostError
 from ._prepare import DryRunReport
 from ._report import (
     BatchResult,
@@ -19,6 +20,7 @@ from ._report import (
     ImportReport,
     RejectedEntry,
 )
+from ._stores import CheckpointStore, CheckpointUnavailableError, JobStore
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
@@ -26,14 +28,20 @@ __all__ = [
     "DEFAULT_MAX_BATCH_BYTES",
     "BatchResult",
     "CheckpointMismatchError",
+    "CheckpointStore",
+    "CheckpointUnavailableError",
     "DryRunReport",
     "FailedEntry",
     "FailureKind",
+    "Holder",
     "ImportAbortedError",
     "ImportJob",
     "ImportOptions",
     "ImportProgress",
     "ImportReport",
+    "JobLeaseHeldError",
+    "JobLeaseLostError",
+    "JobStore",
     "RejectedEntry",
     "UpdateOutcome",
 ]

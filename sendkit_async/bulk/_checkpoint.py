@@ -1,98 +1,101 @@
-"""A resumable import's record of landed batches, as JSON Lines.
+"""A resumable import's checkpoint: which batches landed, kept in a store, with a lease on the job.
 
-The first line names the job's settings; each further line is one batch that
-landed: its index, input span, a digest of its entries, and its counts. The
-file holds addresses of entries the server refused (so the report adds up on
-resume) and never the API key. Writes go through a worker thread so the
-event loop never blocks on the disk.
+The header names the job's settings (and a fingerprint of the account, so a
+job never resumes against another one); each record is one batch that
+landed: its index, input span, a digest of its entries, and its counts. A
+record holds the addresses of entries the server refused (so the report
+adds up on resume) and never the API key. The store (a file, or Redis) only
+keeps them; the rules are here.
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any, Final
 
 import anyio
-import anyio.to_thread
-import orjson
 
-from sendkit_async._errors import ValidationError
+from sendkit_async._errors import ConfigurationError, ValidationError
 
+from ._lease import Holder
 from ._prepare import Batch
 from ._report import BatchResult, FailedEntry, FailureKind
+from ._stores import CheckpointStore, FileJob, JobStore, NotACheckpointError
 
-__all__ = ["Checkpoint", "CheckpointMismatchError"]
+__all__ = ["Checkpoint", "CheckpointMismatchError", "checkpoint_for", "is_store_url"]
 
-VERSION: Final = 1
+VERSION: Final = 2
 
 
 class CheckpointMismatchError(ValidationError):
-    """The checkpoint was written by a job with other settings or other input."""
+    """The checkpoint was written by a job with other settings, other input, or another account."""
 
 
 class Checkpoint:
-    """Reads landed batches at start and appends each newly landed one."""
+    """Reads landed batches at start and records each newly landed one, holding the job's lease."""
 
-    __slots__ = ("_file", "_landed", "_lock", "_path", "_settings")
+    __slots__ = ("_header", "_landed", "_lock", "_owned", "_store")
 
-    def __init__(self, path: str | os.PathLike[str], settings: dict[str, Any]) -> None:
-        self._path = Path(path)
-        self._settings = {"version": VERSION, **settings}
+    def __init__(self, store: JobStore, settings: dict[str, Any], *, owned: Any = None) -> None:
+        self._store = store
+        self._header = {"version": VERSION, **settings}
         self._landed: dict[int, dict[str, Any]] = {}
         self._lock = anyio.Lock()
-        self._file: Any = None
+        self._owned = owned
 
     @property
     def landed(self) -> int:
-        """How many batches the file recorded at open."""
+        """How many batches the store recorded at open."""
         return len(self._landed)
 
-    def _open_sync(self) -> None:
-        if self._path.exists() and self._path.stat().st_size > 0:
-            data = self._path.read_bytes()
-            lines = data.split(b"\n")
+    async def open(self, *, wait: float) -> None:
+        """Take the job's lease, then load what earlier runs recorded; on any failure, let go of both.
+
+        Raises:
+            JobLeaseHeldError: another process runs the job.
+            CheckpointMismatchError: the store holds another job's checkpoint.
+        """
+        try:
+            await self._store.claim(Holder.here(), wait=wait)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self._close_owned()
+            raise
+        try:
             try:
-                header = orjson.loads(lines[0])
-            except orjson.JSONDecodeError:
-                raise CheckpointMismatchError(f"{self._path} is not a sendkit_async checkpoint") from None
-            if header != self._settings:
-                raise CheckpointMismatchError(
-                    f"checkpoint {self._path} was written with other settings ({header}); "
-                    "use the same batch size, byte bound, dedupe and reason, or start a new file",
-                )
-            whole = len(lines[0]) + 1
-            for line in lines[1:]:
-                if not line:
-                    whole += 1
-                    continue
-                try:
-                    record = orjson.loads(line)
-                except orjson.JSONDecodeError:
-                    break  # a torn last line from a crash mid-write: that batch did not count
-                self._landed[int(record["batch"])] = record
-                whole += len(line) + 1
-            whole = min(whole, len(data))
-            self._file = self._path.open("r+b")
-            self._file.truncate(whole)  # cut a torn tail off, so new lines start clean
-            self._file.seek(whole)
-            if not data[:whole].endswith(b"\n"):
-                self._file.write(b"\n")
-        else:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = self._path.open("wb")
-            self._file.write(orjson.dumps(self._settings) + b"\n")
-            self._file.flush()
+                found = await self._store.read()
+            except NotACheckpointError as exc:
+                raise CheckpointMismatchError(str(exc)) from None
+            if found is not None:
+                self._load(*found)
+            await self._store.begin(self._header)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self.close(completed=False)
+            raise
 
-    async def open(self) -> None:
-        """Load what an earlier run recorded and open the file for appending."""
-        await anyio.to_thread.run_sync(self._open_sync)
+    def _load(self, header: dict[str, Any], records: list[dict[str, Any]]) -> None:
+        if header != self._header:
+            raise CheckpointMismatchError(
+                f"{self._store} was written with other settings ({header}); use the same "
+                "batch size, byte bound, dedupe, reason and account, or start a new checkpoint",
+            )
+        self._landed = {int(record["batch"]): record for record in records}
 
-    async def close(self) -> None:
-        """Close the file."""
-        if self._file is not None:
-            file, self._file = self._file, None
-            await anyio.to_thread.run_sync(file.close)
+    async def keep(self) -> None:
+        """Hold the lease while the job runs (never returns; raises once it is lost)."""
+        await self._store.keep()
+
+    async def close(self, *, completed: bool) -> None:
+        """Release the lease (a completed job's records start to expire) and any store opened for it."""
+        try:
+            await self._store.release(completed=completed)
+        finally:
+            await self._close_owned()
+
+    async def _close_owned(self) -> None:
+        if self._owned is not None:
+            await self._owned.aclose()
 
     def resume(self, batch: Batch) -> BatchResult | None:
         """The recorded result for ``batch``, or ``None`` if it has yet to land.
@@ -106,8 +109,8 @@ class Checkpoint:
             return None
         if (record["start"], record["end"], record["digest"]) != (batch.start, batch.end, batch.digest()):
             raise CheckpointMismatchError(
-                f"batch {batch.index} differs from the one checkpoint {self._path} recorded; "
-                "resume with the same input, or start a new checkpoint file",
+                f"batch {batch.index} differs from the one {self._store} recorded; "
+                "resume with the same input, or start a new checkpoint",
             )
         failed = tuple(
             FailedEntry(position, email, FailureKind.REJECTED_BY_SERVER, reason)
@@ -127,23 +130,43 @@ class Checkpoint:
         )
 
     async def record(self, batch: Batch, result: BatchResult) -> None:
-        """Append a landed batch and flush it to disk (not cancellable mid-write)."""
-        line = orjson.dumps(
-            {
-                "batch": result.index,
-                "start": result.start,
-                "end": result.end,
-                "digest": batch.digest(),
-                "imported": result.imported,
-                "skipped": result.skipped,
-                "failed": [[f.position, f.email, f.reason] for f in result.failed],
-            },
-        )
-
-        def write() -> None:
-            self._file.write(line + b"\n")
-            self._file.flush()
-            os.fsync(self._file.fileno())
-
+        """Store a landed batch durably (one write at a time, not cancellable mid-write)."""
+        record = {
+            "batch": result.index,
+            "start": result.start,
+            "end": result.end,
+            "digest": batch.digest(),
+            "imported": result.imported,
+            "skipped": result.skipped,
+            "failed": [[f.position, f.email, f.reason] for f in result.failed],
+        }
         async with self._lock:
-            await anyio.to_thread.run_sync(write)
+            with anyio.CancelScope(shield=True):
+                await self._store.append(record)
+
+
+def is_store_url(value: object) -> bool:
+    """Whether ``checkpoint=`` names a Redis store rather than a file."""
+    return isinstance(value, str) and value.startswith(("redis://", "rediss://", "unix://"))
+
+
+def checkpoint_for(
+    checkpoint: str | os.PathLike[str] | CheckpointStore, job: str | None, settings: dict[str, Any]
+) -> Checkpoint:
+    """The checkpoint ``checkpoint=`` and ``job=`` name (not opened yet).
+
+    Raises:
+        ConfigurationError: a Redis URL without the ``redis`` extra installed.
+    """
+    if isinstance(checkpoint, CheckpointStore):
+        return Checkpoint(checkpoint.job(str(job)), settings)
+    if is_store_url(checkpoint):
+        try:
+            from ._redis_store import RedisCheckpoints  # noqa: PLC0415 - the optional extra
+        except ImportError:
+            raise ConfigurationError(
+                "a redis:// checkpoint needs the redis extra: pip install 'sendkit-async[redis]'"
+            ) from None
+        store = RedisCheckpoints.from_url(str(checkpoint))
+        return Checkpoint(store.job(str(job)), settings, owned=store)
+    return Checkpoint(FileJob(checkpoint), settings)

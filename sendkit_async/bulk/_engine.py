@@ -43,7 +43,8 @@ from sendkit_async._validate import check_whole
 from sendkit_async.dnc import PreparedEntries
 from sendkit_async.models import DncReason, _reason
 
-from ._checkpoint import Checkpoint
+from ._checkpoint import Checkpoint, checkpoint_for, is_store_url
+from ._lease import check_job_name
 from ._prepare import Batch, Batcher, EntrySource, check_source
 from ._report import (
     BatchResult,
@@ -54,6 +55,7 @@ from ._report import (
     ImportReport,
     ReportBuilder,
 )
+from ._stores import CheckpointStore
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
@@ -99,13 +101,26 @@ def _flag(_instance: object, attribute: attrs.Attribute[Any], value: object) -> 
         raise ValidationError(f"{attribute.name} must be True or False, got {value!r}")
 
 
-def _checkpoint_path(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if value is None:
+def _checkpoint(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is None or is_store_url(value) or isinstance(value, CheckpointStore):
         return
     if not isinstance(value, (str, os.PathLike)):
-        raise ValidationError(f"{attribute.name} must be a file path, got {type(value).__name__}")
+        raise ValidationError(
+            f"{attribute.name} must be a file path, a redis:// URL or a checkpoint store, "
+            f"got {type(value).__name__}"
+        )
     if os.path.isdir(value):  # noqa: PTH112 - a str or PathLike alike
         raise ValidationError(f"{attribute.name} {os.fspath(value)!r} is a directory; give a file path")
+
+
+def _job(_instance: object, _attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None:
+        check_job_name(value)
+
+
+def _wait(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise ValidationError(f"{attribute.name} must be a number of seconds, 0 or more, got {value!r}")
 
 
 @attrs.frozen
@@ -122,7 +137,11 @@ class ImportOptions:
     max_rate: float | None = attrs.field(default=None, validator=_rate)
     dedupe: bool = attrs.field(default=True, validator=_flag)
     reason: DncReason | None = attrs.field(default=None, converter=attrs.converters.optional(_reason))
-    checkpoint: str | os.PathLike[str] | None = attrs.field(default=None, validator=_checkpoint_path)
+    checkpoint: str | os.PathLike[str] | CheckpointStore | None = attrs.field(
+        default=None, validator=_checkpoint
+    )
+    job: str | None = attrs.field(default=None, validator=_job)
+    lease_wait: float = attrs.field(default=0.0, validator=_wait)
     max_retries: int = attrs.field(default=5, validator=_whole(0))
     max_rate_limit_retries: int = attrs.field(default=30, validator=_whole(0))
     max_split_requests: int = attrs.field(default=256, validator=_whole(0))
@@ -138,6 +157,18 @@ class ImportOptions:
     def _check_bytes(self, _attribute: attrs.Attribute[int], value: int) -> None:
         if value < MIN_BATCH_BYTES:
             raise ValidationError(f"max_batch_bytes must be at least {MIN_BATCH_BYTES}, got {value!r}")
+
+    def __attrs_post_init__(self) -> None:
+        in_store = self.checkpoint is not None and (
+            is_store_url(self.checkpoint) or isinstance(self.checkpoint, CheckpointStore)
+        )
+        if in_store and self.job is None:
+            raise ValidationError("a checkpoint in a store needs a job name: pass job='...'")
+        if self.job is not None and not in_store:
+            raise ValidationError(
+                "job= names a job in a checkpoint store (a redis:// URL or RedisCheckpoints); "
+                "a checkpoint file is its own job"
+            )
 
     def batcher(self) -> Batcher:
         """The validator and batcher these settings describe."""
@@ -177,9 +208,7 @@ class ImportJob:
         )
         self._session = session.with_options(retry=retry, lane=Lane.BULK, budget=budget)
         self._batcher = options.batcher()
-        self._checkpoint = (
-            None if options.checkpoint is None else Checkpoint(options.checkpoint, options.settings())
-        )
+        self._checkpoint: Checkpoint | None = None
         self._pending: dict[int, Batch] = {}
         self._started: set[int] = set()
         self._fatal: BaseException | None = None
@@ -213,27 +242,49 @@ class ImportJob:
 
     async def _run(self, out: MemoryObjectSendStream[BatchResult]) -> None:
         async with out:
+            completed = False
             try:
-                if self._checkpoint is not None:
-                    await self._checkpoint.open()
-                async with anyio.create_task_group() as task_group:
-                    self._task_group = task_group
-                    send, receive = anyio.create_memory_object_stream[Batch](0)
-                    task_group.start_soon(self._produce, send)
-                    async with receive:
-                        for _ in range(self._options.concurrency):
-                            task_group.start_soon(self._work, receive.clone(), out.clone())
-            except SendKitError as exc:  # the checkpoint could not be used
+                await self._open_checkpoint()
+                async with anyio.create_task_group() as lease:
+                    if self._checkpoint is not None:
+                        lease.start_soon(self._hold, self._checkpoint)
+                    try:
+                        async with anyio.create_task_group() as task_group:
+                            self._task_group = task_group
+                            send, receive = anyio.create_memory_object_stream[Batch](0)
+                            task_group.start_soon(self._produce, send)
+                            async with receive:
+                                for _ in range(self._options.concurrency):
+                                    task_group.start_soon(self._work, receive.clone(), out.clone())
+                    finally:
+                        lease.cancel_scope.cancel()
+                completed = self._fatal is None
+            except SendKitError as exc:  # the checkpoint could not be used, or its job is held
                 self._fatal = exc
             finally:
                 if self._checkpoint is not None:
                     # Close even while a cancellation unwinds the job.
                     with anyio.CancelScope(shield=True):
-                        await self._checkpoint.close()
+                        await self._checkpoint.close(completed=completed)
             if self._fatal is not None:
                 with contextlib.suppress(anyio.BrokenResourceError):  # the consumer may be gone
                     for batch in sorted(self._pending.values(), key=lambda b: b.index):
                         out.send_nowait(self._unsent(batch))
+
+    async def _open_checkpoint(self) -> None:
+        options = self._options
+        if options.checkpoint is None:
+            return
+        settings = {**options.settings(), "account": self._session.config.key_id}
+        checkpoint = checkpoint_for(options.checkpoint, options.job, settings)
+        await checkpoint.open(wait=options.lease_wait)
+        self._checkpoint = checkpoint
+
+    async def _hold(self, checkpoint: Checkpoint) -> None:
+        try:
+            await checkpoint.keep()
+        except SendKitError as exc:  # the lease is lost: another worker may run the job now
+            self._stop(exc)
 
     def _stop(self, cause: BaseException) -> None:
         if self._fatal is None:
@@ -258,13 +309,16 @@ class ImportJob:
                 self._started.add(batch.index)
                 try:
                     result = await self._process(batch)
-                    if self._checkpoint is not None and result.landed and not result.resumed:
-                        await self._checkpoint.record(batch, result)
                 except _Stopped:
                     return
-                except Exception as exc:  # noqa: BLE001 - e.g. the checkpoint disk is full
+                except Exception as exc:  # noqa: BLE001 - stop the job, reported, rather than crash it
                     self._stop(exc)
                     return
+                if self._checkpoint is not None and result.landed and not result.resumed:
+                    try:
+                        await self._checkpoint.record(batch, result)
+                    except Exception as exc:  # noqa: BLE001 - e.g. the disk is full, or the lease lost
+                        self._stop(exc)  # the batch landed all the same: report it, then stop
                 # No await from here on: a result is either emitted or left pending.
                 del self._pending[batch.index]
                 try:

@@ -6,16 +6,29 @@ import asyncio
 import contextlib
 import csv
 import gzip
+import hashlib
+import re
 import sys
 import time
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any, Final
 
+import attrs
 import click
 import orjson
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from sendkit_async.bulk import DEFAULT_CONCURRENCY, CheckpointMismatchError, ImportAbortedError, ImportReport
+from sendkit_async._errors import ConfigurationError
+from sendkit_async.bulk import (
+    DEFAULT_CONCURRENCY,
+    CheckpointMismatchError,
+    ImportAbortedError,
+    ImportReport,
+    JobLeaseHeldError,
+)
+from sendkit_async.bulk._checkpoint import is_store_url
 from sendkit_async.bulk._report import ReportBuilder
 
 from ._input import InputFile, UnreadableInputError
@@ -47,7 +60,23 @@ def dnc() -> None:
 @click.option("--reason", default=None, help="reason for rows without one (default: import)")
 @click.option("--no-dedupe", is_flag=True, help="send repeats of an address instead of dropping them")
 @click.option(
-    "--checkpoint", type=click.Path(dir_okay=False), help="record landed batches here; rerun to resume"
+    "--checkpoint",
+    metavar="FILE|URL",
+    help="record landed batches in this file, or in Redis (redis://HOST:PORT/DB); rerun to resume",
+)
+@click.option("--job", help="the job's name in a Redis checkpoint (default: from the input's path and size)")
+@click.option(
+    "--lease-wait",
+    type=click.FloatRange(min=0),
+    default=0,
+    help="seconds to wait for another run of the same job to end  [default: refuse at once]",
+)
+@click.option(
+    "--lease-ttl",
+    type=click.FloatRange(min=0.3, min_open=True),
+    default=5,
+    show_default=True,
+    help="seconds a Redis job lease outlives a run that died",
 )
 @click.option(
     "--rejects", type=click.Path(dir_okay=False), help="write rejected and failed entries here as CSV"
@@ -67,6 +96,9 @@ def dnc_import(
     reason: str | None,
     no_dedupe: bool,
     checkpoint: str | None,
+    job: str | None,
+    lease_wait: float,
+    lease_ttl: float,
     rejects: str | None,
     dry_run: bool,
     as_json: bool,
@@ -81,9 +113,20 @@ def dnc_import(
     with # are comments. A reason column must hold reasons; --reason
     replaces it for every row.
 
+    With --checkpoint redis://HOST:PORT/DB the job's record lives in Redis,
+    under --job (default: a name from the file's path and size), so a job
+    killed on one host resumes on another. While it runs, the job holds a
+    lease there: a second run of the same job exits 2, naming the host
+    running it (or waits --lease-wait seconds for it to end).
+
     Exit codes: 0 all imported or already listed; 1 some rejected or failed;
-    2 usage or configuration error; 130 stopped by Ctrl-C (rerun to resume).
+    2 usage or configuration error, or the job is running elsewhere;
+    130 stopped by Ctrl-C (rerun to resume).
     """
+    if job is not None and not (checkpoint and is_store_url(checkpoint)):
+        raise click.UsageError("--job names a job in a Redis --checkpoint; a checkpoint file is its own job")
+    if checkpoint and is_store_url(checkpoint) and job is None and file == "-":
+        raise click.UsageError("--job is needed with a Redis --checkpoint when the input is standard input")
     delimiter = {"\\t": "\t", "tab": "\t"}.get(delimiter or "", delimiter)
     if delimiter is not None and len(delimiter) != 1:
         raise click.BadParameter("one character, or 'tab'", param_hint="--delimiter")
@@ -104,7 +147,7 @@ def dnc_import(
             batch_size=batch_size,
             reason=reason,
             dedupe=not no_dedupe,
-            checkpoint=checkpoint,
+            checkpoint=Resume(checkpoint, job, lease_wait, lease_ttl) if checkpoint else None,
             rejects=rejects,
             dry_run=dry_run,
             as_json=as_json,
@@ -121,7 +164,7 @@ async def import_file(
     batch_size: int = 10_000,
     reason: str | None = None,
     dedupe: bool = True,
-    checkpoint: str | None = None,
+    checkpoint: Resume | None = None,
     rejects: str | None = None,
     dry_run: bool = False,
     as_json: bool = False,
@@ -142,18 +185,19 @@ async def import_file(
             builder = ReportBuilder()
             started = time.monotonic()
             try:
-                with display.running():
-                    async with contextlib.aclosing(
-                        client.dnc.iter_import(
-                            source.entries(),
-                            batch_size=batch_size,
-                            concurrency=concurrency,
-                            max_rate=max_rate,
-                            dedupe=dedupe,
-                            reason=reason,
-                            checkpoint=checkpoint,
-                        )
-                    ) as results:
+                async with contextlib.AsyncExitStack() as stack:
+                    resume = await stack.enter_async_context(_resuming(checkpoint, source))
+                    results = client.dnc.iter_import(
+                        source.entries(),
+                        batch_size=batch_size,
+                        concurrency=concurrency,
+                        max_rate=max_rate,
+                        dedupe=dedupe,
+                        reason=reason,
+                        **resume,
+                    )
+                    stack.enter_context(display.running())
+                    async with contextlib.aclosing(results):
                         async for result in results:
                             builder.add(result)
                             display.update(builder.progress(time.monotonic() - started))
@@ -161,7 +205,9 @@ async def import_file(
                 stopped = builder.report(time.monotonic() - started, stopped=True)
                 finish(stopped, source, rejects=rejects, as_json=as_json, title="import stopped", error=exc)
                 # A file that stops making sense part-way is a usage problem, like one that never did.
-                usage = isinstance(exc.__cause__, (UnreadableInputError, CheckpointMismatchError))
+                usage = isinstance(
+                    exc.__cause__, (UnreadableInputError, CheckpointMismatchError, JobLeaseHeldError)
+                )
                 return EXIT_USAGE if usage else EXIT_INCOMPLETE
             except asyncio.CancelledError:
                 partial = builder.report(time.monotonic() - started)
@@ -182,6 +228,53 @@ async def import_file(
     if problems and not (rejects_expected and isinstance(report, ImportReport) and not report.failed):
         return EXIT_INCOMPLETE
     return EXIT_OK
+
+
+@attrs.frozen
+class Resume:
+    """``--checkpoint`` and its job options: a file, or a job in a Redis store."""
+
+    where: str
+    job: str | None = None
+    lease_wait: float = 0.0
+    lease_ttl: float = 5.0
+
+
+@contextlib.asynccontextmanager
+async def _resuming(resume: Resume | None, source: InputFile) -> AsyncIterator[dict[str, Any]]:
+    """The ``checkpoint``/``job``/``lease_wait`` arguments ``--checkpoint`` asks for, with any store open."""
+    if resume is None:
+        yield {}
+        return
+    if not is_store_url(resume.where):
+        if resume.job is not None:
+            raise click.UsageError(
+                "--job names a job in a Redis checkpoint; a checkpoint file is its own job"
+            )
+        yield {"checkpoint": resume.where, "lease_wait": resume.lease_wait}
+        return
+    try:
+        from sendkit_async.bulk._redis_store import RedisCheckpoints  # noqa: PLC0415 - the optional extra
+    except ImportError:
+        raise ConfigurationError(
+            "a redis:// --checkpoint needs the redis extra: pip install 'sendkit-async[redis]'"
+        ) from None
+    job = resume.job or default_job_name(source.path)
+    async with RedisCheckpoints.from_url(resume.where, lease_ttl=resume.lease_ttl) as store:
+        yield {"checkpoint": store, "job": job, "lease_wait": resume.lease_wait}
+
+
+def default_job_name(path: str) -> str:
+    """A job name for an input file: its name, its size and a digest of its full path.
+
+    The same file, named by any relative or absolute path from any working
+    directory, gets the same name; so does the same file at the same path on
+    another host.
+    """
+    resolved = Path(path).resolve()
+    digest = hashlib.blake2b(str(resolved).encode(), digest_size=4).hexdigest()
+    stem = re.sub(r"[^\w.-]+", "_", resolved.name)[:100]
+    return f"{stem}-{resolved.stat().st_size}-{digest}"
 
 
 def finish(

@@ -49,6 +49,7 @@ _CLI_WORDS: Final = (
     ("pass workspace_id=... or set SENDKIT_WORKSPACE_ID", "pass --workspace-id or set SENDKIT_WORKSPACE_ID"),
     ("drop workspace_id / SENDKIT_WORKSPACE_ID", "drop --workspace-id / SENDKIT_WORKSPACE_ID"),
     ("use https:// or pass allow_insecure_http=True", "use an https:// --base-url (or SENDKIT_BASE_URL)"),
+    ("pass lease_wait=... to wait", "pass --lease-wait SECONDS to wait"),
 )
 
 

@@ -1,0 +1,116 @@
+"""Who runs a job: the holder named by a job lease, and the errors about it."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timezone
+from typing import Any, Final
+
+import anyio
+import attrs
+
+from sendkit_async._errors import SendKitError, ValidationError
+
+__all__ = ["Holder", "JobLeaseHeldError", "JobLeaseLostError", "check_job_name", "claim_within"]
+
+MAX_JOB_NAME: Final = 200
+# How often a waiting claim looks again.
+_POLL: Final = 0.25
+
+
+@attrs.frozen
+class Holder:
+    """The process that holds a job: its host, its pid, when it took the job, and a secret token."""
+
+    host: str
+    pid: int
+    started: datetime
+    token: str = attrs.field(repr=False)
+
+    @classmethod
+    def here(cls) -> Holder:
+        """This process, from now."""
+        return cls(socket.gethostname(), os.getpid(), datetime.now(timezone.utc), secrets.token_hex(16))
+
+    def to_json(self) -> dict[str, Any]:
+        """The holder as stored beside the job."""
+        return {"host": self.host, "pid": self.pid, "started": self.started.isoformat(), "token": self.token}
+
+    @classmethod
+    def from_json(cls, data: Any) -> Holder:
+        """A holder as :meth:`to_json` stored it; unreadable parts read as unknown."""
+        if not isinstance(data, dict):
+            data = {}
+        try:
+            started = datetime.fromisoformat(str(data.get("started")))
+        except ValueError:
+            started = datetime.fromtimestamp(0, timezone.utc)
+        pid = data.get("pid")
+        return cls(
+            str(data.get("host", "an unknown host")),
+            pid if isinstance(pid, int) else 0,
+            started,
+            str(data.get("token", "")),
+        )
+
+    def describe(self) -> str:
+        """``host (pid N) since 2026-11-26 10:00:00 UTC``, for messages."""
+        since = self.started.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+        return f"{self.host} (pid {self.pid}) since {since}"
+
+
+class JobLeaseHeldError(SendKitError):
+    """Another process holds the job: it is running there now (or died less than a lease ago)."""
+
+    def __init__(self, job: str, holder: Holder) -> None:
+        super().__init__(
+            f"job {job!r} is running on {holder.describe()}; "
+            "pass lease_wait=... to wait for that run to end and take the job over"
+        )
+        self.job = job
+        self.holder = holder
+
+
+class JobLeaseLostError(SendKitError):
+    """This process lost its lease on the job (it could not renew it in time), so it stopped."""
+
+
+def check_job_name(name: object) -> None:
+    """Refuse a job name that is not 1-200 printable characters without spaces.
+
+    Raises:
+        ValidationError: naming what was wrong.
+    """
+    if not isinstance(name, str) or not name:
+        raise ValidationError(f"job must be a non-empty name, got {name!r}")
+    if len(name) > MAX_JOB_NAME or not name.isprintable() or any(c.isspace() for c in name):
+        raise ValidationError(
+            f"job must be at most {MAX_JOB_NAME} printable characters without spaces, got {name!r}"
+        )
+
+
+async def claim_within(attempt: Callable[[], Awaitable[Holder | None]], *, job: str, wait: float) -> None:
+    """Try ``attempt`` (``None`` when it took the lease, else who holds it) until ``wait`` seconds pass.
+
+    Each attempt runs whole (shielded): a claim cut off mid-way could hold
+    the lease without knowing it.
+
+    Raises:
+        JobLeaseHeldError: the lease was still held when the wait ran out.
+    """
+    holder = await attempt()
+    if holder is None:
+        return
+    held: Holder = holder
+    with anyio.move_on_after(wait):
+        while True:
+            await anyio.sleep(_POLL)
+            with anyio.CancelScope(shield=True):
+                again = await attempt()
+            if again is None:
+                return
+            held = again
+    raise JobLeaseHeldError(job, held)

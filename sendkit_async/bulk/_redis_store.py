@@ -1,0 +1,286 @@
+"""Checkpoints and job leases in Redis: an import job that survives its host.
+
+Needs the ``redis`` extra: ``pip install 'sendkit-async[redis]'``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import timedelta
+from types import TracebackType
+from typing import Any, Final
+
+import anyio
+import orjson
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+from typing_extensions import Self
+
+from sendkit_async._errors import ValidationError
+
+from ._lease import Holder, JobLeaseLostError, check_job_name, claim_within
+from ._stores import CheckpointUnavailableError, NotACheckpointError
+
+__all__ = ["RedisCheckpoints"]
+
+logger = logging.getLogger("sendkit_async")
+
+# KEYS: lease, header, batches. Every write is fenced by the lease: a holder
+# that lost it (paused past its TTL while another took over) writes nothing.
+_CLAIM: Final = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 0 end
+return redis.call('GET', KEYS[1])
+"""
+_RENEW: Final = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+_BEGIN: Final = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[2], 'NX')
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+redis.call('PEXPIRE', KEYS[3], ARGV[3])
+return 1
+"""
+_APPEND: Final = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[3], ARGV[2], ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+redis.call('PEXPIRE', KEYS[3], ARGV[4])
+return 1
+"""
+_RELEASE: Final = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+if ARGV[2] ~= '' then
+  redis.call('PEXPIRE', KEYS[2], ARGV[2])
+  redis.call('PEXPIRE', KEYS[3], ARGV[2])
+end
+return 1
+"""
+_MIN_LEASE: Final = 0.3
+_LEASE_TTL: Final = 5.0
+
+
+def _seconds(name: str, value: object, minimum: float = 0.0) -> float:
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValidationError(f"{name} must be a finite number of seconds, got {value!r}")
+    if value <= minimum:
+        raise ValidationError(f"{name} must be more than {minimum} seconds, got {value!r}")
+    return float(value)
+
+
+class RedisCheckpoints:
+    """Import checkpoints and job leases in Redis, shared by every worker on every host.
+
+    Pass it as ``checkpoint=`` with a ``job=`` name (or pass a
+    ``redis://`` URL, and the job opens and closes one for itself). For each
+    job it keeps three keys, ``{prefix}:{name}:lease|header|batches``:
+
+    * **The lease** names the process running the job (host, pid, start) and
+      lives ``lease_ttl`` seconds, renewed every third of that while the job
+      runs. A second worker starting the same job is refused at once with
+      :class:`JobLeaseHeldError` naming the holder (or waits ``lease_wait``
+      seconds for it). When the holder dies, its lease ends within
+      ``lease_ttl`` and another worker can take the job over, resuming from
+      the records. A holder that cannot renew in time (Redis away, or the
+      process paused) stops its job with :class:`JobLeaseLostError`, and
+      every write is fenced by the lease, so a stale holder never writes.
+    * **The header and the records** (one hash field per landed batch) are
+      the same as a checkpoint file's. They expire ``completed_ttl`` (default
+      7 days) after the job completes, or ``idle_ttl`` (default 30 days)
+      after the last write of a job that never does: nothing grows without
+      bound. Rerunning a completed job within ``completed_ttl`` sends nothing.
+
+    The API key is never stored; the header holds a fingerprint of the
+    account, so a job name reused with another key is refused, not resumed.
+    Every call runs whole, even when the job is cancelled, so give a client
+    you build yourself a ``socket_timeout`` well under ``lease_ttl``
+    (:meth:`from_url` does).
+    """
+
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        *,
+        lease_ttl: float | timedelta = _LEASE_TTL,
+        completed_ttl: float | timedelta = timedelta(days=7),
+        idle_ttl: float | timedelta = timedelta(days=30),
+        prefix: str = "sendkit:job",
+    ) -> None:
+        self._redis = redis
+        self.lease_ttl = _seconds("lease_ttl", lease_ttl, _MIN_LEASE)
+        self.completed_ttl = _seconds("completed_ttl", completed_ttl)
+        self.idle_ttl = _seconds("idle_ttl", idle_ttl)
+        if not isinstance(prefix, str) or not prefix:
+            raise ValidationError(f"prefix must be a non-empty string, got {prefix!r}")
+        self.prefix = prefix
+        self._owns = False
+        scripts = {"claim": _CLAIM, "renew": _RENEW, "begin": _BEGIN, "append": _APPEND, "release": _RELEASE}
+        self._scripts = {name: redis.register_script(source) for name, source in scripts.items()}
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> Self:
+        """A store with its own connection pool to ``url`` (``redis://``, ``rediss://``); close it after.
+
+        Its calls time out after a third of ``lease_ttl`` (2 s at most), so a
+        Redis that stops answering is noticed before the lease runs out.
+        """
+        timeout = min(2.0, _seconds("lease_ttl", kwargs.get("lease_ttl", _LEASE_TTL), _MIN_LEASE) / 3)
+        client = aioredis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+        store = cls(client, **kwargs)
+        store._owns = True
+        return store
+
+    def __repr__(self) -> str:
+        return f"RedisCheckpoints({self.where}, prefix={self.prefix!r}, lease_ttl={self.lease_ttl})"
+
+    @property
+    def where(self) -> str:
+        """``redis://host:port/db`` without any password, for messages."""
+        kwargs = self._redis.connection_pool.connection_kwargs
+        if "path" in kwargs:
+            return f"unix://{kwargs['path']}"
+        return f"redis://{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool if this store opened it."""
+        if self._owns:
+            await self._redis.aclose()
+
+    def job(self, name: str) -> _RedisJob:
+        """The checkpoint of the job called ``name`` (1-200 printable characters, no spaces).
+
+        Raises:
+            ValidationError: a name that is not one.
+        """
+        check_job_name(name)
+        return _RedisJob(self, name, self._redis, self._scripts)
+
+
+@contextlib.contextmanager
+def _answered(what: str) -> Iterator[None]:
+    try:
+        yield
+    except RedisError as exc:
+        raise CheckpointUnavailableError(f"Redis checkpoint: could not {what}: {exc}") from exc
+
+
+class _RedisJob:
+    """One job's keys in a :class:`RedisCheckpoints` store."""
+
+    __slots__ = ("_holder", "_keys", "_name", "_redis", "_scripts", "_store")
+
+    def __init__(
+        self, store: RedisCheckpoints, name: str, redis: aioredis.Redis, scripts: dict[str, Any]
+    ) -> None:
+        self._store = store
+        self._name = name
+        self._redis = redis
+        self._scripts = scripts
+        base = f"{store.prefix}:{{{name}}}"
+        self._keys = [f"{base}:lease", f"{base}:header", f"{base}:batches"]
+        self._holder = b""
+
+    def __str__(self) -> str:
+        return f"job {self._name!r} in {self._store.where}"
+
+    def _ms(self, seconds: float) -> int:
+        return max(1, math.ceil(seconds * 1000))
+
+    async def _call(self, what: str, command: Callable[[], Awaitable[Any]]) -> Any:
+        """One Redis call, run whole: redis-py cut off mid-call can leave a connection half closed."""
+        with anyio.CancelScope(shield=True), _answered(what):
+            return await command()
+
+    async def claim(self, holder: Holder, *, wait: float) -> None:
+        value = orjson.dumps(holder.to_json())
+        args = [value, self._ms(self._store.lease_ttl)]
+
+        async def attempt() -> Holder | None:
+            current = await self._call(
+                "take the job's lease", lambda: self._scripts["claim"](keys=self._keys[:1], args=args)
+            )
+            if current == 0:
+                self._holder = value
+                return None
+            with contextlib.suppress(orjson.JSONDecodeError):
+                return Holder.from_json(orjson.loads(current))
+            return Holder.from_json(None)
+
+        await claim_within(attempt, job=self._name, wait=wait)
+
+    async def keep(self) -> None:
+        ttl = self._store.lease_ttl
+        every = ttl / 3
+        args = [self._holder, self._ms(ttl)]
+        renewed = time.monotonic()
+        while True:
+            await anyio.sleep(every)
+            try:
+                held = await self._call(
+                    "renew the job's lease", lambda: self._scripts["renew"](keys=self._keys[:1], args=args)
+                )
+            except CheckpointUnavailableError:
+                held = None
+            if held == 0:
+                raise JobLeaseLostError(f"{self}: another process took over the job's lease")
+            if held:
+                renewed = time.monotonic()
+            elif time.monotonic() - renewed + every >= ttl:
+                raise JobLeaseLostError(
+                    f"{self}: could not renew the job's lease within its {ttl:g} s, so another "
+                    "worker may take the job over; stopped here (rerun to resume)"
+                )
+            else:
+                logger.warning("%s: could not renew the job's lease; trying again", self)
+
+    async def read(self) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+        header = await self._call("read the checkpoint", lambda: self._redis.get(self._keys[1]))
+        batches = await self._call("read the checkpoint", lambda: self._redis.hgetall(self._keys[2]))
+        if header is None:
+            return None
+        try:
+            parsed = orjson.loads(header)
+            records = [orjson.loads(value) for value in batches.values()]
+        except orjson.JSONDecodeError:
+            parsed = None
+        if not isinstance(parsed, dict):
+            raise NotACheckpointError(f"{self} is not a sendkit_async checkpoint")
+        return parsed, records
+
+    async def begin(self, header: dict[str, Any]) -> None:
+        args = [self._holder, orjson.dumps(header), self._ms(self._store.idle_ttl)]
+        await self._fenced("begin", args)
+
+    async def append(self, record: dict[str, Any]) -> None:
+        args = [self._holder, record["batch"], orjson.dumps(record), self._ms(self._store.idle_ttl)]
+        await self._fenced("append", args)
+
+    async def release(self, *, completed: bool) -> None:
+        args = [self._holder, self._ms(self._store.completed_ttl) if completed else ""]
+        await self._call(
+            "release the job's lease", lambda: self._scripts["release"](keys=self._keys, args=args)
+        )
+
+    async def _fenced(self, script: str, args: list[Any]) -> None:
+        written = await self._call(
+            "write the checkpoint", lambda: self._scripts[script](keys=self._keys, args=args)
+        )
+        if not written:
+            raise JobLeaseLostError(f"{self}: the job's lease was lost, so this process stopped writing")
