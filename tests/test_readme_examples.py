@@ -28,3 +28,12 @@ def test_the_pytest_plugin_example_passes_in_a_fresh_project_without_settings(tm
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1 passed" in result.stdout
     assert "sendkit_async" not in result.stdout  # no warning of ours
+
+
+def test_every_python_example_in_the_readme_is_valid_python():
+    import ast  # noqa: PLC0415
+
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.DOTALL)
+    assert len(blocks) >= 5
+    for code in blocks:  # snippets may await at the top level, as in a notebook or a REPL
+        compile(code, "README.md", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT | ast.PyCF_ONLY_AST)
