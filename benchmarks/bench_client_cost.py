@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -136,10 +137,16 @@ def measure(kind: str, count: int) -> dict[str, Any]:
     return result
 
 
+def median_of(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each field's median over the runs."""
+    return {name: statistics.median(r[name] for r in results) for name in results[0]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--count", type=int, default=2_000_000)
     parser.add_argument("--memory", type=int, nargs="*", default=[500_000, 5_000_000])
+    parser.add_argument("--repeat", type=int, default=3, help="interleaved runs per client; medians shown")
     parser.add_argument("--child", nargs=3, metavar=("KIND", "URL", "COUNT"))
     args = parser.parse_args()
     if args.child:
@@ -147,13 +154,23 @@ def main() -> None:
         print(json.dumps(child(kind, url, int(count))))
         return
 
-    rows = [(label, measure(kind, args.count)) for label, kind in (
+    clients = (
         ("hand-written aiohttp + orjson loop", "hand"),
         ("import_bulk, dedupe off", "sdk"),
         ("import_bulk, dedupe on", "sdk-dedupe"),
-    )]  # fmt: skip
+    )
+    # Interleaved rounds, each figure the median of its client's runs: the
+    # machine is shared, and one slow moment should not decide a ratio.
+    runs: dict[str, list[dict[str, Any]]] = {kind: [] for _, kind in clients}
+    for _ in range(args.repeat):
+        for _, kind in clients:
+            runs[kind].append(measure(kind, args.count))
+    rows = [(label, median_of(runs[kind])) for label, kind in clients]
     hand = rows[0][1]["cpu_us"]
-    print(f"\n{args.count:,} mixed-case, padded addresses into a sink server (its own process)\n")
+    print(
+        f"\n{args.count:,} mixed-case, padded addresses into a sink server (its own process); "
+        f"medians of {args.repeat} interleaved runs\n"
+    )
     print("| client | CPU µs / entry | vs hand loop | entries/s | 5 ms timer late, p99 / worst |")
     print("| --- | ---: | ---: | ---: | ---: |")
     for label, row in rows:
@@ -166,7 +183,8 @@ def main() -> None:
         print("| entries | dedupe off | dedupe on | dedupe cost per address | time, dedupe on / off |")
         print("| ---: | ---: | ---: | ---: | ---: |")
         for count in args.memory:
-            off, on = measure("sdk", count), measure("sdk-dedupe", count)
+            pairs = [(measure("sdk", count), measure("sdk-dedupe", count)) for _ in range(args.repeat)]
+            off, on = median_of([p[0] for p in pairs]), median_of([p[1] for p in pairs])
             per_address = (on["rss"] - off["rss"]) * 1024 * 1024 / count
             print(
                 f"| {count:,} | {off['rss']:.0f} MiB | {on['rss']:.0f} MiB | {per_address:.0f} B | "
