@@ -169,6 +169,12 @@ def reference_batches(entries, *, reason, dedupe, limit, max_bytes):
     ]
 
 
+def shape(batch):
+    """A batch as the reference batching describes one."""
+    rejected = [(r.position, r.reason) for r in batch.rejected]
+    return (batch.start, batch.end, batch.positions, batch.entries.rows(), rejected, batch.duplicates)
+
+
 plain = st.one_of(valid, domains, invalid.filter(lambda v: isinstance(v, str)), unicode_and_padding)
 
 
@@ -197,17 +203,7 @@ def test_batches_match_the_per_item_batching_exactly(entries, repeats, dedupe, l
         produced = asyncio.run(run())
     finally:
         prepare._CHUNK = original
-    actual = [
-        (
-            b.start,
-            b.end,
-            b.positions,
-            b.entries.rows(),
-            [(r.position, r.reason) for r in b.rejected],
-            b.duplicates,
-        )
-        for b in produced
-    ]
+    actual = list(map(shape, produced))
     assert actual == reference_batches(entries, reason=None, dedupe=dedupe, limit=limit, max_bytes=max_bytes)
 
 
@@ -237,17 +233,7 @@ def test_clean_chunks_take_the_fast_path_and_batch_exactly_as_item_by_item(
         return [batch async for batch in batcher.batches(entries)]
 
     produced = asyncio.run(run())
-    actual = [
-        (
-            b.start,
-            b.end,
-            b.positions,
-            b.entries.rows(),
-            [(r.position, r.reason) for r in b.rejected],
-            b.duplicates,
-        )
-        for b in produced
-    ]
+    actual = list(map(shape, produced))
     assert any(fast_slices)  # the fast path ran
     assert actual == reference_batches(entries, reason=None, dedupe=dedupe, limit=limit, max_bytes=max_bytes)
 

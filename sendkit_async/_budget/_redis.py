@@ -12,7 +12,6 @@ import os
 import secrets
 import socket
 from importlib import resources
-from types import TracebackType
 from typing import Any, Final
 
 import anyio
@@ -22,6 +21,7 @@ from typing_extensions import Self
 
 from sendkit_async._clock import Clock, SystemClock
 from sendkit_async._config import DEFAULT_MAX_RETRY_WAIT
+from sendkit_async._redis_owner import RedisOwner
 
 from ._gate import Gate
 from ._local import LocalBudget
@@ -46,7 +46,7 @@ class _RedisDownError(Exception):
     """Redis did not answer in time; the caller switches to the local budget."""
 
 
-class RedisBudget:
+class RedisBudget(RedisOwner):
     """One budget per API key, shared through Redis by every process and host on that key.
 
     Every acquire and every observation is one atomic Lua script run, timed by
@@ -86,9 +86,7 @@ class RedisBudget:
         "_gate",
         "_keys",
         "_local_permits",
-        "_owns",
         "_process",
-        "_redis",
         "_remote",
         "_retry_at",
         "_retry_every",
@@ -120,8 +118,7 @@ class RedisBudget:
         ):
             if not value > 0 or math.isinf(value):
                 raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
-        self._redis = client
-        self._owns = False
+        super().__init__(client)
         self._clock: Clock = clock or SystemClock()
         self.max_pause = max_pause
         self.prefix = prefix
@@ -147,26 +144,11 @@ class RedisBudget:
         client = aioredis.Redis.from_url(
             url, socket_timeout=timeout, socket_connect_timeout=timeout, retry_on_timeout=False
         )
-        budget = cls(client, **kwargs)
-        budget._owns = True
-        return budget
+        return cls(client, **kwargs).owning_client()
 
     def __repr__(self) -> str:
         state = "shared" if self._fallback is None else "local fallback"
         return f"RedisBudget(prefix={self.prefix!r}, {state})"
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Close the Redis connection pool if this budget opened it."""
-        if self._owns:
-            await self._redis.aclose()
 
     def bind(self, key_id: str) -> None:
         """Name this budget's keys after the key's fingerprint (the client calls it)."""

@@ -11,7 +11,6 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import timedelta
-from types import TracebackType
 from typing import Any, Final
 
 import anyio
@@ -21,6 +20,7 @@ from redis.exceptions import RedisError
 from typing_extensions import Self
 
 from sendkit_async._errors import ValidationError
+from sendkit_async._redis_owner import RedisOwner
 
 from ._lease import Holder, JobLeaseLostError, check_job_name, claim_within
 from ._stores import CheckpointUnavailableError, NotACheckpointError
@@ -77,7 +77,7 @@ def _seconds(name: str, value: object, minimum: float = 0.0) -> float:
     return float(value)
 
 
-class RedisCheckpoints:
+class RedisCheckpoints(RedisOwner):
     """Import checkpoints and job leases in Redis, shared by every worker on every host.
 
     Pass it as ``checkpoint=`` with a ``job=`` name (or pass a
@@ -115,14 +115,13 @@ class RedisCheckpoints:
         idle_ttl: float | timedelta = timedelta(days=30),
         prefix: str = "sendkit:job",
     ) -> None:
-        self._redis = redis
+        super().__init__(redis)
         self.lease_ttl = _seconds("lease_ttl", lease_ttl, _MIN_LEASE)
         self.completed_ttl = _seconds("completed_ttl", completed_ttl)
         self.idle_ttl = _seconds("idle_ttl", idle_ttl)
         if not isinstance(prefix, str) or not prefix:
             raise ValidationError(f"prefix must be a non-empty string, got {prefix!r}")
         self.prefix = prefix
-        self._owns = False
         scripts = {"claim": _CLAIM, "renew": _RENEW, "begin": _BEGIN, "append": _APPEND, "release": _RELEASE}
         self._scripts = {name: redis.register_script(source) for name, source in scripts.items()}
 
@@ -135,9 +134,7 @@ class RedisCheckpoints:
         """
         timeout = min(2.0, _seconds("lease_ttl", kwargs.get("lease_ttl", _LEASE_TTL), _MIN_LEASE) / 3)
         client = aioredis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
-        store = cls(client, **kwargs)
-        store._owns = True
-        return store
+        return cls(client, **kwargs).owning_client()
 
     def __repr__(self) -> str:
         return f"RedisCheckpoints({self.where}, prefix={self.prefix!r}, lease_ttl={self.lease_ttl})"
@@ -149,19 +146,6 @@ class RedisCheckpoints:
         if "path" in kwargs:
             return f"unix://{kwargs['path']}"
         return f"redis://{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Close the connection pool if this store opened it."""
-        if self._owns:
-            await self._redis.aclose()
 
     def job(self, name: str) -> _RedisJob:
         """The checkpoint of the job called ``name`` (1-200 printable characters, no spaces).

@@ -1,0 +1,41 @@
+"""What the Redis-backed parts share: a client they may own, and closing it once they are done.
+
+Needs the ``redis`` extra: ``pip install 'sendkit-async[redis]'``.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+import redis.asyncio as aioredis
+from typing_extensions import Self
+
+__all__ = ["RedisOwner"]
+
+
+class RedisOwner:
+    """Holds a ``redis.asyncio`` client; closes its pool on exit only if it opened it (``from_url``)."""
+
+    __slots__ = ("_owns", "_redis")
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self._redis = client
+        self._owns = False
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the Redis connection pool if this object opened it."""
+        if self._owns:
+            await self._redis.aclose()
+
+    def owning_client(self) -> Self:
+        """This object, now closing its client's pool in :meth:`aclose` (``from_url`` calls it)."""
+        self._owns = True
+        return self
