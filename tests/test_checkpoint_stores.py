@@ -311,3 +311,5 @@ def test_the_store_names_where_it_is_without_the_password():
     store = RedisCheckpoints(sync_redis.asyncio.Redis.from_url("redis://:hunter2@cache.internal:6380/3"))
     assert "hunter2" not in repr(store)
     assert str(store.job("nightly")) == "job 'nightly' in redis://cache.internal:6380/3"
+    secure = RedisCheckpoints(sync_redis.asyncio.Redis.from_url("rediss://:hunter2@cache.internal/0"))
+    assert secure.where == "rediss://cache.internal:6379/0"

@@ -35,30 +35,65 @@ def entries(count):
     return [f"user{i}@example.com" for i in range(count)]
 
 
-@pytest.mark.parametrize("checkpoint", [False, True])
-async def test_cancelling_an_import_at_random_points_is_always_plain_cancellation(tmp_path, checkpoint):
+class Where:
+    """No checkpoint, a file, or a job in a real Redis; and whether anything still holds a job."""
+
+    def __init__(self, kind, tmp_path, request):
+        self.kind, self.tmp_path = kind, tmp_path
+        self.redis = None
+        if kind == "redis":
+            import redis  # noqa: PLC0415
+
+            self.url = request.getfixturevalue("redis_server").url
+            self.redis = redis.Redis.from_url(self.url)
+
+    def args(self, attempt):
+        if self.kind == "file":
+            return {"checkpoint": self.tmp_path / f"job{attempt}.ckpt"}
+        if self.kind == "redis":
+            return {"checkpoint": self.url, "job": f"job{attempt}"}
+        return {}
+
+    def held(self):
+        if self.kind == "file":
+            return sorted(path.name for path in self.tmp_path.glob("*.lock"))
+        if self.kind == "redis":
+            return sorted(self.redis.scan_iter("*:lease"))
+        return []
+
+
+@pytest.fixture(params=["none", "file", "redis"])
+def where(request, tmp_path):
+    spot = Where(request.param, tmp_path, request)
+    yield spot
+    if spot.redis is not None:
+        spot.redis.close()
+
+
+async def test_cancelling_an_import_at_random_points_is_always_plain_cancellation(where):
     rng = random.Random(9)
     async with FakeSendKit(latency=0.02) as fake, fake.client() as client:
         for attempt in range(12):
-            path = tmp_path / f"job{attempt}.ckpt" if checkpoint else None
             job = asyncio.create_task(
-                client.dnc.import_bulk(entries(3000), batch_size=100, concurrency=4, checkpoint=path)
+                client.dnc.import_bulk(entries(3000), batch_size=100, concurrency=4, **where.args(attempt))
             )
             await asyncio.sleep(rng.uniform(0.0, 0.25))
             job.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await job
+            assert where.held() == []  # a cancelled job lets go of its lease, wherever it stopped
 
 
-@pytest.mark.parametrize("checkpoint", [False, True])
-async def test_a_cancel_scope_around_an_import_stops_it_quietly_at_any_point(tmp_path, checkpoint):
+async def test_a_cancel_scope_around_an_import_stops_it_quietly_at_any_point(where):
     rng = random.Random(10)
     async with FakeSendKit(latency=0.02) as fake, fake.client() as client:
         for attempt in range(12):
-            path = tmp_path / f"job{attempt}.ckpt" if checkpoint else None
             with anyio.move_on_after(rng.uniform(0.0, 0.25)) as scope:
-                await client.dnc.import_bulk(entries(3000), batch_size=100, concurrency=4, checkpoint=path)
+                await client.dnc.import_bulk(
+                    entries(3000), batch_size=100, concurrency=4, **where.args(attempt)
+                )
             assert scope.cancelled_caught or fake.dnc_emails() >= set(entries(3000))
+            assert where.held() == []
 
 
 ID = "664a1b2c3d4e5f6a7b8c9d0e"

@@ -10,12 +10,13 @@ keeps them; the rules are here.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Any, Final
 
 import anyio
 
-from sendkit_async._errors import ConfigurationError, ValidationError
+from sendkit_async._errors import ConfigurationError, SendKitError, ValidationError
 
 from ._lease import Holder
 from ._prepare import Batch
@@ -57,11 +58,6 @@ class Checkpoint:
         """
         try:
             await self._store.claim(Holder.here(), wait=wait)
-        except BaseException:
-            with anyio.CancelScope(shield=True):
-                await self._close_owned()
-            raise
-        try:
             try:
                 found = await self._store.read()
             except NotACheckpointError as exc:
@@ -70,7 +66,9 @@ class Checkpoint:
                 self._load(*found)
             await self._store.begin(self._header)
         except BaseException:
-            with anyio.CancelScope(shield=True):
+            # Let go of whatever was taken, even when a cancellation cut the claim
+            # short; the error that stopped the opening is the one to tell.
+            with anyio.CancelScope(shield=True), contextlib.suppress(SendKitError):
                 await self.close(completed=False)
             raise
 

@@ -142,10 +142,14 @@ class RedisCheckpoints(RedisOwner):
     @property
     def where(self) -> str:
         """``redis://host:port/db`` without any password, for messages."""
-        kwargs = self._redis.connection_pool.connection_kwargs
+        pool = self._redis.connection_pool
+        kwargs = pool.connection_kwargs
         if "path" in kwargs:
             return f"unix://{kwargs['path']}"
-        return f"redis://{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
+        scheme = "rediss" if issubclass(pool.connection_class, aioredis.SSLConnection) else "redis"
+        return (
+            f"{scheme}://{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
+        )
 
     def job(self, name: str) -> _RedisJob:
         """The checkpoint of the job called ``name`` (1-200 printable characters, no spaces).
