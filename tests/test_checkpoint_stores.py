@@ -313,3 +313,30 @@ def test_the_store_names_where_it_is_without_the_password():
     assert str(store.job("nightly")) == "job 'nightly' in redis://cache.internal:6380/3"
     secure = RedisCheckpoints(sync_redis.asyncio.Redis.from_url("rediss://:hunter2@cache.internal/0"))
     assert secure.where == "rediss://cache.internal:6379/0"
+
+
+async def test_when_redis_dies_mid_job_the_job_stops_with_every_entry_accounted_for(redis_server):
+    async with (
+        RedisCheckpoints.from_url(redis_server.url, lease_ttl=0.6) as store,
+        FakeSendKit(latency=0.05) as fake,
+        fake.client() as client,
+    ):
+
+        def kill_redis(progress):
+            if progress.batches == 3:
+                redis_server.kill()
+
+        with pytest.raises(ImportAbortedError) as caught:
+            await client.dnc.import_bulk(
+                distinct_valid(5_000),
+                batch_size=100,
+                concurrency=2,
+                on_progress=kill_redis,
+                checkpoint=store,
+                job="orphaned",
+            )
+    assert isinstance(caught.value.__cause__, (CheckpointUnavailableError, JobLeaseLostError))
+    report = caught.value.report
+    assert report.balanced
+    assert report.imported == len(fake.dnc_emails())  # a batch that landed is reported as landed
+    assert report.imported >= 300

@@ -10,13 +10,13 @@ keeps them; the rules are here.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from typing import Any, Final
 
 import anyio
 
 from sendkit_async._errors import ConfigurationError, SendKitError, ValidationError
+from sendkit_async._logs import logger
 
 from ._lease import Holder
 from ._prepare import Batch
@@ -66,9 +66,8 @@ class Checkpoint:
                 self._load(*found)
             await self._store.begin(self._header)
         except BaseException:
-            # Let go of whatever was taken, even when a cancellation cut the claim
-            # short; the error that stopped the opening is the one to tell.
-            with anyio.CancelScope(shield=True), contextlib.suppress(SendKitError):
+            # Let go of whatever was taken, even when a cancellation cut the claim short.
+            with anyio.CancelScope(shield=True):
                 await self.close(completed=False)
             raise
 
@@ -85,9 +84,15 @@ class Checkpoint:
         await self._store.keep()
 
     async def close(self, *, completed: bool) -> None:
-        """Release the lease (a completed job's records start to expire) and any store opened for it."""
+        """Release the lease (a completed job's records start to expire) and any store opened for it.
+
+        Never raises for a store that cannot be reached: the lease then ends
+        by itself within its TTL (logged as a warning).
+        """
         try:
             await self._store.release(completed=completed)
+        except SendKitError as exc:  # cleanup: the lease ends by itself within its TTL
+            logger.warning("%s: could not let go of the job: %s", self._store, exc)
         finally:
             await self._close_owned()
 

@@ -6,7 +6,6 @@ Needs the ``redis`` extra: ``pip install 'sendkit-async[redis]'``.
 from __future__ import annotations
 
 import contextlib
-import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -20,14 +19,13 @@ from redis.exceptions import RedisError
 from typing_extensions import Self
 
 from sendkit_async._errors import ValidationError
+from sendkit_async._logs import logger
 from sendkit_async._redis_owner import RedisOwner
 
 from ._lease import Holder, JobLeaseLostError, check_job_name, claim_within
 from ._stores import CheckpointUnavailableError, NotACheckpointError
 
 __all__ = ["RedisCheckpoints"]
-
-logger = logging.getLogger("sendkit_async")
 
 # KEYS: lease, header, batches. Every write is fenced by the lease: a holder
 # that lost it (paused past its TTL while another took over) writes nothing.
