@@ -249,13 +249,7 @@ class ImportJob:
                     if self._checkpoint is not None:
                         lease.start_soon(self._hold, self._checkpoint)
                     try:
-                        async with anyio.create_task_group() as task_group:
-                            self._task_group = task_group
-                            send, receive = anyio.create_memory_object_stream[Batch](0)
-                            task_group.start_soon(self._produce, send)
-                            async with receive:
-                                for _ in range(self._options.concurrency):
-                                    task_group.start_soon(self._work, receive.clone(), out.clone())
+                        await self._send_all(out)
                     finally:
                         lease.cancel_scope.cancel()
                 completed = self._fatal is None
@@ -270,6 +264,16 @@ class ImportJob:
                 with contextlib.suppress(anyio.BrokenResourceError):  # the consumer may be gone
                     for batch in sorted(self._pending.values(), key=lambda b: b.index):
                         out.send_nowait(self._unsent(batch))
+
+    async def _send_all(self, out: MemoryObjectSendStream[BatchResult]) -> None:
+        """Batch the input and send it, ``concurrency`` batches at a time."""
+        async with anyio.create_task_group() as task_group:
+            self._task_group = task_group
+            send, receive = anyio.create_memory_object_stream[Batch](0)
+            task_group.start_soon(self._produce, send)
+            async with receive:
+                for _ in range(self._options.concurrency):
+                    task_group.start_soon(self._work, receive.clone(), out.clone())
 
     async def _open_checkpoint(self) -> None:
         options = self._options
