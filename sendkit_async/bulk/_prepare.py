@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import sys
+from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
+from operator import contains, rshift, setitem
 from typing import Any, Final
 
 import anyio.lowlevel
@@ -104,6 +107,74 @@ async def _chunks(source: EntrySource) -> AsyncIterator[list[Any]]:
         await anyio.lowlevel.checkpoint()
 
 
+class SeenAddresses:
+    """Every distinct address of a job, exactly: no digest, so no collision can drop a valid entry.
+
+    They are dict keys: CPython stops tracking a dict whose keys and values
+    are all strings and ``None``, so the garbage collector's full passes skip
+    it instead of walking millions of addresses while the import runs. Up to
+    32,768 addresses they are the keys of one dict. Beyond that, of 256 dicts
+    picked by the top byte of each address' hash, so that no dict grows past
+    a 256th of the job: a dict of millions of addresses holds the event loop
+    each time it doubles (75 to 105 ms at 2,000,000 on the 2-core machine
+    this project is measured on), and 256 of them for about 15 ms at most.
+    The price is about half a microsecond more per address, as the lookups
+    then go through a few ``map`` calls instead of one set operation.
+
+    Memory is about 100 bytes per distinct address either way (the string
+    and its slot; measured in ``benchmarks/bench_client_cost.py``). No
+    Python object is under 32 bytes, so a smaller exact set would need
+    compiled code; pass ``dedupe=False`` for constant memory when the input
+    is known to be clean.
+    """
+
+    __slots__ = ("_one", "_shards")
+    _SPLIT: Final = 1 << 15
+    # The top byte of a hash picks the shard (as a signed number, -128..127,
+    # which a list of 256 indexes just as well).
+    _SHIFT: Final = sys.hash_info.width - 8
+
+    def __init__(self) -> None:
+        self._one: dict[str, None] = {}
+        self._shards: list[dict[str, None]] | None = None
+
+    def __len__(self) -> int:
+        return len(self._one) if self._shards is None else sum(map(len, self._shards))
+
+    def add(self, email: str) -> bool:
+        """Remember an address; ``False`` if it was already there."""
+        seen = self._one if self._shards is None else self._shards[hash(email) >> self._SHIFT]
+        if email in seen:
+            return False
+        seen[email] = None
+        if len(self._one) >= self._SPLIT:
+            self._split()
+        return True
+
+    def add_if_all_new(self, emails: dict[str, None]) -> bool:
+        """Remember distinct addresses if none is here yet; if one is, remember none and say ``False``."""
+        if self._shards is None:
+            if not self._one.keys().isdisjoint(emails):
+                return False
+            self._one.update(emails)
+            if len(self._one) >= self._SPLIT:
+                self._split()
+            return True
+        picks = map(rshift, map(hash, emails), itertools.repeat(self._SHIFT))
+        shards = list(map(self._shards.__getitem__, picks))
+        if any(map(contains, shards, emails)):
+            return False
+        # shard[email] = None for each, run in C.
+        deque(map(setitem, shards, emails, itertools.repeat(None)), maxlen=0)
+        return True
+
+    def _split(self) -> None:
+        shards: list[dict[str, None]] = [{} for _ in range(256)]
+        for email in self._one:
+            shards[hash(email) >> self._SHIFT][email] = None
+        self._shards, self._one = shards, {}
+
+
 @attrs.define
 class Batcher:
     """Validates and groups entries.
@@ -115,26 +186,15 @@ class Batcher:
     ``batch_size`` entries or when the next entry would take its JSON body
     past ``max_bytes``.
 
-    Deduplication keeps every distinct address of the job, exactly (no
-    digest, so no collision can ever drop an entry): about 100 bytes each
-    (measured), so roughly 100 MB per million distinct entries. Any Python
-    object costs at least 32 bytes plus its slot, so a smaller exact set
-    would need compiled code; pass ``dedupe=False`` for constant memory
-    when the input is known to be clean. They are the keys of a dict rather
-    than a set: CPython stops tracking a dict whose keys and values are all
-    strings and ``None``, so the garbage collector's full passes skip it
-    instead of walking millions of addresses while the import runs (p99
-    lateness of a 5 ms timer on the same loop: 57 ms with a set, 20 ms with
-    the dict, at 2,000,000 addresses). One dict rather than shards: 256
-    dicts picked by hash would bound the pause of a resize, but measured
-    2.5x slower per address, since their lookups run in Python.
+    Deduplication keeps every distinct address of the job, exactly: see
+    :class:`SeenAddresses`.
     """
 
     batch_size: int
     max_bytes: int
     dedupe: bool
     reason: DncReason | None = None
-    seen: dict[str, None] = attrs.Factory(dict)
+    seen: SeenAddresses = attrs.Factory(SeenAddresses)
 
     async def batches(self, source: EntrySource) -> AsyncIterator[Batch]:
         """Yield batches in input order; memory holds one open batch at a time."""
@@ -165,9 +225,8 @@ class Batcher:
             return None
         if self.dedupe:
             fresh = dict.fromkeys(normal)
-            if len(fresh) != count or not self.seen.keys().isdisjoint(fresh):
+            if len(fresh) != count or not self.seen.add_if_all_new(fresh):
                 return None
-            self.seen.update(fresh)
         reason = (self.reason or DncReason.IMPORT).value
         closed: list[Batch] = []
         done = 0
@@ -203,12 +262,10 @@ class Batcher:
                 cursor.batch.rejected.append(RejectedEntry(cursor.position, _show(item), str(exc)))
                 cursor.position += 1
                 continue
-            if dedupe:
-                if email in seen:
-                    cursor.batch.duplicates += 1
-                    cursor.position += 1
-                    continue
-                seen[email] = None
+            if dedupe and not seen.add(email):
+                cursor.batch.duplicates += 1
+                cursor.position += 1
+                continue
             size = len(email) + _ENTRY_OVERHEAD
             batch = cursor.batch
             if len(batch.entries) >= self.batch_size or (
