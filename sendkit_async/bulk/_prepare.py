@@ -168,6 +168,14 @@ class SeenAddresses:
         deque(map(setitem, shards, emails, itertools.repeat(None)), maxlen=0)
         return True
 
+    async def forget(self) -> None:
+        """Let go of every address, a shard at a time: freeing millions at once would hold the loop."""
+        for shard in self._shards or ():
+            shard.clear()
+            await anyio.lowlevel.checkpoint()
+        self._one.clear()
+        self._shards = None
+
     def _split(self) -> None:
         shards: list[dict[str, None]] = [{} for _ in range(256)]
         for email in self._one:
@@ -207,6 +215,7 @@ class Batcher:
         cursor.batch.end = cursor.position
         if cursor.batch.end > cursor.batch.start:
             yield cursor.batch
+        await self.seen.forget()  # the input is all read: no more repeats to catch
 
     def _close(self, cursor: _Cursor, closed: list[Batch]) -> None:
         cursor.batch.end = cursor.position
