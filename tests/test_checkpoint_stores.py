@@ -18,7 +18,7 @@ from sendkit_async import (
     RedisCheckpoints,
     ValidationError,
 )
-from sendkit_async.bulk import Holder
+from sendkit_async.bulk import FailureKind, Holder
 from sendkit_async.testing import DEFAULT_WORKSPACE_ID, FakeSendKit
 
 from .conftest import free_port
@@ -245,9 +245,14 @@ async def test_a_run_that_loses_its_lease_stops_and_accounts_for_everything(redi
             )
     client_redis.close()
     assert isinstance(caught.value.__cause__, JobLeaseLostError)
-    report = caught.value.report
+    assert_accounted(caught.value.report, fake)
+
+
+def assert_accounted(report, fake):
+    """Every entry is in the report; what landed is imported, or was in flight at the stop."""
     assert report.balanced
-    assert report.imported == len(fake.dnc_emails())
+    in_flight = [f for f in report.failed if f.kind is FailureKind.INTERRUPTED]
+    assert report.imported <= len(fake.dnc_emails()) <= report.imported + len(in_flight)
 
 
 async def test_an_unreachable_store_stops_the_job_before_anything_is_sent():
@@ -336,7 +341,5 @@ async def test_when_redis_dies_mid_job_the_job_stops_with_every_entry_accounted_
                 job="orphaned",
             )
     assert isinstance(caught.value.__cause__, (CheckpointUnavailableError, JobLeaseLostError))
-    report = caught.value.report
-    assert report.balanced
-    assert report.imported == len(fake.dnc_emails())  # a batch that landed is reported as landed
-    assert report.imported >= 300
+    assert_accounted(caught.value.report, fake)
+    assert caught.value.report.imported >= 300  # the batches that landed before are reported as landed
