@@ -221,31 +221,44 @@ async def test_a_completed_job_lets_go_of_its_lease_and_its_records_expire(spot)
             assert 6 * 86_400 < ttl <= 7 * 86_400
 
 
-async def test_a_run_that_loses_its_lease_stops_and_accounts_for_everything(redis_server):
-    client_redis = sync_redis.Redis.from_url(redis_server.url)
-    stolen = json.dumps({"host": "elsewhere", "pid": 7, "started": "2026-01-01T00:00:00+00:00", "token": "x"})
+async def import_until_stopped(url, job, *, at_batch, then):
+    """Import 5,000 entries as a Redis job, calling ``then()`` once ``at_batch`` batches landed.
+
+    Returns the error that stopped the job, and the fake server.
+    """
     async with (
-        RedisCheckpoints.from_url(redis_server.url, lease_ttl=0.6) as store,
+        RedisCheckpoints.from_url(url, lease_ttl=0.6) as store,
         FakeSendKit(latency=0.05) as fake,
         fake.client() as client,
     ):
 
-        def steal(progress):
-            if progress.batches == 2:
-                client_redis.set("sendkit:job:{stolen}:lease", stolen, px=60_000)
+        def act(progress):
+            if progress.batches == at_batch:
+                then()
 
         with pytest.raises(ImportAbortedError) as caught:
             await client.dnc.import_bulk(
                 distinct_valid(5_000),
                 batch_size=100,
                 concurrency=2,
-                on_progress=steal,
+                on_progress=act,
                 checkpoint=store,
-                job="stolen",
+                job=job,
             )
+    return caught.value, fake
+
+
+async def test_a_run_that_loses_its_lease_stops_and_accounts_for_everything(redis_server):
+    client_redis = sync_redis.Redis.from_url(redis_server.url)
+    stolen = json.dumps({"host": "elsewhere", "pid": 7, "started": "2026-01-01T00:00:00+00:00", "token": "x"})
+
+    def steal():
+        client_redis.set("sendkit:job:{stolen}:lease", stolen, px=60_000)
+
+    stopped, fake = await import_until_stopped(redis_server.url, "stolen", at_batch=2, then=steal)
     client_redis.close()
-    assert isinstance(caught.value.__cause__, JobLeaseLostError)
-    assert_accounted(caught.value.report, fake)
+    assert isinstance(stopped.__cause__, JobLeaseLostError)
+    assert_accounted(stopped.report, fake)
 
 
 def assert_accounted(report, fake):
@@ -321,25 +334,9 @@ def test_the_store_names_where_it_is_without_the_password():
 
 
 async def test_when_redis_dies_mid_job_the_job_stops_with_every_entry_accounted_for(redis_server):
-    async with (
-        RedisCheckpoints.from_url(redis_server.url, lease_ttl=0.6) as store,
-        FakeSendKit(latency=0.05) as fake,
-        fake.client() as client,
-    ):
-
-        def kill_redis(progress):
-            if progress.batches == 3:
-                redis_server.kill()
-
-        with pytest.raises(ImportAbortedError) as caught:
-            await client.dnc.import_bulk(
-                distinct_valid(5_000),
-                batch_size=100,
-                concurrency=2,
-                on_progress=kill_redis,
-                checkpoint=store,
-                job="orphaned",
-            )
-    assert isinstance(caught.value.__cause__, (CheckpointUnavailableError, JobLeaseLostError))
-    assert_accounted(caught.value.report, fake)
-    assert caught.value.report.imported >= 300  # the batches that landed before are reported as landed
+    stopped, fake = await import_until_stopped(
+        redis_server.url, "orphaned", at_batch=3, then=redis_server.kill
+    )
+    assert isinstance(stopped.__cause__, (CheckpointUnavailableError, JobLeaseLostError))
+    assert_accounted(stopped.report, fake)
+    assert stopped.report.imported >= 300  # the batches that landed before are reported as landed
