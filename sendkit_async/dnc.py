@@ -99,15 +99,9 @@ class PreparedEntries(Sequence[DncEntry]):
     @overload
     def __getitem__(self, index: slice) -> PreparedEntries: ...
     def __getitem__(self, index: int | slice) -> DncEntry | PreparedEntries:
-        kinds, reasons = self.kinds, self.reasons
+        kind, reason = _pick(self.kinds, index), _pick(self.reasons, index)
         if isinstance(index, slice):
-            return PreparedEntries(
-                self.emails[index],
-                kinds if isinstance(kinds, str) else kinds[index],
-                reasons if isinstance(reasons, str) else reasons[index],
-            )
-        kind = kinds if isinstance(kinds, str) else kinds[index]
-        reason = reasons if isinstance(reasons, str) else reasons[index]
+            return PreparedEntries(self.emails[index], kind, reason)
         return DncEntry._trusted(self.emails[index], EntryType(kind), DncReason(reason))  # noqa: SLF001
 
     def __repr__(self) -> str:
@@ -146,6 +140,15 @@ def _added(column: list[str] | str, value: str, before: int, count: int = 1) -> 
         column = [column] * before
     column.extend(itertools.repeat(value, count))
     return column
+
+
+@overload
+def _pick(column: list[str] | str, index: int) -> str: ...
+@overload
+def _pick(column: list[str] | str, index: slice) -> list[str] | str: ...
+def _pick(column: list[str] | str, index: int | slice) -> list[str] | str:
+    """A column's value(s) at ``index``: a shared value stands for every entry."""
+    return column if isinstance(column, str) else column[index]
 
 
 def _column(column: list[str] | str, entries: PreparedEntries) -> Iterable[str]:
