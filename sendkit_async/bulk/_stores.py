@@ -95,10 +95,11 @@ class FileJob:
     Writes run on a worker thread, so the event loop never waits on the disk.
     """
 
-    __slots__ = ("_file", "_lock", "_path", "_start")
+    __slots__ = ("_file", "_lock", "_lock_path", "_path", "_start")
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self._path = Path(path)
+        self._lock_path = self._path.with_name(self._path.name + ".lock")
         self._file: Any = None
         self._lock: Any = None
         self._start = 0
@@ -137,7 +138,7 @@ class FileJob:
             return None
         import fcntl  # noqa: PLC0415 - POSIX only
 
-        path = self._path.with_name(self._path.name + ".lock")
+        path = self._lock_path
         path.parent.mkdir(parents=True, exist_ok=True)
         lock = path.open("a+b")
         try:
@@ -206,5 +207,5 @@ class FileJob:
             file.close()
         lock, self._lock = self._lock, None
         if lock is not None:
-            self._path.with_name(self._path.name + ".lock").unlink(missing_ok=True)
+            self._lock_path.unlink(missing_ok=True)
             lock.close()  # closing drops the flock
