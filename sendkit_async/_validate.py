@@ -7,12 +7,20 @@ addresses for suppression, so the checks reject what can never be delivered
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Final
 
 from ._errors import ValidationError
 
-__all__ = ["all_normal_emails", "check_whole", "is_object_id", "normalize_domain", "normalize_email"]
+__all__ = [
+    "all_normal_emails",
+    "check_seconds",
+    "check_whole",
+    "is_object_id",
+    "normalize_domain",
+    "normalize_email",
+]
 
 MAX_EMAIL_LENGTH: Final = 254
 MAX_LOCAL_LENGTH: Final = 64
@@ -111,6 +119,21 @@ def check_whole(name: str, value: object, *, minimum: int | None = None) -> None
     if isinstance(value, bool) or not isinstance(value, int) or (minimum is not None and value < minimum):
         at_least = "" if minimum is None else f", at least {minimum}"
         raise ValidationError(f"{name} must be a whole number{at_least}, got {value!r}")
+
+
+def check_seconds(name: str, value: object, *, above: float | None = None, finite: bool = True) -> float:
+    """``value`` as seconds: a number, more than ``above`` (without it, 0 or more), and finite unless told.
+
+    Raises:
+        ValidationError: naming the argument and what it was given.
+    """
+    if not isinstance(value, bool) and isinstance(value, (int, float)):
+        in_range = value > above if above is not None else value >= 0  # NaN is in no range
+        if in_range and (math.isfinite(value) or not finite):
+            return float(value)
+    bound = "0 or more" if above is None else f"more than {above:g}"
+    kind = "finite number" if finite else "number"
+    raise ValidationError(f"{name} must be a {kind} of seconds, {bound}, got {value!r}")
 
 
 def is_object_id(value: object) -> bool:

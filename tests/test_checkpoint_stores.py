@@ -1,6 +1,7 @@
 """Checkpoint stores: a file and Redis keep the same job the same way, and a lease keeps it to one run."""
 
 import json
+import math
 import os
 import socket
 from datetime import datetime, timedelta, timezone
@@ -18,7 +19,7 @@ from sendkit_async import (
     RedisCheckpoints,
     ValidationError,
 )
-from sendkit_async.bulk import FailureKind, Holder
+from sendkit_async.bulk import FailureKind, Holder, ImportOptions
 from sendkit_async.testing import DEFAULT_WORKSPACE_ID, FakeSendKit
 
 from .conftest import free_port
@@ -340,3 +341,17 @@ async def test_when_redis_dies_mid_job_the_job_stops_with_every_entry_accounted_
     assert isinstance(stopped.__cause__, (CheckpointUnavailableError, JobLeaseLostError))
     assert_accounted(stopped.report, fake)
     assert stopped.report.imported >= 300  # the batches that landed before are reported as landed
+
+
+def test_waits_and_lifetimes_take_seconds_and_say_what_they_take():
+    assert ImportOptions(checkpoint="job.ckpt", lease_wait=math.inf).lease_wait == math.inf  # wait for ever
+    store = RedisCheckpoints(sync_redis.asyncio.Redis(), completed_ttl=timedelta(hours=1), lease_ttl=2)
+    assert (store.completed_ttl, store.lease_ttl) == (3600.0, 2.0)
+    with pytest.raises(
+        ValidationError, match=r"lease_ttl must be a finite number of seconds, more than 0\.3"
+    ):
+        RedisCheckpoints(sync_redis.asyncio.Redis(), lease_ttl=0.3)
+    with pytest.raises(
+        ValidationError, match="lease_wait must be a number of seconds, 0 or more, got 'soon'"
+    ):
+        ImportOptions(checkpoint="job.ckpt", lease_wait="soon")

@@ -39,7 +39,7 @@ from sendkit_async._errors import (
 from sendkit_async._session import CallStats, Session
 from sendkit_async._tracing import job_span
 from sendkit_async._types import NOT_GIVEN
-from sendkit_async._validate import check_whole
+from sendkit_async._validate import check_seconds, check_whole
 from sendkit_async.dnc import PreparedEntries
 from sendkit_async.models import DncReason, _reason
 
@@ -119,8 +119,7 @@ def _job(_instance: object, _attribute: attrs.Attribute[Any], value: object) -> 
 
 
 def _wait(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-        raise ValidationError(f"{attribute.name} must be a number of seconds, 0 or more, got {value!r}")
+    check_seconds(attribute.name, value, finite=False)  # math.inf: wait as long as it takes
 
 
 @attrs.frozen

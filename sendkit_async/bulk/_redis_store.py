@@ -21,6 +21,7 @@ from typing_extensions import Self
 from sendkit_async._errors import ValidationError
 from sendkit_async._logs import logger
 from sendkit_async._redis_owner import RedisOwner
+from sendkit_async._validate import check_seconds
 
 from ._lease import Holder, JobLeaseLostError, check_job_name, claim_within
 from ._stores import CheckpointUnavailableError, NotACheckpointError
@@ -65,14 +66,8 @@ _MIN_LEASE: Final = 0.3
 _LEASE_TTL: Final = 5.0
 
 
-def _seconds(name: str, value: object, minimum: float = 0.0) -> float:
-    if isinstance(value, timedelta):
-        value = value.total_seconds()
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValidationError(f"{name} must be a finite number of seconds, got {value!r}")
-    if value <= minimum:
-        raise ValidationError(f"{name} must be more than {minimum} seconds, got {value!r}")
-    return float(value)
+def _seconds(name: str, value: float | timedelta, above: float = 0.0) -> float:
+    return check_seconds(name, value.total_seconds() if isinstance(value, timedelta) else value, above=above)
 
 
 class RedisCheckpoints(RedisOwner):
