@@ -11,7 +11,7 @@ keeps them; the rules are here.
 from __future__ import annotations
 
 import os
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import anyio
 
@@ -23,7 +23,10 @@ from ._prepare import Batch
 from ._report import BatchResult, FailedEntry, FailureKind
 from ._stores import CheckpointStore, FileJob, JobStore, NotACheckpointError
 
-__all__ = ["Checkpoint", "CheckpointMismatchError", "checkpoint_for", "is_store_url"]
+if TYPE_CHECKING:
+    from ._redis_store import RedisCheckpoints
+
+__all__ = ["Checkpoint", "CheckpointMismatchError", "checkpoint_for", "is_store_url", "redis_checkpoints"]
 
 VERSION: Final = 2
 
@@ -164,12 +167,21 @@ def checkpoint_for(
     if isinstance(checkpoint, CheckpointStore):
         return Checkpoint(checkpoint.job(str(job)), settings)
     if is_store_url(checkpoint):
-        try:
-            from ._redis_store import RedisCheckpoints  # noqa: PLC0415 - the optional extra
-        except ImportError:
-            raise ConfigurationError(
-                "a redis:// checkpoint needs the redis extra: pip install 'sendkit-async[redis]'"
-            ) from None
-        store = RedisCheckpoints.from_url(str(checkpoint))
+        store = redis_checkpoints(str(checkpoint))
         return Checkpoint(store.job(str(job)), settings, owned=store)
     return Checkpoint(FileJob(checkpoint), settings)
+
+
+def redis_checkpoints(url: str, **options: Any) -> RedisCheckpoints:
+    """A :class:`RedisCheckpoints` with a connection pool of its own to ``url`` (close it after).
+
+    Raises:
+        ConfigurationError: the ``redis`` extra is not installed.
+    """
+    try:
+        from ._redis_store import RedisCheckpoints  # noqa: PLC0415 - the optional extra
+    except ImportError:
+        raise ConfigurationError(
+            "a redis:// checkpoint needs the redis extra: pip install 'sendkit-async[redis]'"
+        ) from None
+    return RedisCheckpoints.from_url(url, **options)

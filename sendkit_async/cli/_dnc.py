@@ -20,7 +20,6 @@ import orjson
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from sendkit_async._errors import ConfigurationError
 from sendkit_async.bulk import (
     DEFAULT_CONCURRENCY,
     CheckpointMismatchError,
@@ -28,7 +27,7 @@ from sendkit_async.bulk import (
     ImportReport,
     JobLeaseHeldError,
 )
-from sendkit_async.bulk._checkpoint import is_store_url
+from sendkit_async.bulk._checkpoint import is_store_url, redis_checkpoints
 from sendkit_async.bulk._report import ReportBuilder
 
 from ._input import InputFile, UnreadableInputError
@@ -246,21 +245,11 @@ async def _resuming(resume: Resume | None, source: InputFile) -> AsyncIterator[d
     if resume is None:
         yield {}
         return
-    if not is_store_url(resume.where):
-        if resume.job is not None:
-            raise click.UsageError(
-                "--job names a job in a Redis checkpoint; a checkpoint file is its own job"
-            )
+    if not is_store_url(resume.where):  # dnc_import refused --job with a file
         yield {"checkpoint": resume.where, "lease_wait": resume.lease_wait}
         return
-    try:
-        from sendkit_async.bulk._redis_store import RedisCheckpoints  # noqa: PLC0415 - the optional extra
-    except ImportError:
-        raise ConfigurationError(
-            "a redis:// --checkpoint needs the redis extra: pip install 'sendkit-async[redis]'"
-        ) from None
     job = resume.job or default_job_name(source.path)
-    async with RedisCheckpoints.from_url(resume.where, lease_ttl=resume.lease_ttl) as store:
+    async with redis_checkpoints(resume.where, lease_ttl=resume.lease_ttl) as store:
         yield {"checkpoint": store, "job": job, "lease_wait": resume.lease_wait}
 
 
