@@ -4,6 +4,7 @@ import json
 import math
 import os
 import socket
+import sys
 from datetime import datetime, timedelta, timezone
 
 import anyio
@@ -355,3 +356,22 @@ def test_waits_and_lifetimes_take_seconds_and_say_what_they_take():
         ValidationError, match="lease_wait must be a number of seconds, 0 or more, got 'soon'"
     ):
         ImportOptions(checkpoint="job.ckpt", lease_wait="soon")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no flock on Windows")
+async def test_a_lock_held_by_something_unreadable_is_still_refused_and_said_so(tmp_path):
+    import fcntl  # noqa: PLC0415 - POSIX only
+
+    lock = (tmp_path / "job.ckpt.lock").open("wb")
+    fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    lock.write(b"not json")
+    lock.flush()
+    try:
+        async with FakeSendKit() as fake, fake.client() as client:
+            with pytest.raises(ImportAbortedError) as caught:
+                await client.dnc.import_bulk(["a@example.com"], checkpoint=tmp_path / "job.ckpt")
+        assert isinstance(caught.value.__cause__, JobLeaseHeldError)
+        assert "an unknown host (pid 0)" in str(caught.value.__cause__)
+        assert fake.stats.requests == 0
+    finally:
+        lock.close()

@@ -7,10 +7,11 @@ import secrets
 import socket
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
-from typing import Any, Final
+from typing import Final
 
 import anyio
 import attrs
+import orjson
 
 from sendkit_async._errors import SendKitError, ValidationError
 
@@ -35,13 +36,18 @@ class Holder:
         """This process, from now."""
         return cls(socket.gethostname(), os.getpid(), datetime.now(timezone.utc), secrets.token_hex(16))
 
-    def to_json(self) -> dict[str, Any]:
-        """The holder as stored beside the job."""
-        return {"host": self.host, "pid": self.pid, "started": self.started.isoformat(), "token": self.token}
+    def encode(self) -> bytes:
+        """The holder as stored beside the job (JSON)."""
+        started = self.started.isoformat()
+        return orjson.dumps({"host": self.host, "pid": self.pid, "started": started, "token": self.token})
 
     @classmethod
-    def from_json(cls, data: Any) -> Holder:
-        """A holder as :meth:`to_json` stored it; unreadable parts read as unknown."""
+    def decode(cls, stored: bytes) -> Holder:
+        """A holder as :meth:`encode` stored it; unreadable parts read as unknown."""
+        try:
+            data = orjson.loads(stored)
+        except orjson.JSONDecodeError:
+            data = None
         if not isinstance(data, dict):
             data = {}
         try:

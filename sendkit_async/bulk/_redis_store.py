@@ -190,7 +190,7 @@ class _RedisJob:
             return await command()
 
     async def claim(self, holder: Holder, *, wait: float) -> None:
-        value = orjson.dumps(holder.to_json())
+        value = holder.encode()
         args = [value, self._ms(self._store.lease_ttl)]
 
         async def attempt() -> Holder | None:
@@ -200,9 +200,7 @@ class _RedisJob:
             if current == 0:
                 self._holder = value
                 return None
-            with contextlib.suppress(orjson.JSONDecodeError):
-                return Holder.from_json(orjson.loads(current))
-            return Holder.from_json(None)
+            return Holder.decode(current)
 
         await claim_within(attempt, job=self._name, wait=wait)
 

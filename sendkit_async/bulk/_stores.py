@@ -9,7 +9,6 @@ Redis store is in :mod:`._redis_store`.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 from pathlib import Path
@@ -147,16 +146,14 @@ class FileJob:
             lock.seek(0)
             data = lock.read()
             lock.close()
-            with contextlib.suppress(orjson.JSONDecodeError):
-                return Holder.from_json(orjson.loads(data))
-            return Holder.from_json(None)
+            return Holder.decode(data)
         # The last holder removes the file as it lets go: a lock taken on the
         # removed file holds nothing, so look again.
         if not path.exists() or os.stat(path).st_ino != os.fstat(lock.fileno()).st_ino:  # noqa: PTH116
             lock.close()
             return self._try_lock(holder)
         lock.truncate(0)
-        lock.write(orjson.dumps(holder.to_json()))
+        lock.write(holder.encode())
         lock.flush()
         self._lock = lock
         return None
