@@ -95,10 +95,10 @@ def test_one_run_per_job_a_second_exits_2_naming_the_holder_and_a_third_takes_ov
             wait_until(lambda: landed(store, "nightly") >= 1)
             second = run_cli(argv, env)
             first.kill()
-            killed = time.monotonic()
+            first.wait()
+        left = store.pttl("sendkit:job:{nightly}:lease")  # nobody renews it now: it ends within its TTL
         fake.latency = 0
         third = run_cli([*argv, "--lease-wait", "30"], env)
-        took_over = time.monotonic() - killed
         stored = fake.dnc_emails()
     store.close()
     assert second.returncode == 2, second.stderr
@@ -107,7 +107,7 @@ def test_one_run_per_job_a_second_exits_2_naming_the_holder_and_a_third_takes_ov
     assert json.loads(second.stdout)["read"] == 0  # it read and sent nothing
     assert third.returncode == 0, third.stderr
     assert json.loads(third.stdout)["resumed_batches"] >= 1
-    assert took_over < 1.5 + 10  # the lease ended within its TTL; the rest is start-up and the import
+    assert 0 < left <= 1_500
     assert stored == {f"user{i}@example.com" for i in range(COUNT)}
 
 
