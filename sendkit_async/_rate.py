@@ -19,8 +19,11 @@ class RateLimit:
         observed_at: when the answer arrived, on the client's monotonic clock.
         window: the policy window in seconds, when the server names it
             (IETF ``RateLimit-Policy: ...;w=``).
-        reset_resolution: 1.0 when the server sent the reset in whole seconds
-            (or as an epoch timestamp), 0 when it sent a finer value.
+        reset_resolution: the granularity of the reset as sent: 1.0 for whole
+            seconds (or a whole epoch second), 0.001 for epoch milliseconds, 0
+            for a fractional delay.
+        reset_epoch: the reset as the server's epoch timestamp, when it sent one
+            (it carries the server's clock, which may differ from ours).
     """
 
     limit: int | None
@@ -29,6 +32,7 @@ class RateLimit:
     observed_at: float
     window: float | None = None
     reset_resolution: float = 0.0
+    reset_epoch: float | None = None
 
     @property
     def resets_at(self) -> float | None:

@@ -24,6 +24,8 @@ RATE_LIMITED: Final = 429
 # X-RateLimit-Reset is either seconds until the reset or a Unix timestamp;
 # no window is anywhere near 30 years long, so anything above this is a timestamp.
 _EPOCH_THRESHOLD: Final = 1e9
+# ... and above this, epoch milliseconds.
+_EPOCH_MS_THRESHOLD: Final = 1e11
 _LEADING_NUMBER = re.compile(r"\s*(-?\d+(?:\.\d+)?)")
 
 
@@ -90,7 +92,8 @@ def parse_rate_limit(headers: Mapping[str, str], *, observed_at: float, now: flo
     separate ``RateLimit-Limit/-Remaining/-Reset``, its combined
     ``RateLimit: limit=10, remaining=3, reset=1``, and its structured
     ``RateLimit: "default";r=3;t=1`` with ``RateLimit-Policy: "default";q=10;w=1``.
-    A reset above 1e9 is an epoch timestamp, anything else seconds from now.
+    A reset above 1e9 is an epoch timestamp (above 1e11, in milliseconds),
+    anything else seconds from now.
 
     Args:
         headers: response headers (case-insensitive mapping).
@@ -119,10 +122,15 @@ def parse_rate_limit(headers: Mapping[str, str], *, observed_at: float, now: flo
     if limit is None and remaining is None and reset is None:
         return None
     resolution = 0.0
+    epoch: float | None = None
     if reset is not None:
         if raw_reset is not None and re.fullmatch(r"\s*-?\d+\s*", raw_reset):
             resolution = 1.0
+        if reset > _EPOCH_MS_THRESHOLD:
+            reset /= 1000.0
+            resolution /= 1000.0
         if reset > _EPOCH_THRESHOLD:
+            epoch = reset
             reset -= now
     return RateLimit(
         limit=None if limit is None else int(limit),
@@ -131,6 +139,7 @@ def parse_rate_limit(headers: Mapping[str, str], *, observed_at: float, now: flo
         observed_at=observed_at,
         window=window,
         reset_resolution=resolution,
+        reset_epoch=epoch,
     )
 
 

@@ -1,8 +1,10 @@
 """A virtual-time simulation: workers pace through a budget against an in-process limiter.
 
-No sockets: the server is a limiter shape from ``sendkit_async.testing``, its
-headers are parsed by the same functions as the session's, and the whole run
-takes milliseconds of real time on a :class:`FakeClock`.
+No sockets to the server: it is a limiter shape from ``sendkit_async.testing``
+spelled by a :class:`Spelling`, its headers are parsed by the same functions as
+the session's, and the whole run takes milliseconds of real time on a
+:class:`FakeClock` (the Redis budget's calls are real, but the clock stands
+still while they are out).
 """
 
 from __future__ import annotations
@@ -13,10 +15,10 @@ import anyio
 import attrs
 from multidict import CIMultiDict
 
-from sendkit_async._budget import Lane, LocalBudget, Observation
+from sendkit_async._budget import Lane, LocalBudget, Observation, RateBudget
 from sendkit_async._retry import parse_rate_limit, parse_retry_after
 from sendkit_async.testing import FakeClock
-from sendkit_async.testing._limits import HeaderStyle, Limiter, rate_headers
+from sendkit_async.testing._limits import Limiter, Spelling
 
 
 @attrs.define
@@ -29,34 +31,43 @@ class Run:
     elapsed: float = 0.0
 
 
-def answer_headers(
-    limiter: Limiter, style: HeaderStyle, now: float, retry_after: float | None
-) -> CIMultiDict[str]:
-    headers = CIMultiDict(rate_headers(limiter.state(now), style))
-    if retry_after is not None:
-        headers["Retry-After"] = str(max(1, -int(-retry_after // 1)))
-    return headers
+@attrs.define
+class Server:
+    """The limiter as a server would run it: on its own (possibly offset) clock, stamping on arrival."""
+
+    limiter: Limiter
+    spelling: Spelling
+    clock: FakeClock
+    latency: float
+
+    def now(self) -> float:
+        return self.clock.wall() + self.spelling.clock_offset
+
+    def decide(self) -> tuple[int, CIMultiDict[str]]:
+        now = self.now()
+        verdict = self.limiter.hit(now)
+        headers = CIMultiDict(self.spelling.headers(self.limiter.state(now), now))
+        if not verdict.allowed:
+            headers["Retry-After"] = self.spelling.retry_after_value(verdict.retry_after, now)
+        return (200 if verdict.allowed else 429), headers
 
 
-async def exchange(budget, clock, limiter, style, latency, lane, run) -> bool:
+async def exchange(budget: RateBudget, server: Server, lane: Lane, run: Run) -> bool:
+    clock = server.clock
     permit = await budget.acquire(lane)
-    sent, sent_wall = clock.monotonic(), clock.wall()
-    run.sends.append(sent)
+    sent_wall = clock.wall()
+    run.sends.append(clock.monotonic())
     run.requests += 1
-    verdict = limiter.hit(sent)
-    # Like a real edge, the limiter stamps its fields when it decides.
-    headers = answer_headers(limiter, style, sent, None if verdict.allowed else verdict.retry_after)
-    await clock.sleep(latency)
-    now = clock.monotonic()
-    status = 200 if verdict.allowed else 429
-    rate = parse_rate_limit(headers, observed_at=now, now=clock.wall())
+    status, headers = server.decide()
+    await clock.sleep(server.latency)
+    rate = parse_rate_limit(headers, observed_at=clock.monotonic(), now=clock.wall())
     retry_after = parse_retry_after(headers, clock.wall())
     observation = Observation.of(
         status, sent_at=sent_wall, received_at=clock.wall(), rate=rate, retry_after=retry_after
     )
     await budget.observe(permit, observation)
-    run.rate_limited += not verdict.allowed
-    return verdict.allowed
+    run.rate_limited += status == 429
+    return status != 429
 
 
 async def simulate(
@@ -65,21 +76,22 @@ async def simulate(
     requests: int,
     workers: int = 8,
     latency: float = 0.1,
-    style: HeaderStyle = "x",
-    budget: LocalBudget | None = None,
+    spelling: Spelling | None = None,
+    budget: RateBudget | None = None,
     clock: FakeClock | None = None,
     interactive_every: float | None = None,
 ) -> Run:
     """Send ``requests`` bulk requests from ``workers`` workers (each retried until admitted)."""
     clock = clock or FakeClock(auto_advance=False)
     budget = budget or LocalBudget(clock=clock)
+    server = Server(limiter, spelling or Spelling(), clock, latency)
     run = Run()
     jobs = itertools.count()
     start = clock.monotonic()
 
     async def worker() -> None:
         while next(jobs) < requests:
-            while not await exchange(budget, clock, limiter, style, latency, Lane.BULK, run):
+            while not await exchange(budget, server, Lane.BULK, run):
                 pass
             run.done += 1
 
@@ -89,7 +101,7 @@ async def simulate(
         while run.done < requests - workers:
             await clock.sleep(interactive_every)
             asked = clock.monotonic()
-            while not await exchange(budget, clock, limiter, style, latency, Lane.INTERACTIVE, run):
+            while not await exchange(budget, server, Lane.INTERACTIVE, run):
                 pass
             waits.append(clock.monotonic() - asked - latency)
 
@@ -103,3 +115,52 @@ async def simulate(
     await clock.drive(main())
     run.elapsed = clock.monotonic() - start
     return run
+
+
+async def crowd(
+    limiter: Limiter,
+    *,
+    calls: int,
+    latency: float,
+    spelling: Spelling | None = None,
+    budget: RateBudget | None = None,
+    clock: FakeClock | None = None,
+) -> Run:
+    """``calls`` single interactive calls started at once, each retried until admitted."""
+    clock = clock or FakeClock(auto_advance=False)
+    budget = budget or LocalBudget(clock=clock)
+    server = Server(limiter, spelling or Spelling(), clock, latency)
+    run = Run()
+    start = clock.monotonic()
+
+    async def one() -> None:
+        while not await exchange(budget, server, Lane.INTERACTIVE, run):
+            pass
+        run.done += 1
+
+    async def main() -> None:
+        async with anyio.create_task_group() as group:
+            for _ in range(calls):
+                group.start_soon(one)
+
+    await clock.drive(main())
+    run.elapsed = clock.monotonic() - start
+    return run
+
+
+def redis_budget(client, clock: FakeClock, *, prefix: str, key: str = "sim", **kwargs):
+    """A :class:`RedisBudget` on a real server that runs in ``clock``'s virtual time."""
+    from sendkit_async._budget._redis import RedisBudget  # noqa: PLC0415 - the optional extra
+
+    class VirtualRedisBudget(RedisBudget):
+        __slots__ = ()
+
+        async def _call(self, operation, *args):
+            with clock.working():
+                return await super()._call(operation, *args)
+
+    budget = VirtualRedisBudget(
+        client, clock=clock, prefix=prefix, script_time=clock.wall, timeout=5, **kwargs
+    )
+    budget.bind(key)
+    return budget

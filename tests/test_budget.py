@@ -1,125 +1,184 @@
 import math
 
 import anyio
+import orjson
 import pytest
 
 from sendkit_async import Lane, LocalBudget, Observation, RateLimitError, SendKit, Shape
-from sendkit_async._budget import Pacer
+from sendkit_async._budget import Learner
+from sendkit_async._budget._admit import Admission, decide, take
 from sendkit_async.testing import FakeClock, FakeSendKit
-from sendkit_async.testing._limits import make_limiter
+from sendkit_async.testing._limits import Spelling, make_limiter
 
 from .conftest import API, KEY
 from .sim import simulate
 
-# -- the pacer's rules, with plain numbers ------------------------------------
+# -- the learner's rules, with plain numbers -----------------------------------
 
 
-def answer(pacer, now, *, sent, status=200, limit=10, remaining=None, reset=None, resolution=0.0, retry=None):
-    pacer.observe(
+def answer(
+    learner, now, *, seq, sent, status=200, limit=10, remaining=None, reset=None, resolution=0.0, **kw
+):
+    learner.observe(
         now,
+        seq=seq,
         sent=sent,
         status=status,
         limit=limit,
         remaining=remaining,
         reset=reset,
         reset_resolution=resolution,
-        window=None,
-        retry=retry,
+        **kw,
     )
+
+
+def slot(learner, state, now):
+    return decide(state, learner.plan(), now)
 
 
 def test_the_first_request_goes_alone_until_an_answer_arrives():
-    pacer = Pacer(max_pause=60)
-    assert pacer.slot(0.0) == 0.0
-    pacer.take(0.0)
-    assert math.isinf(pacer.slot(0.0))
-    answer(pacer, 0.1, sent=0.0, remaining=9, reset=1.0)
-    assert pacer.slot(0.1) < math.inf
+    learner, state = Learner(max_pause=60), Admission()
+    assert slot(learner, state, 0.0) == 0.0
+    take(state, learner.plan(), 0.0)
+    assert math.isinf(slot(learner, state, 0.0))
+    state.in_flight -= 1
+    answer(learner, 0.1, seq=0, sent=0.0, remaining=9, reset=1.0)
+    assert slot(learner, state, 0.1) < math.inf
 
 
-def test_a_spent_statement_makes_the_next_send_wait_for_its_reset():
-    pacer = Pacer(max_pause=60)
-    pacer.take(0.0)
-    answer(pacer, 0.1, sent=0.0, remaining=1, reset=0.5)
-    pacer.take(0.1)
-    pacer.take(0.2)  # one past what the server granted
-    assert pacer.slot(0.2) >= 0.5
+def test_a_spent_precise_statement_makes_the_next_send_wait_for_its_reset():
+    learner, state = Learner(max_pause=60), Admission()
+    take(state, learner.plan(), 0.0)
+    answer(learner, 0.1, seq=0, sent=0.0, remaining=1, reset=0.5)
+    take(state, learner.plan(), 0.1)  # the one the server still granted
+    assert slot(learner, state, 0.2) >= 0.5
 
 
-def test_the_interval_is_the_granted_time_per_request():
-    pacer = Pacer(max_pause=60)
-    pacer.take(0.0)
-    answer(pacer, 0.1, sent=0.0, remaining=9, reset=1.0)  # 10 requests over 1 s
-    assert pacer.interval == pytest.approx(0.1, rel=0.03)
+def test_the_interval_is_the_granted_time_per_request_with_a_small_margin():
+    learner = Learner(max_pause=60)
+    answer(learner, 0.1, seq=0, sent=0.0, remaining=9, reset=1.0)  # 10 requests over 1 s
+    assert learner.plan().interval == pytest.approx(0.1, rel=0.03)
 
 
-def test_a_whole_second_reset_is_not_enforced_and_a_policy_names_the_interval():
-    pacer = Pacer(max_pause=60)
-    pacer.take(0.0)
-    pacer.observe(
-        0.1,
-        sent=0.0,
-        status=200,
-        limit=20,
-        remaining=0,
-        reset=1.0,
-        reset_resolution=1.0,
-        window=2.0,
-        retry=None,
-    )
-    assert pacer.interval == pytest.approx(0.1, rel=0.03)  # 20 per 2 s
-    assert pacer.slot(0.1) < 0.5  # the rounded reset does not hold it
+@pytest.mark.parametrize("remaining", [9, 5, 0])
+def test_a_whole_second_reset_bounds_the_window_and_is_never_taken_as_a_sample(remaining):
+    # Limit 10 and "1" (rounded up) from now: 10 per second, whatever Remaining says.
+    learner = Learner(max_pause=60)
+    answer(learner, 0.1, seq=0, sent=0.0, remaining=remaining, reset=1.0, resolution=1.0)
+    assert learner.plan().interval == pytest.approx(0.1, rel=0.03)
+    assert learner.plan().credit == -1  # a rounded statement is not enforced
 
 
-def test_a_429_pauses_every_caller_until_retry_after():
-    pacer = Pacer(max_pause=60)
-    pacer.take(0.0)
-    answer(pacer, 0.1, sent=0.0, status=429, remaining=None, retry=2.1)
-    assert pacer.pause_until == pytest.approx(2.1)
-    assert pacer.slot(0.2) == pytest.approx(2.1)
+@pytest.mark.parametrize("offset", [-2.0, -0.4, 0.0, 0.4, 2.0])
+def test_epoch_resets_give_the_window_whatever_the_servers_clock_offset(offset):
+    # An aligned 1-second window: the reset names the next whole second of the server's clock.
+    learner = Learner(max_pause=60)
+    for seq in range(30):
+        sent = 0.05 + seq * 0.1
+        reset = math.ceil(sent + offset + 1e-9) - offset
+        answer(
+            learner,
+            sent + 0.1,
+            seq=seq,
+            sent=sent,
+            remaining=9 - seq % 10,
+            reset=reset,
+            resolution=1.0,
+            reset_server=True,
+        )
+        if seq == 0:
+            assert learner.plan().interval == pytest.approx(0.1, rel=0.03)
+    assert learner.plan().interval == pytest.approx(0.1, rel=0.03)
+
+
+def test_a_named_policy_names_the_interval():
+    learner = Learner(max_pause=60)
+    answer(learner, 0.1, seq=0, sent=0.0, limit=20, remaining=0, reset=1.0, resolution=1.0, window=2.0)
+    assert learner.plan().interval == pytest.approx(0.1, rel=0.03)  # 20 per 2 s
+
+
+def test_others_spending_the_same_window_slow_us_to_what_is_left():
+    # Ours every 0.1 s; the countdown falls by two each time: someone else spends as much.
+    learner = Learner(max_pause=60)
+    for seq in range(5):
+        sent = seq * 0.1
+        answer(
+            learner,
+            sent + 0.05,
+            seq=seq,
+            sent=sent,
+            remaining=9 - 2 * seq,
+            reset=1.001,
+            resolution=1.0,
+            reset_server=True,
+        )
+    assert learner.foreign_rate == pytest.approx(10.0, rel=0.25)
+    assert learner.plan().interval > 0.15
+
+
+def test_a_429_pauses_every_caller_until_a_precise_retry_after():
+    learner, state = Learner(max_pause=60), Admission()
+    answer(learner, 0.1, seq=0, sent=0.0, status=429, remaining=None, retry=2.15)
+    assert learner.pause_until == pytest.approx(2.15)
+    assert slot(learner, state, 0.2) == pytest.approx(2.15)
+
+
+def test_a_blind_servers_first_429_gives_the_rate_from_the_middle_of_what_retry_after_allows():
+    # 10 admitted from 0.0; sent at 1.0, answered at 1.1 with "1": the window ends in (1.0, 2.1].
+    learner = Learner(max_pause=60)
+    answer(learner, 0.1, seq=0, sent=0.0, limit=None)
+    for seq in range(1, 10):
+        answer(learner, 0.1 * seq + 0.1, seq=seq, sent=0.1 * seq, limit=None)
+    answer(learner, 1.1, seq=10, sent=1.0, status=429, limit=None, retry=2.1)
+    assert learner.pause_until == pytest.approx(2.1)  # the server's word: nothing better is known
+    assert learner.blind_interval == pytest.approx(1.55 / 10)
+
+
+def test_a_first_429_at_a_known_rate_costs_a_short_pause_not_a_rounded_second():
+    learner = Learner(max_pause=60)
+    answer(learner, 0.1, seq=0, sent=0.0, remaining=9, reset=1.0, resolution=1.0)
+    answer(learner, 3.1, seq=30, sent=3.0, status=429, remaining=0, reset=4.0, resolution=1.0, retry=4.1)
+    assert learner.pause_until == pytest.approx(3.1 + 2 * learner.plan().interval / learner.penalty, rel=0.1)
+    answer(learner, 3.4, seq=31, sent=3.3, status=429, remaining=0, reset=4.0, resolution=1.0, retry=4.4)
+    assert learner.pause_until == pytest.approx(4.4)  # a second one soon after: the server's word
 
 
 def test_a_precise_reset_beats_a_retry_after_rounded_up_to_whole_seconds():
-    pacer = Pacer(max_pause=60)
-    pacer.take(0.0)
-    answer(pacer, 0.1, sent=0.0, remaining=0, reset=0.1)
-    pacer.take(0.1)
+    learner = Learner(max_pause=60)
+    answer(learner, 0.1, seq=0, sent=0.0, remaining=0, reset=0.1)
     # A token bucket: the next request is allowed at 0.2; Retry-After says ceil(0.1) = 1 s.
-    answer(pacer, 0.2, sent=0.1, status=429, remaining=0, reset=0.2, retry=1.2)
-    assert pacer.pause_until < 0.25
+    answer(learner, 0.2, seq=1, sent=0.1, status=429, remaining=0, reset=0.2, retry=1.2)
+    assert learner.pause_until < 0.25
 
 
 @pytest.mark.parametrize("wait", [61.0, 100_000.0])
 def test_a_pause_longer_than_max_pause_leaves_only_a_short_probing_pause(wait):
-    pacer = Pacer(max_pause=60)
-    pacer.take(0.0)
-    answer(pacer, 0.1, sent=0.0, status=429, remaining=None, retry=0.1 + wait)
-    assert 0.1 < pacer.pause_until <= 1.1
+    learner = Learner(max_pause=60)
+    answer(learner, 0.1, seq=0, sent=0.0, status=429, remaining=None, retry=0.1 + wait)
+    assert 0.1 < learner.pause_until <= 1.1
 
 
 def test_a_pause_never_outlives_what_the_server_said():
-    pacer = Pacer(max_pause=60)
-    pacer.take(0.0)
-    answer(pacer, 0.1, sent=0.0, status=429, remaining=None, retry=0.35)
-    assert pacer.pause_until <= 0.35
+    learner = Learner(max_pause=60)
+    answer(learner, 0.1, seq=0, sent=0.0, status=429, remaining=None, retry=0.35)
+    assert learner.pause_until <= 0.35
 
 
 def test_without_rate_fields_two_requests_fly_until_the_first_429():
-    pacer = Pacer(max_pause=60)
-    pacer.take(0.0)
-    answer(pacer, 0.1, sent=0.0)
-    assert pacer.shape is Shape.BLIND
-    pacer.take(0.1)
-    pacer.take(0.1)
-    assert math.isinf(pacer.slot(0.1))
+    learner, state = Learner(max_pause=60), Admission()
+    answer(learner, 0.1, seq=0, sent=0.0, limit=None)
+    assert learner.shape == Shape.BLIND.value
+    take(state, learner.plan(), 0.1)
+    take(state, learner.plan(), 0.1)
+    assert math.isinf(slot(learner, state, 0.1))
 
 
-def test_a_transport_failure_frees_its_place_and_teaches_nothing():
-    pacer = Pacer(max_pause=60)
-    pacer.take(0.0)
-    pacer.release()
-    assert pacer.in_flight == 0
-    assert pacer.shape is Shape.UNKNOWN
+def test_the_learner_travels_as_plain_data():
+    learner = Learner(max_pause=60)
+    answer(learner, 0.1, seq=0, sent=0.0, remaining=9, reset=1.0, resolution=1.0, reset_server=True)
+    again = Learner.load(orjson.loads(orjson.dumps(learner.dump())))
+    assert again == learner
+    assert again.plan() == learner.plan()
 
 
 # -- convergence: eight workers against each limiter shape, in virtual time ----
@@ -139,24 +198,24 @@ SHAPES = [
 async def test_the_budget_converges_to_the_servers_rate_with_few_429s(
     shape, style, share, burst, limit, latency
 ):
-    limiter = make_limiter(shape, limit, 1.0, burst=burst, tenant_share=share, start=0.0)
+    limiter = make_limiter(shape, limit, 1.0, burst=burst, tenant_share=share, start=1_700_000_000.0)
     rate = limit * (1 - share)
     requests = int(rate * 10)
-    run = await simulate(limiter, requests=requests, style=style, latency=latency)
-    assert run.elapsed <= 1.15 * requests / rate
-    assert run.rate_limited <= 0.03 * requests
+    run = await simulate(limiter, requests=requests, spelling=Spelling(style), latency=latency)
+    assert run.elapsed <= 1.10 * (requests / rate + latency)
+    assert run.rate_limited <= 0.02 * requests
 
 
 @pytest.mark.parametrize("shape", ["fixed", "sliding"])
 async def test_without_rate_fields_the_rate_is_learned_from_a_handful_of_429s(shape):
-    limiter = make_limiter(shape, 10, 1.0, start=0.0)
-    run = await simulate(limiter, requests=200, style="none")
-    assert run.rate_limited <= 6  # not one a window: 20 windows here
-    assert run.elapsed <= 1.35 * 20
+    limiter = make_limiter(shape, 10, 1.0, start=1_700_000_000.0)
+    run = await simulate(limiter, requests=200, spelling=Spelling("none"))
+    assert run.rate_limited <= 5  # not one a window: 20 windows here
+    assert run.elapsed <= 1.25 * 20
 
 
 async def test_interactive_calls_wait_about_one_interval_during_a_saturating_import():
-    limiter = make_limiter("fixed", 10, 1.0, start=0.0)
+    limiter = make_limiter("fixed", 10, 1.0, start=1_700_000_000.0)
     run = await simulate(limiter, requests=200, workers=16, interactive_every=0.73)
     waits = run.finished["interactive"]
     assert len(waits) > 10

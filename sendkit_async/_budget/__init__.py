@@ -8,16 +8,17 @@ from __future__ import annotations
 
 from ._cap import RateCap
 from ._local import LocalBudget
-from ._pacer import Pacer
+from ._pacer import Learner, Plan
 from ._protocol import BudgetSnapshot, Lane, Observation, Permit, RateBudget, Shape
 
 __all__ = [
     "BudgetSnapshot",
     "Lane",
+    "Learner",
     "LocalBudget",
     "Observation",
-    "Pacer",
     "Permit",
+    "Plan",
     "RateBudget",
     "RateCap",
     "Shape",

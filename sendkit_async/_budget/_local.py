@@ -8,23 +8,25 @@ import math
 from sendkit_async._clock import Clock, SystemClock
 from sendkit_async._config import DEFAULT_MAX_RETRY_WAIT
 
+from ._admit import Admission, decide, take
 from ._gate import Gate
-from ._pacer import Pacer
-from ._protocol import BudgetSnapshot, Lane, Observation, Permit
+from ._pacer import Learner, Plan
+from ._protocol import BudgetSnapshot, Lane, Observation, Permit, Shape
 
-__all__ = ["LocalBudget"]
+__all__ = ["LocalBudget", "learn", "snapshot_of"]
 
 
 class LocalBudget:
     """Paces every request of the clients that share it, learned from the server's answers.
 
     Callers queue at one gate, interactive ones ahead of bulk ones. The caller
-    at the gate waits for its slot (see :mod:`._pacer` for how slots are
-    chosen), takes it and lets the next one in; while it waits, every answer
-    makes it look again, and a bulk caller steps back to the head of its lane
-    when an interactive one arrives. So a crowd of waiting workers leaves one
-    by one at the paced rate, and a single interactive call waits about one
-    send interval even while an import keeps the budget full.
+    at the gate waits for its slot (see :mod:`._pacer` for what the answers
+    teach and :mod:`._admit` for how slots are given), takes it and lets the
+    next one in; while it waits, every answer makes it look again, and a bulk
+    caller steps back to the head of its lane when an interactive one
+    arrives. So a crowd of waiting workers leaves one by one at the paced
+    rate, and a single interactive call waits about one send interval even
+    while an import keeps the budget full.
 
     Make one per event loop; it keeps no global state.
 
@@ -44,7 +46,7 @@ class LocalBudget:
         ValueError: a negative or infinite ``max_pause``, or a share outside (0, 1].
     """
 
-    __slots__ = ("_clock", "_gate", "_pacer", "_sent", "_tokens")
+    __slots__ = ("_clock", "_gate", "_learner", "_plan", "_sent", "_state", "_tokens")
 
     def __init__(
         self, *, clock: Clock | None = None, max_pause: float = DEFAULT_MAX_RETRY_WAIT, share: float = 1.0
@@ -54,9 +56,11 @@ class LocalBudget:
         if not 0 < share <= 1:
             raise ValueError(f"share must be in (0, 1], got {share!r}")
         self._clock: Clock = clock or SystemClock()
-        self._pacer = Pacer(max_pause=max_pause, share=share)
+        self._learner = Learner(max_pause=max_pause, share=share)
+        self._plan: Plan = self._learner.plan()
+        self._state = Admission()
         self._gate = Gate(self._clock)
-        self._sent: dict[int, float] = {}
+        self._sent: dict[int, tuple[int, float]] = {}
         self._tokens = itertools.count()
 
     def __repr__(self) -> str:
@@ -67,19 +71,18 @@ class LocalBudget:
 
     async def acquire(self, lane: Lane = Lane.INTERACTIVE) -> Permit:
         """Wait for this caller's slot; cancellation leaves the queue cleanly."""
-        now = await self._gate.turn(lane, lambda: self._claim(lane))
+        seq, now = await self._gate.turn(lane, lambda: self._claim(lane))
         token = next(self._tokens)
-        self._sent[token] = now
+        self._sent[token] = (seq, now)
         return Permit(lane=lane, token=token, granted_at=self._clock.wall())
 
-    async def _claim(self, lane: Lane) -> float | None:
-        """Wait (holding the gate) for the slot and take it, returning the time; ``None`` to step aside."""
+    async def _claim(self, lane: Lane) -> tuple[int, float] | None:
+        """Wait (holding the gate) for the slot and take it; ``None`` to step aside."""
         while True:
             now = self._clock.monotonic()
-            slot = self._pacer.slot(now)
+            slot = decide(self._state, self._plan, now)
             if slot <= now:
-                self._pacer.take(now, slot)
-                return now
+                return take(self._state, self._plan, now), now
             if lane is Lane.BULK and self._gate.urgent():
                 return None
             await self._gate.nap(None if math.isinf(slot) else slot - now)
@@ -88,41 +91,69 @@ class LocalBudget:
         """Learn from an answer (or its absence); never waits and never raises."""
         sent = self._sent.pop(permit.token, None)
         if sent is not None:
-            self._learn(sent, observation)
+            self._state.in_flight = max(self._state.in_flight - 1, 0)
+            if observation.status is not None:
+                now = self._clock.monotonic()
+                learn(self._learner, observation, seq=sent[0], sent=sent[1], now=now, wall=self._clock.wall())
+                self._plan = self._learner.plan()
         self._gate.rouse()
-
-    def _learn(self, sent: float, observation: Observation) -> None:
-        if observation.status is None:
-            self._pacer.release()
-            return
-        now = self._clock.monotonic()
-        # Server times are epoch seconds; turn them into this clock's time via the
-        # answer's arrival, so a step of the wall clock cannot shift them.
-
-        def local(moment: float | None) -> float | None:
-            return None if moment is None else now + (moment - observation.received_at)
-
-        self._pacer.observe(
-            now,
-            sent=sent,
-            status=observation.status,
-            limit=observation.limit,
-            remaining=observation.remaining,
-            reset=local(observation.reset_at),
-            reset_resolution=observation.reset_resolution,
-            window=observation.window,
-            retry=local(observation.retry_at),
-        )
 
     def snapshot(self) -> BudgetSnapshot:
         """The budget's state now."""
-        pacer = self._pacer
-        return BudgetSnapshot(
-            shape=pacer.shape,
-            limit=pacer.limit,
-            remaining=pacer.remaining,
-            interval=pacer.interval,
-            paused_for=max(pacer.pause_until - self._clock.monotonic(), 0.0),
+        return snapshot_of(
+            self._learner,
+            self._state,
+            self._plan,
+            now=self._clock.monotonic(),
             waiting=self._gate.waiting,
-            in_flight=pacer.in_flight,
         )
+
+
+def learn(
+    learner: Learner, observation: Observation, *, seq: int, sent: float, now: float, wall: float
+) -> None:
+    """Teach ``learner`` one answer, turning its epoch times into the budget's time ``now``.
+
+    Server times are epoch seconds; they become the budget's time through the
+    answer's arrival (``wall`` is the epoch time of ``now``), so a step of the
+    wall clock between the two cannot shift them.
+    """
+    status = observation.status
+    if status is None:
+        return
+
+    def local(moment: float | None) -> float | None:
+        return None if moment is None else now + (moment - wall)
+
+    learner.observe(
+        now,
+        seq=seq,
+        sent=sent,
+        status=status,
+        received=local(observation.received_at),
+        limit=observation.limit,
+        remaining=observation.remaining,
+        reset=local(observation.reset_at),
+        reset_resolution=observation.reset_resolution,
+        reset_server=observation.reset_server,
+        window=observation.window,
+        retry=local(observation.retry_at),
+    )
+
+
+def snapshot_of(
+    learner: Learner, state: Admission, plan: Plan, *, now: float, waiting: int
+) -> BudgetSnapshot:
+    """What a budget shows of a learner and its admission state."""
+    remaining = None
+    if learner.st_remaining >= 0:
+        remaining = max(learner.st_remaining - (state.seq - learner.st_seq - 1), 0)
+    return BudgetSnapshot(
+        shape=Shape(learner.shape),
+        limit=learner.limit or None,
+        remaining=remaining,
+        interval=plan.interval,
+        paused_for=max(plan.pause_until - now, 0.0),
+        waiting=waiting,
+        in_flight=state.in_flight,
+    )

@@ -1,351 +1,406 @@
-"""When the next request may leave: a pure state machine over times passed in.
+"""How fast one key may go, learned from its answers: the SDK's one set of pacing rules.
 
-The pacer learns one number, the *interval* between sends that the server
-sustains, and keeps one fact, the server's latest *statement* ("``remaining``
-more until ``reset_at``"). Both come from every answer, whatever limiter the
-server runs:
+The :class:`Learner` reads every answer and keeps a :class:`Plan`; admission
+(:mod:`._admit`, and its twin in ``budget.lua``) only enforces the plan over
+the state every caller shares. So the learning exists once, in Python, for the
+in-process budget and the Redis one alike.
 
-* Each answer with rate-limit fields gives a sample of the interval:
-  ``(reset_at - sent_at) / (remaining + 1)``, the time the server grants per
-  request counted from when this request arrived. Under a fixed or sliding
-  window paced evenly that is ``window / limit``; under a token bucket (where
-  ``Remaining`` stays near 0 and ``Reset`` is when the next request is
-  allowed) it is the refill interval; when another client spends the same key,
-  ``Remaining`` falls faster and the samples grow to this client's share. The
-  median of recent samples is used, so no single answer is taken blindly, and
-  never below ``longest reset seen / limit``, the sustained rate of a window
-  (a sample taken late in a window with budget left over would say "hurry",
-  which a sliding window punishes; the longest reset is kept while the limit
-  stays the same). An IETF ``RateLimit-Policy`` (``q``
-  requests per ``w`` seconds) names the interval outright.
-* The statement is a hard limit: once this client's sends since the stated
-  request use up ``remaining``, the next one waits for ``reset_at``, and each
-  one after it for an interval after the later of that slot and its
-  predecessor's actual departure (as a token bucket counts them). A 429 for a
-  send the statement allowed shows that sends reach the server later than they
-  leave here; that lag is learned (from how early the refused request was;
-  decaying with success). A server that rounds its
-  reset to whole seconds cannot say when within that second the budget
-  returns, so its statement is not enforced; the interval alone paces.
-* A server that sends no rate-limit fields is learned from its 429s: until the
-  first one, at most two requests are in flight (one more per quiet second);
-  the first 429 turns the requests admitted since the start, over the time to
-  the window's end implied by ``Retry-After``, into a rate. That rate climbs
-  10% a quiet second until a 429 arrives while paced, which marks the ceiling:
-  the pace drops 7% under it, creeps back to 3% under it, and probes above it
-  only after 30 quiet seconds. So a job sees a handful of 429s, not one a window.
-* A 429 pauses every caller until its ``Retry-After`` (or a precise reset just
-  before it). A pause longer than ``max_pause`` is not honoured for everyone:
-  the call that received it raises, and others wait one probing second.
+Headers are constraints with a known resolution, never one sample taken blindly:
 
-Until the first answer arrives, one request at a time goes out, so a job never
-opens with a burst the server would refuse.
+* **The rate.** ``RateLimit-Policy`` (``q`` per ``w`` seconds) names it. A
+  fractional reset measures it: each answer gives ``reset / (remaining + 1)``,
+  the time granted per request, and the median of recent ones is used, never
+  faster than ``longest reset / limit`` (a window's sustained rate; while
+  others spend from the key too, that alone, as their spend shrinks every
+  sample). A reset in
+  whole seconds or an epoch timestamp only bounds the truth, so there the rate
+  is ``limit / window`` with the window estimated from what cannot be rounding
+  or clock skew: the largest whole-second delay seen; for epoch resets, the
+  gap between two distinct reset moments (a window's length) and the spread of
+  ``reset - sent`` once the server's clock offset is bounded (the reset is
+  always after the request was decided, so ``min(reset - sent)`` bounds the
+  offset). Windows named by an epoch are taken to be at least a second, and
+  so is that of a bucket that has not yet run dry (its resets are all 0).
+* **Others on the key.** Two answers of the same window (the same epoch reset,
+  or a countdown consistent with our sends) show how much more than our own
+  sends the key spent between them; that foreign rate is taken off the key's.
+* **The statement.** A fractional reset is precise: once our sends since the
+  latest answer use up its ``remaining`` (less what others spend meanwhile),
+  the next waits for that reset. While no rate is known yet, sends past the
+  statement's ``remaining`` wait for the next answer. A rounded reset is not enforced: the rate
+  alone paces, since waiting for a reset that may be a second late would cost
+  more than it saves.
+* **A 429** pauses every caller: until its precise reset, or else for a short
+  probing pause (two intervals) when the rate was already known and the
+  refusal is the first in a while, or else until ``Retry-After``. Each
+  unexplained refusal slows the rate 5% (forgotten 1% a success).
+* **No fields at all**: until the first 429, two requests fly at once (one
+  more per quiet second); the first 429 turns the requests admitted since the
+  start, over the time to the window's end that ``Retry-After`` brackets, into
+  a rate. It climbs 10% each quiet second in which the callers really asked
+  for it, until a 429 marks the ceiling; the pace then settles 1% under the
+  last rate that held two quiet seconds and creeps back toward one climbing
+  step under the ceiling.
+
+Until the first answer, one request at a time goes out, so a job never opens
+with a burst the server would refuse.
 """
 
 from __future__ import annotations
 
-import bisect
-import collections
-import math
+import enum
 import statistics
-from typing import Final
+from typing import Any, Final
+
+import attrs
 
 from ._protocol import Shape
 
-__all__ = ["Pacer"]
+__all__ = ["Family", "Learner", "Plan"]
 
 _RATE_LIMITED: Final = 429
+NEVER: Final = -1e18
 # A send this long after a stated reset lands after it, despite clock jitter.
 _GUARD: Final = 0.003
-_DEFAULT_PAUSE: Final = 1.0
-_PROBE_PAUSE: Final = 1.0
-_SAMPLES: Final = 9
-_HISTORY: Final = 4096
-_BLIND_START_CAP: Final = 2
-_QUIET: Final = 1.0
-_BACKOFF: Final = 1.1
-# After a 429 that came with a precise statement the lag explains it; the
-# interval only needs a nudge.
-_NUDGE: Final = 1.0
-# Blind pacing: climb 10% a quiet second until a paced 429 shows the ceiling,
-# then settle 7% under it and creep toward 3% under; probe above it only after
-# a long quiet spell.
-_CLIMB: Final = 1.1
-_SETTLE: Final = 0.93
-_CEILING: Final = 0.97
-_CREEP: Final = 1.01
-_LONG_QUIET: Final = 30.0
-_MAX_PENALTY: Final = 4.0
 # Sends go this share of an interval later than the learned rate allows, so
 # that jitter on the way does not land one before the server's next slot.
-_MARGIN: Final = 0.015
-_PENALTY_DECAY: Final = 0.995
-# A 429 for a send the statement allowed means our sends reach the server's
-# limiter later than we think: allow them that much more, at least this, at
-# most a fifth of an interval, forgetting 1% of it with every success.
+_MARGIN: Final = 0.02
+_SAMPLES: Final = 9
+_DEFAULT_PAUSE: Final = 1.0
+_PROBE_PAUSE: Final = 1.0
+_QUIET: Final = 1.0
+# An unexplained 429 slows the rate this much; each success forgets a little of it.
+_PENALTY_STEP: Final = 1.05
+_PENALTY_DECAY: Final = 0.99
+_MAX_PENALTY: Final = 4.0
+# A first refusal after this long without one, at a known rate, is jitter at a
+# window's edge: a pause of a couple of intervals, not a whole rounded second.
+_CALM: Final = 2.0
+_NUDGE_INTERVALS: Final = 2.0
+# A reset named by an epoch: the server's clock is taken to be within this of ours.
+_SKEW_BOUND: Final = 2.0
+_MIN_EPOCH_WINDOW: Final = 1.0
+_FOREIGN_DECAY: Final = 0.9
+# The foreign rate never leaves us less than this share of the key.
+_MIN_SHARE: Final = 0.05
+# A 429 for a send a precise statement allowed: our sends arrive later than
+# they leave; allow that much (at most a fifth of an interval), forgetting 1% a success.
 _MIN_LAG: Final = 0.002
 _MAX_LAG_SHARE: Final = 0.2
 _LAG_DECAY: Final = 0.99
-# Weight kept by the foreign-spend estimate at each new pair of statements.
-_FOREIGN_DECAY: Final = 0.9
+# Blind pacing: two in flight (one more a quiet second) until the first 429
+# gives a rate; it climbs 10% each quiet second in which the callers really
+# asked for it; a 429 marks the ceiling: the pace settles 1% under the last
+# rate that held two quiet seconds, then creeps 2% a quiet second back to one
+# climbing step under the ceiling, and probes above it only after 30 quiet seconds.
+_BLIND_START_CAP: Final = 2
+_TESTED: Final = 0.8
+_CLIMB: Final = 1.1
+_SETTLE: Final = 0.99
+_BACKOFF: Final = 0.9
+_CREEP: Final = 1.02
+_LONG_QUIET: Final = 30.0
 
 
-def _whole_seconds(value: float) -> bool:
-    return abs(value - round(value)) < 1e-6  # noqa: PLR2004
+class Family(enum.IntEnum):
+    """What kind of reset the server sends (how much the learner may trust it)."""
+
+    NONE = 0  # no reset seen
+    PRECISE = 1  # fractional seconds from now
+    WHOLE = 2  # whole seconds from now
+    EPOCH = 3  # a moment on the server's clock
 
 
-class Pacer:
-    """One key's pacing state; every method takes the current time in seconds.
+@attrs.frozen
+class Plan:
+    """What admission enforces: the learner's whole output, plain numbers in the budget's time.
+
+    Attributes:
+        interval: seconds between sends (0: unpaced).
+        cap: the most requests in flight (0: no cap).
+        pause_until: no send leaves before this (a 429's pause).
+        credit: sends the latest precise statement allows after the send
+            numbered ``credit_seq`` (-1: no statement to enforce).
+        credit_seq: the sequence number of the statement's own request.
+        credit_from: when that statement was made.
+        drain: requests per second others spend from the same credit.
+        hold_until: when the statement's reset comes (sends past the credit wait for it).
+    """
+
+    interval: float = 0.0
+    cap: int = 1
+    pause_until: float = NEVER
+    credit: int = -1
+    credit_seq: int = 0
+    credit_from: float = NEVER
+    drain: float = 0.0
+    hold_until: float = NEVER
+
+
+@attrs.define
+class Learner:
+    """One key's pacing knowledge; every method takes the budget's current time in seconds.
+
+    Plain data, so a shared budget can keep it in Redis (:meth:`dump`, :meth:`load`).
 
     Args:
         max_pause: the longest shared pause a 429 may impose on every caller.
         share: the part of the learned rate to use (1: all of it).
     """
 
-    __slots__ = (
-        "_admitted",
-        "_blind_cap",
-        "_blind_fail",
-        "_blind_interval",
-        "_cycle_start",
-        "_foreign_count",
-        "_foreign_time",
-        "_lag",
-        "_last_429",
-        "_last_send",
-        "_longest_reset",
-        "_penalty",
-        "_policy_interval",
-        "_quiet_since",
-        "_samples",
-        "_sends",
-        "_stmt_precise",
-        "_stmt_remaining",
-        "_stmt_reset",
-        "_stmt_sent",
-        "in_flight",
-        "limit",
-        "max_pause",
-        "pause_until",
-        "shape",
-        "share",
-    )
+    max_pause: float
+    share: float = 1.0
+    shape: str = Shape.UNKNOWN.value
+    family: int = Family.NONE
+    limit: int = 0
+    policy: float = 0.0  # seconds per request named by RateLimit-Policy
+    samples: list[float] = attrs.Factory(list)
+    longest: float = 0.0
+    max_delay: float = 0.0  # the largest whole-second reset delay seen
+    span_max: float = NEVER  # epoch resets: max(reset - sent)
+    offset_hi: float = -NEVER  # epoch resets: min(reset - sent) bounds the server's clock offset
+    gap: float = 0.0  # epoch resets: the smallest gap between two distinct reset moments
+    last_epoch: float = NEVER
+    penalty: float = 1.0
+    lag: float = 0.0
+    pause_until: float = NEVER
+    last_429: float = NEVER
+    st_seq: int = -1
+    st_sent: float = NEVER
+    st_remaining: int = -1
+    st_reset: float = NEVER
+    st_delay: float = 0.0
+    f_count: float = 0.0
+    f_time: float = 0.0
+    blind_cap: int = _BLIND_START_CAP
+    blind_interval: float = 0.0
+    blind_good: float = 0.0
+    blind_held: float = 0.0
+    blind_fail: float = 0.0
+    admitted: int = 0
+    cycle_start: float = NEVER
+    quiet_since: float = NEVER
 
-    def __init__(self, *, max_pause: float, share: float = 1.0) -> None:
-        self.max_pause = max_pause
-        self.share = share
-        self.shape = Shape.UNKNOWN
-        self.limit: int | None = None
-        self.pause_until = -math.inf
-        self.in_flight = 0
-        self._samples: collections.deque[float] = collections.deque(maxlen=_SAMPLES)
-        self._longest_reset = 0.0
-        self._policy_interval: float | None = None
-        self._penalty = 1.0
-        self._last_send = -math.inf
-        self._last_429 = -math.inf
-        self._lag = 0.0
-        self._sends: list[float] = []
-        self._stmt_sent = -math.inf
-        self._stmt_remaining: int | None = None
-        self._stmt_reset: float | None = None
-        self._stmt_precise = False
-        self._blind_interval = 0.0
-        self._blind_cap = _BLIND_START_CAP
-        self._blind_fail = 0.0
-        self._quiet_since = -math.inf
-        self._cycle_start: float | None = None
-        self._admitted = 0
-        self._foreign_count = 0.0
-        self._foreign_time = 0.0
+    def dump(self) -> dict[str, Any]:
+        """The state as a JSON-ready dict."""
+        return attrs.asdict(self)
 
-    @property
-    def interval(self) -> float:
-        """Seconds between sends at the learned sustainable rate (0: unpaced), with a safety margin."""
-        return self._base_interval() * (1 + _MARGIN)
+    @classmethod
+    def load(cls, data: dict[str, Any]) -> Learner:
+        """Rebuild from :meth:`dump` (unknown fields, from another version, are ignored)."""
+        names = {field.name for field in attrs.fields(cls)}
+        return cls(**{key: value for key, value in data.items() if key in names})
 
-    def _base_interval(self) -> float:
-        return self._learned_interval() / self.share
-
-    def _learned_interval(self) -> float:
-        if self.shape is Shape.BLIND:
-            return self._blind_interval
-        if self._policy_interval is not None:
-            base = self._policy_interval
-        elif self._samples:
-            base = statistics.median(self._samples)
-            if self.limit:
-                # The longest reset seen spans about a whole window: a sustained
-                # rate can never go beyond ``limit`` per window.
-                base = max(base, self._longest_reset / self.limit)
-        else:
-            base = 0.0
-        return base * self._penalty
-
-    @property
-    def remaining(self) -> int | None:
-        """The server's latest ``Remaining`` less this client's sends since."""
-        if self._stmt_remaining is None:
-            return None
-        return max(self._stmt_remaining - self._unseen(), 0)
+    # -- what the answers say ------------------------------------------------
 
     @property
     def foreign_rate(self) -> float:
         """Requests per second other clients spend from the same key, as far as the answers show."""
-        return self._foreign_count / self._foreign_time if self._foreign_time > 0 else 0.0
+        return self.f_count / self.f_time if self.f_time > 0 else 0.0
 
-    def _unseen(self) -> int:
-        """Sends made after the request whose answer is the latest statement."""
-        return len(self._sends) - bisect.bisect_right(self._sends, self._stmt_sent)
+    def window(self) -> float:
+        """The limiter's window in seconds, as far as rounded resets let us know it (0: unknown)."""
+        if self.family == Family.WHOLE:
+            return max(self.max_delay, 1.0)
+        if self.family == Family.EPOCH:
+            spread = self.span_max - max(self.offset_hi, 0.0)
+            return max(_MIN_EPOCH_WINDOW, self.gap, spread, self.span_max - _SKEW_BOUND)
+        if self.family == Family.PRECISE:
+            # A bucket with tokens to spare answers "reset 0": until it runs dry,
+            # take its Limit as the requests of a second.
+            return max(self.longest, 1.0)
+        return 0.0
 
-    def _sends_between(self, start: float, end: float) -> int:
-        return bisect.bisect_right(self._sends, end) - bisect.bisect_right(self._sends, start)
+    def key_interval(self) -> float:
+        """Seconds per request the key sustains, for everyone on it (0: unknown)."""
+        if self.shape == Shape.BLIND.value:
+            return self.blind_interval
+        if self.policy:
+            return self.policy
+        if self.family == Family.PRECISE and self.samples:
+            if self.limit and self.foreign_rate:
+                # Others' spend shrinks every sample; the window's own length does not change.
+                return self.longest / self.limit
+            base = statistics.median(self.samples)
+            return max(base, self.longest / self.limit) if self.limit else base
+        window = self.window()
+        if window and self.limit:
+            return window / self.limit
+        return statistics.median(self.samples) if self.samples else 0.0
 
-    def slot(self, now: float) -> float:
-        """The earliest time the next send may leave (``inf``: wait for an answer first)."""
-        step = self._base_interval()
-        interval = step * (1 + _MARGIN)
-        slot = max(now, self.pause_until, self._last_send + interval)
-        if self.shape is Shape.UNKNOWN and self.in_flight >= 1:
-            return math.inf
-        if self.shape is Shape.BLIND and not self._blind_interval and self.in_flight >= self._blind_cap:
-            return math.inf
-        if self._stmt_precise and self._stmt_remaining is not None and self._stmt_reset is not None:
-            unseen, reset = self._unseen(), self._stmt_reset
-            # Others on the key keep spending from the same statement until its reset.
-            foreign = self.foreign_rate * max(min(slot, reset) - self._stmt_sent, 0.0)
-            if slot >= reset or self._stmt_remaining - unseen - foreign < 1:
-                # Our sends past the statement's credit each took the next slot
-                # after the reset: replay them the way a bucket counts them, from
-                # when each actually left (a late one pushes the ones after it).
-                first = len(self._sends) - unseen + self._stmt_remaining
-                beyond = self._sends[first:] if first < len(self._sends) else []
-                if beyond and not interval:
-                    return math.inf  # spent, and no rate known yet: wait for the next answer
-                # The server's own word replaces the margin here (``step``, not
-                # ``interval``): the lag covers the jitter.
-                moment = reset
-                for sent in beyond:
-                    moment = max(moment, sent + self._lag) + step
-                # Late by a hair, never early; the hair is small beside the
-                # interval, since a bucket carries lateness over to every later send.
-                guard = min(_GUARD, _MARGIN * interval) if interval else _GUARD
-                slot = max(slot, moment + guard)
-        return slot
+    def interval(self) -> float:
+        """Seconds between our sends: the key's rate less others' spend, slowed by 429s, with a margin."""
+        key = self.key_interval()
+        if not key:
+            return 0.0
+        rate = 1.0 / key
+        ours = max(rate - self.foreign_rate, _MIN_SHARE * rate)
+        return self.penalty * (1 + _MARGIN) / (ours * self.share)
 
-    def take(self, now: float, slot: float | None = None) -> None:
-        """Record a send leaving at ``now``, in the ``slot`` it was given (once :meth:`slot` allows it).
+    def plan(self) -> Plan:
+        """What admission enforces now."""
+        interval = self.interval()
+        if self.shape == Shape.UNKNOWN.value:
+            cap = 1
+        elif self.shape == Shape.BLIND.value and not self.blind_interval:
+            cap = self.blind_cap
+        else:
+            cap = 0
+        if not interval and self.st_remaining >= 0:
+            # No rate known yet ("some left" with no reset says nothing about
+            # when more come): spend what the latest answer allows, then wait for the next.
+            return Plan(
+                cap=cap,
+                pause_until=self.pause_until,
+                credit=self.st_remaining,
+                credit_seq=self.st_seq,
+                credit_from=self.st_sent,
+                hold_until=-NEVER,
+            )
+        if self.family == Family.PRECISE and self.st_remaining >= 0:
+            return Plan(
+                interval=interval,
+                cap=cap,
+                pause_until=self.pause_until,
+                credit=self.st_remaining,
+                credit_seq=self.st_seq,
+                credit_from=self.st_sent,
+                drain=self.foreign_rate,
+                hold_until=self.st_reset + _GUARD + self.lag,
+            )
+        return Plan(interval=interval, cap=cap, pause_until=self.pause_until)
 
-        The next slot counts from the one given, not from a late departure, so
-        a caller woken late does not push every later send back; it catches up
-        at most half an interval, so a long stall does not turn into a burst.
-        """
-        scheduled = now if slot is None else slot
-        self._last_send = max(scheduled, now - self.interval / 2)
-        self._sends.append(now)
-        if len(self._sends) > 2 * _HISTORY:
-            del self._sends[:_HISTORY]
-        self.in_flight += 1
-        if self._cycle_start is None:
-            self._cycle_start = now
-            self._quiet_since = now
-
-    def release(self) -> None:
-        """Forget a send whose attempt ended without any answer."""
-        self.in_flight = max(self.in_flight - 1, 0)
+    # -- learning ------------------------------------------------------------
 
     def observe(
         self,
         now: float,
         *,
+        seq: int,
         sent: float,
         status: int,
-        limit: int | None,
-        remaining: int | None,
-        reset: float | None,
-        reset_resolution: float,
-        window: float | None,
-        retry: float | None,
+        received: float | None = None,
+        limit: int | None = None,
+        remaining: int | None = None,
+        reset: float | None = None,
+        reset_resolution: float = 0.0,
+        reset_server: bool = False,
+        window: float | None = None,
+        retry: float | None = None,
     ) -> None:
-        """Learn from an answer to a request sent at ``sent``.
+        """Learn from the answer to the send numbered ``seq``, which left at ``sent``.
 
-        ``reset`` and ``retry`` are moments on the same clock, not delays.
+        ``received`` is when the answer arrived (``now`` when not given).
+        ``reset`` and ``retry`` are moments in the budget's time; ``reset_server``
+        says the reset was an epoch timestamp, so it carries the server's clock offset.
         """
-        self.release()
         if remaining is not None and reset is not None:
-            self._statement(sent, status, limit, remaining, reset, reset_resolution, window)
-        elif self.shape is Shape.UNKNOWN:
-            self.shape = Shape.BLIND
+            self._statement(
+                seq, sent, status, limit, remaining, reset, reset_resolution, reset_server, window
+            )
+        elif self.shape == Shape.UNKNOWN.value:
+            self.shape = Shape.BLIND.value
+        if self.cycle_start == NEVER:
+            self.cycle_start = self.quiet_since = sent
         if status == _RATE_LIMITED:
-            self._rate_limited(now, sent, reset, retry)
+            self._rate_limited(
+                now, sent, now if received is None else received, reset, retry, reset_resolution
+            )
             return
-        self._admitted += 1
-        self._penalty = max(self._penalty * _PENALTY_DECAY, 1.0)
-        self._lag *= _LAG_DECAY
-        if self.shape is Shape.BLIND and now - self._quiet_since >= _QUIET:
-            self._quiet_since = now
-            if self._blind_interval:
-                self._speed_up(now)
-            else:
-                self._blind_cap += 1
+        self.admitted += 1
+        self.penalty = max(self.penalty * _PENALTY_DECAY, 1.0)
+        self.lag *= _LAG_DECAY
+        if self.shape == Shape.BLIND.value:
+            self._blind_success(now)
 
     def _statement(
         self,
+        seq: int,
         sent: float,
         status: int,
         limit: int | None,
         remaining: int,
         reset: float,
         resolution: float,
+        server: bool,
         window: float | None,
     ) -> None:
-        self.shape = Shape.HEADERS
+        self.shape = Shape.HEADERS.value
         if limit is not None and limit > 0:
             if limit != self.limit:
-                self._longest_reset = 0.0  # a new policy: its window is yet to be seen
+                self.longest = 0.0  # a new policy: its window is yet to be seen
             self.limit = limit
             if window is not None and window > 0:
-                self._policy_interval = window / limit
-        precise = resolution == 0
-        # A refused request says nothing about the rate, and "some left, no
-        # reset" (a token bucket with tokens to spare) says nothing about when
-        # they come back.
-        newer = sent >= self._stmt_sent  # a newer request's answer; late answers only give samples
-        if newer:
-            self._foreign(sent, remaining, reset, precise)
-        informative = status != _RATE_LIMITED and reset > sent + _GUARD
-        if informative and (precise or self._policy_interval is None):
-            span = reset - sent
-            # Others on the key will spend part of what remains before the reset.
-            ours = remaining + 1 - self.foreign_rate * span
-            if ours >= 1:
-                self._samples.append(span / ours)
-            self._longest_reset = max(self._longest_reset, span)
-        if newer:
-            self._stmt_sent, self._stmt_remaining = sent, remaining
-            self._stmt_reset, self._stmt_precise = reset, precise
+                self.policy = window / limit
+        if server:
+            self.family = Family.EPOCH
+            self._epoch(sent, reset, resolution)
+        elif resolution >= 1:
+            self.family = max(self.family, Family.WHOLE)
+            self.max_delay = max(self.max_delay, reset - sent)
+        elif self.family in {Family.NONE, Family.PRECISE}:
+            self.family = Family.PRECISE
+            # A refused request's reset says nothing about the rate, and "some
+            # left, no reset" (a bucket with tokens to spare) nothing about when.
+            if status != _RATE_LIMITED and reset > sent + _GUARD:
+                span = reset - sent
+                self.samples = [*self.samples[-(_SAMPLES - 1) :], span / (remaining + 1)]
+                self.longest = max(self.longest, span)
+        if seq > self.st_seq:
+            if status != _RATE_LIMITED and self.st_seq >= 0:
+                self._foreign(seq, sent, remaining, reset, server)
+            self.st_seq, self.st_sent, self.st_remaining, self.st_reset = seq, sent, remaining, reset
+            self.st_delay = reset - sent
 
-    def _foreign(self, sent: float, remaining: int, reset: float, precise: bool) -> None:
+    def _epoch(self, sent: float, reset: float, resolution: float) -> None:
+        delay = reset - sent
+        self.span_max = max(self.span_max, delay)
+        self.offset_hi = min(self.offset_hi, delay)
+        if self.last_epoch != NEVER and abs(reset - self.last_epoch) > max(resolution, 0.001) / 2:
+            gap = abs(reset - self.last_epoch)
+            self.gap = gap if not self.gap else min(self.gap, gap)
+        self.last_epoch = reset
+
+    def _foreign(self, seq: int, sent: float, remaining: int, reset: float, server: bool) -> None:
         """Count what others spent between the latest statement and this newer one of the same window."""
-        previous = self._stmt_remaining
-        if previous is None or self._stmt_reset is None or not (precise and self._stmt_precise):
+        ours = seq - self.st_seq
+        elapsed = sent - self.st_sent
+        if elapsed <= 0:
             return
-        if abs(reset - self._stmt_reset) > 2 * _GUARD + 0.001 or sent < self._stmt_sent + _GUARD:
-            return  # another window (or a bucket, whose reset moves with every request)
-        others = previous - remaining - self._sends_between(self._stmt_sent, sent)
-        self._foreign_count = self._foreign_count * _FOREIGN_DECAY + max(others, 0)
-        self._foreign_time = self._foreign_time * _FOREIGN_DECAY + (sent - self._stmt_sent)
+        if self.family == Family.PRECISE:
+            same = abs(reset - self.st_reset) <= 2 * _GUARD + 0.001
+        elif server:
+            same = abs(reset - self.st_reset) < 0.002  # noqa: PLR2004 - a millisecond either way
+        else:
+            same = remaining + ours <= self.st_remaining and reset - sent <= self.st_delay + 0.001
+            same = same and elapsed < self.window()
+        if not same:
+            return
+        others = self.st_remaining - remaining - ours
+        self.f_count = self.f_count * _FOREIGN_DECAY + max(others, 0)
+        self.f_time = self.f_time * _FOREIGN_DECAY + elapsed
 
-    def _rate_limited(self, now: float, sent: float, reset: float | None, retry: float | None) -> None:
-        if retry is not None:
+    def _rate_limited(
+        self,
+        now: float,
+        sent: float,
+        received: float,
+        reset: float | None,
+        retry: float | None,
+        resolution: float,
+    ) -> None:
+        if sent <= self.last_429:
+            return  # sent before the previous 429 arrived: the same event, already paused for
+        precise = self.family == Family.PRECISE and reset is not None and resolution < 1
+        calm = now - self.last_429 >= _CALM
+        interval = self.interval()
+        if precise and reset is not None and (retry is None or reset - _GUARD <= retry + _GUARD):
+            # A Retry-After that is a precise reset rounded up: trust the reset.
+            until = max(reset + _GUARD + self.lag, now)
+        elif retry is not None and calm and interval:
+            until = min(retry, now + _NUDGE_INTERVALS * interval)
+        elif retry is not None:
             until = retry
-            # A Retry-After that is a precise reset rounded up to whole seconds
-            # (both counted from when the limiter decided): trust the reset.
-            decided = retry - (now - sent)
-            if self._stmt_precise and reset is not None and reset - _GUARD <= decided <= reset + 1.0 + _GUARD:
-                until = max(reset + _GUARD, now)
-        elif reset is not None:
-            until = reset + _GUARD
         else:
             until = now + _DEFAULT_PAUSE
         wait = until - now
@@ -353,42 +408,71 @@ class Pacer:
         if not usable:
             wait = min(_PROBE_PAUSE, self.max_pause)
         self.pause_until = max(self.pause_until, now + wait)
-        if sent <= self._last_429 or not usable:
-            return  # sent before the previous 429 arrived: the same event, already learned from
-        self._last_429 = now
-        if self.shape is Shape.BLIND:
-            self._learn_blind(now, retry)
-        elif self._stmt_precise and reset is not None:
-            # The refused request's own reset says how early it arrived.
+        self.last_429 = now
+        if not usable:
+            return
+        if self.shape == Shape.BLIND.value:
+            self._learn_blind(sent, received, retry)
+        elif precise and reset is not None:
             early = max(reset - sent, 0.0)
-            ceiling = _MAX_LAG_SHARE * self.interval
-            self._lag = min(max(self._lag, early + _GUARD, _MIN_LAG), ceiling)
-            self._penalty = min(self._penalty * _NUDGE, _MAX_PENALTY)
+            self.lag = min(max(self.lag, early + _GUARD, _MIN_LAG), _MAX_LAG_SHARE * interval)
         else:
-            self._penalty = min(self._penalty * _BACKOFF, _MAX_PENALTY)
+            self.penalty = min(self.penalty * _PENALTY_STEP, _MAX_PENALTY)
 
-    def _speed_up(self, now: float) -> None:
-        rate = 1.0 / self._blind_interval
-        if not self._blind_fail:
-            rate *= _CLIMB
-        elif rate < _CEILING * self._blind_fail:
-            rate = min(rate * _CREEP, _CEILING * self._blind_fail)
-        elif now - self._last_429 >= _LONG_QUIET:
-            rate *= _CREEP
-        self._blind_interval = 1.0 / rate
-
-    def _learn_blind(self, now: float, retry: float | None) -> None:
-        if not self._blind_interval:
-            window_end = now + _DEFAULT_PAUSE if retry is None else retry
-            if retry is not None and _whole_seconds(retry - now) and retry - now >= 1:
-                window_end -= 0.5  # rounded up: the window ended somewhere in the last second
-            start = now if self._cycle_start is None else self._cycle_start
-            self._blind_interval = min(
-                max(window_end - start, 0.001) / max(self._admitted, 1), self.max_pause
+    def _blind_success(self, now: float) -> None:
+        if now - self.quiet_since < _QUIET:
+            return
+        tested = (
+            self.admitted >= _TESTED * (now - self.quiet_since) / self.blind_interval
+            if self.blind_interval
+            else True
+        )
+        self.quiet_since = now
+        if not self.blind_interval:
+            self.blind_cap += 1
+            return
+        self.admitted = 0
+        if not tested:
+            return  # the callers did not ask for this rate: it proved nothing
+        # A rate that held one second may have been lucky with the window's
+        # phase; the one before it held two.
+        self.blind_held, self.blind_good = self.blind_good, 1.0 / self.blind_interval
+        if not self.blind_fail:
+            self.blind_interval /= _CLIMB
+        else:
+            # Creep back toward one climbing step under the rate that failed.
+            ceiling = _SETTLE * self.blind_fail / _CLIMB
+            if now - self.last_429 >= _LONG_QUIET:
+                ceiling = self.blind_fail * _CREEP
+            self.blind_interval = 1.0 / min(
+                _CREEP / self.blind_interval, max(ceiling, 1.0 / self.blind_interval)
             )
+
+    def _learn_blind(self, sent: float, received: float, retry: float | None) -> None:
+        if not self.blind_interval:
+            # The requests admitted since the start, over the time to the window's end.
+            span = max(_window_end(sent, received, retry) - self.cycle_start, 0.001)
+            self.blind_interval = min(span / max(self.admitted, 1), self.max_pause)
         else:
-            self._blind_fail = 1.0 / self._blind_interval  # the rate that proved too fast
-            self._blind_interval = 1.0 / (_SETTLE * self._blind_fail)
-        self._admitted = 0
-        self._cycle_start = self.pause_until
-        self._quiet_since = self.pause_until
+            rate = 1.0 / self.blind_interval
+            self.blind_fail = rate
+            held = self.blind_held or self.blind_good or _BACKOFF * rate
+            self.blind_interval = 1.0 / (_SETTLE * min(held, rate))
+            self.blind_held = self.blind_good = 0.0
+        self.admitted = 0
+        self.quiet_since = self.pause_until
+
+
+def _window_end(sent: float, received: float, retry: float | None) -> float:
+    """When a refused request's window most likely ends, from its ``Retry-After``.
+
+    Whole seconds are rounded up, counted from when the server decided (between
+    the send and the answer): the end lies in ``(sent + after - 1, retry]``;
+    the middle of that is the guess.
+    """
+    if retry is None:
+        return received + _DEFAULT_PAUSE
+    after = retry - received
+    if round(after) >= 1 and abs(after - round(after)) < 1e-6:  # noqa: PLR2004 - whole seconds
+        return (sent + after - 1 + retry) / 2
+    return retry

@@ -64,9 +64,13 @@ class Observation:
         limit: the answer's limit field (requests per window, or a bucket's burst).
         remaining: requests the server still allows now.
         reset_at: when the server says its budget returns, in seconds since the
-            epoch (a relative reset counted from ``sent_at``).
+            epoch (a relative reset counted from ``sent_at``; an epoch reset as
+            the server sent it, on the server's clock).
         reset_resolution: the granularity of that reset as sent: 1.0 when the
-            server sends whole seconds (or an epoch timestamp), 0 when finer.
+            server sends whole seconds (or a whole epoch second), 0.001 for
+            epoch milliseconds, 0 for a fractional delay.
+        reset_server: whether ``reset_at`` is the server's own timestamp (so
+            it carries the server's clock offset from ours).
         window: the policy window in seconds, when the server names it
             (IETF ``RateLimit-Policy: ...;w=``).
         retry_at: when ``Retry-After`` expires, in seconds since the epoch.
@@ -81,6 +85,7 @@ class Observation:
     reset_resolution: float = 0.0
     window: float | None = None
     retry_at: float | None = None
+    reset_server: bool = False
 
     @classmethod
     def of(
@@ -100,17 +105,24 @@ class Observation:
         ``Retry-After`` counts from the answer's arrival.
         """
         if rate is None:
-            return cls(status, sent_at, received_at, retry_at=_at(received_at, retry_after))
+            return cls(
+                status,
+                sent_at,
+                received_at,
+                retry_at=_at(received_at, retry_after),
+            )
+        epoch = rate.reset_epoch
         return cls(
             status,
             sent_at,
             received_at,
             limit=rate.limit,
             remaining=rate.remaining,
-            reset_at=_at(sent_at, rate.reset_after),
+            reset_at=_at(sent_at, rate.reset_after) if epoch is None else epoch,
             reset_resolution=rate.reset_resolution,
             window=rate.window,
             retry_at=_at(received_at, retry_after),
+            reset_server=epoch is not None,
         )
 
 
@@ -147,8 +159,9 @@ class RateBudget(Protocol):
     The session calls :meth:`acquire` before each attempt of each call (first
     tries and retries alike) and :meth:`observe` once for each permit, with
     the answer, a 429, or a transport failure (``status=None``). A budget must
-    honour a 429's ``Retry-After`` for every caller, let cancellation through
-    while waiting, and never raise from :meth:`observe`.
+    pause every caller after a 429 (for as long as the answer's fields say the
+    refusal lasts: a ``Retry-After`` in whole seconds bounds that from above),
+    let cancellation through while waiting, and never raise from :meth:`observe`.
     """
 
     def bind(self, key_id: str) -> None:

@@ -11,10 +11,13 @@ import math
 import os
 import secrets
 import socket
+from collections.abc import Callable
 from importlib import resources
 from typing import Any, Final
 
 import anyio
+import attrs
+import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 from typing_extensions import Self
@@ -23,16 +26,17 @@ from sendkit_async._clock import Clock, SystemClock
 from sendkit_async._config import DEFAULT_MAX_RETRY_WAIT
 from sendkit_async._redis_owner import RedisOwner
 
+from ._admit import Admission
 from ._gate import Gate
-from ._local import LocalBudget
-from ._protocol import BudgetSnapshot, Lane, Observation, Permit, Shape
+from ._local import LocalBudget, learn, snapshot_of
+from ._pacer import Learner, Plan
+from ._protocol import BudgetSnapshot, Lane, Observation, Permit
 
 __all__ = ["RedisBudget"]
 
 logger = logging.getLogger("sendkit_async")
 
 _SCRIPT: Final = resources.files(__package__).joinpath("budget.lua").read_text()
-_SHAPES: Final = {0: Shape.UNKNOWN, 1: Shape.HEADERS, 2: Shape.BLIND}
 # While the shared budget says "wait for an answer", look again this often,
 # and never nap longer than _LOOK_AGAIN: answers reaching other processes
 # cannot wake this one, and may open a slot sooner than the last reply said.
@@ -40,6 +44,8 @@ _POLL: Final = 0.05
 _LOOK_AGAIN: Final = 0.1
 # A process standing in for the shared budget takes this much of its share.
 _CAUTION: Final = 0.8
+# Two processes learning at once: the later one reads again and re-applies its answer.
+_LEARN_TRIES: Final = 5
 
 
 class _RedisDownError(Exception):
@@ -49,14 +55,17 @@ class _RedisDownError(Exception):
 class RedisBudget(RedisOwner):
     """One budget per API key, shared through Redis by every process and host on that key.
 
-    Every acquire and every observation is one atomic Lua script run, timed by
-    Redis' own clock, with the same pacing rules as :class:`LocalBudget`: a
-    429 seen by one process pauses all, a window measured by one informs all,
-    and interactive callers anywhere go ahead of bulk batches (bulk callers
-    only take a slot that is due; interactive ones reserve the next). Keys are
-    named from a fingerprint of the API key and workspace, never the key, and
-    every key expires an hour after its last write. A permit left by a
-    process that died (``kill -9``) stops counting after ``in_flight_ttl``.
+    Admission is one atomic Lua script run per grant, timed by Redis' own
+    clock, over state every process shares: a 429 seen by one process pauses
+    all, a rate learned by one paces all, and interactive callers anywhere go
+    ahead of bulk batches (bulk callers only take a slot that is due;
+    interactive ones reserve the next). The learning is the same Python as
+    :class:`LocalBudget`'s: the process that receives an answer reads the
+    key's learner from Redis, teaches it, and writes it back with its plan (a
+    version number makes a concurrent writer read again). Keys are named from
+    a fingerprint of the API key and workspace, never the key, and every key
+    expires an hour after its last write. A permit left by a process that died
+    (``kill -9``) stops counting after ``in_flight_ttl``.
 
     If Redis is slow or unreachable, the process logs one warning and paces
     itself with a local budget at a cautious share of the rate (0.8 divided by
@@ -77,20 +86,28 @@ class RedisBudget(RedisOwner):
         retry_every: how often to try Redis again after it failed.
         in_flight_ttl: how long an unanswered permit counts as in flight.
         keep: seconds every key lives after its last write.
+        script_time: for tests only: the time the script uses instead of
+            Redis' own ``TIME`` (a fake clock's ``wall``), so a run in virtual
+            time takes the same decisions as one in real time.
     """
 
     __slots__ = (
         "_clock",
-        "_facts",
         "_fallback",
         "_gate",
         "_keys",
+        "_learner",
         "_local_permits",
+        "_members",
+        "_offset",
+        "_plan",
         "_process",
         "_remote",
         "_retry_at",
         "_retry_every",
         "_script",
+        "_script_time",
+        "_state",
         "_timeout",
         "_tokens",
         "in_flight_ttl",
@@ -110,6 +127,7 @@ class RedisBudget(RedisOwner):
         retry_every: float = 1.0,
         in_flight_ttl: float = 2.0,
         keep: int = 3600,
+        script_time: Callable[[], float] | None = None,
     ) -> None:
         for name, value in (
             ("timeout", timeout),
@@ -126,16 +144,22 @@ class RedisBudget(RedisOwner):
         self._retry_every = retry_every
         self.in_flight_ttl = in_flight_ttl
         self.keep = keep
+        self._script_time = script_time
         self._script = client.register_script(_SCRIPT)
         self._gate = Gate(self._clock)
         self._keys: list[str] | None = None
         self._process = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self._tokens = itertools.count()
-        self._remote: set[int] = set()
+        self._remote: dict[int, tuple[int, float]] = {}
         self._local_permits: dict[int, Permit] = {}
         self._fallback: LocalBudget | None = None
         self._retry_at = -math.inf
-        self._facts: list[Any] = []
+        # What the last replies showed, for snapshots.
+        self._learner = Learner(max_pause=max_pause)
+        self._plan: Plan = self._learner.plan()
+        self._state = Admission()
+        self._members = 1
+        self._offset = 0.0  # Redis' time less this clock's monotonic time, as of the last reply
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> Self:
@@ -153,7 +177,7 @@ class RedisBudget(RedisOwner):
     def bind(self, key_id: str) -> None:
         """Name this budget's keys after the key's fingerprint (the client calls it)."""
         base = f"{self.prefix}:{{{key_id}}}"
-        self._keys = [f"{base}:{name}" for name in ("state", "samples", "sends", "flight", "members")]
+        self._keys = [f"{base}:{name}" for name in ("state", "flight", "members", "learner")]
 
     @property
     def shared(self) -> bool:
@@ -183,10 +207,14 @@ class RedisBudget(RedisOwner):
             reply = await self._call(
                 "acquire", int(lane), f"{self._process}:{token}", self._process, self.in_flight_ttl, self.keep
             )
-            granted, wait, self._facts = int(reply[0]), float(reply[1]), list(reply[2:])
+            granted, wait, now = int(reply[0]), float(reply[1]), float(reply[2])
+            self._state.in_flight, self._members = int(reply[4]), int(reply[5])
+            self._offset = now - self._clock.monotonic()
+            self._plan = attrs.evolve(self._plan, interval=float(reply[6]), pause_until=float(reply[7]))
             self._rejoin()
             if granted:
-                self._remote.add(token)
+                self._state.seq = int(reply[3]) + 1
+                self._remote[token] = (int(reply[3]), now + wait)
                 if wait > 0:
                     await self._clock.sleep(wait)  # a reserved slot: keep it even if roused
                 return token
@@ -197,8 +225,7 @@ class RedisBudget(RedisOwner):
     async def _local_acquire(self, lane: Lane) -> Permit:
         fallback = self._fallback
         if fallback is None:
-            members = int(self._facts[5]) if len(self._facts) > 5 else 1  # noqa: PLR2004 - the script's reply
-            share = _CAUTION / max(members, 1)
+            share = _CAUTION / max(self._members, 1)
             fallback = self._fallback = LocalBudget(clock=self._clock, max_pause=self.max_pause, share=share)
         permit = await fallback.acquire(lane)
         token = next(self._tokens)
@@ -206,42 +233,61 @@ class RedisBudget(RedisOwner):
         return Permit(lane=lane, token=token, granted_at=permit.granted_at)
 
     async def observe(self, permit: Permit, observation: Observation) -> None:
-        """Tell the budget that granted ``permit`` how it ended; never raises."""
+        """Tell the shared budget how the attempt under ``permit`` ended; never raises."""
         local = self._local_permits.pop(permit.token, None)
         if local is not None:
             if self._fallback is not None:
                 await self._fallback.observe(local, observation)
             return
-        if permit.token not in self._remote:
+        granted = self._remote.pop(permit.token, None)
+        if granted is None:
             return
-        self._remote.discard(permit.token)
-        status = -1 if observation.status is None else observation.status
-        reset = "" if observation.reset_at is None else repr(observation.reset_at - observation.sent_at)
-        retry = "" if observation.retry_at is None else repr(observation.retry_at - observation.received_at)
         try:
-            reply = await self._call(
-                "observe",
-                f"{self._process}:{permit.token}",
-                status,
-                -1 if observation.limit is None else observation.limit,
-                -1 if observation.remaining is None else observation.remaining,
-                reset,
-                observation.reset_resolution,
-                observation.window or 0,
-                retry,
-                self.max_pause,
-                self.keep,
-            )
+            await self._learn(f"{self._process}:{permit.token}", granted, observation)
         except _RedisDownError:
             return
-        if int(reply[0]):
-            self._facts = list(reply[1:])
         self._gate.rouse()
 
-    async def _call(self, *args: Any) -> Any:
+    async def _learn(self, token: str, granted: tuple[int, float], observation: Observation) -> None:
+        """Free the permit's place, then teach the key's learner the answer (read, learn, write back)."""
+        for _ in range(_LEARN_TRIES):
+            now, version, stored = await self._call("observe", token)
+            wall = self._clock.wall()
+            self._offset = float(now) - self._clock.monotonic()
+            if observation.status is None:
+                return
+            learner = self._stored_learner(stored)
+            seq, sent = granted
+            learn(learner, observation, seq=seq, sent=sent, now=float(now), wall=wall)
+            plan = learner.plan()
+            written = await self._call(
+                "learn",
+                int(version),
+                orjson.dumps(learner.dump()),
+                self.keep,
+                *(repr(float(value)) for value in attrs_values(plan)),
+            )
+            if int(written[0]):
+                self._learner, self._plan = learner, plan
+                return
+        logger.debug("the shared budget's learner kept changing under this process; one answer was skipped")
+
+    def _stored_learner(self, stored: bytes | str) -> Learner:
+        if not stored:
+            return Learner(max_pause=self.max_pause)
+        try:
+            learner = Learner.load(orjson.loads(stored))
+        except (orjson.JSONDecodeError, TypeError, ValueError):
+            logger.warning("the shared budget's learned state in Redis is unreadable; starting afresh")
+            return Learner(max_pause=self.max_pause)
+        learner.max_pause = self.max_pause
+        return learner
+
+    async def _call(self, operation: str, *args: Any) -> Any:
+        given = "" if self._script_time is None else repr(self._script_time())
         try:
             with anyio.fail_after(self._timeout):
-                return await self._script(keys=self._keys, args=list(args))
+                return await self._script(keys=self._keys, args=[operation, given, *args])
         except (RedisError, OSError, TimeoutError) as exc:
             if self._fallback is None and self._retry_at < self._clock.monotonic():
                 logger.warning(
@@ -261,16 +307,19 @@ class RedisBudget(RedisOwner):
         """The shared budget's state as of the last script reply (the local one's while Redis is away)."""
         if self._fallback is not None:
             return self._fallback.snapshot()
-        facts = self._facts
-        if not facts:
-            return BudgetSnapshot(Shape.UNKNOWN, None, None, 0.0, 0.0, self._gate.waiting, 0)
-        limit, remaining = int(facts[1]), int(facts[2])
-        return BudgetSnapshot(
-            shape=_SHAPES.get(int(facts[6]), Shape.UNKNOWN),
-            limit=None if limit < 0 else limit,
-            remaining=None if remaining < 0 else remaining,
-            interval=float(facts[0]),
-            paused_for=float(facts[3]),
-            waiting=self._gate.waiting,
-            in_flight=int(facts[4]),
-        )
+        now = self._clock.monotonic() + self._offset
+        return snapshot_of(self._learner, self._state, self._plan, now=now, waiting=self._gate.waiting)
+
+
+def attrs_values(plan: Plan) -> tuple[float, ...]:
+    """The plan's fields in the order the script's ``learn`` takes them."""
+    return (
+        plan.interval,
+        plan.cap,
+        plan.pause_until,
+        plan.credit,
+        plan.credit_seq,
+        plan.credit_from,
+        plan.drain,
+        plan.hold_until,
+    )

@@ -8,6 +8,7 @@ import contextlib
 import sys
 from collections.abc import Sequence
 
+from ._limits import HEADER_STYLES, LIMITER_SHAPES, RESET_STYLES
 from ._server import DEFAULT_PLATFORM_KEY, DEFAULT_WORKSPACE_ID, DEFAULT_WORKSPACE_KEY, FakeSendKit
 
 
@@ -20,14 +21,38 @@ def _parser(prog: str = "python -m sendkit_async.testing") -> argparse.ArgumentP
     parser.add_argument("--rate-limit", type=int, default=None, help="requests per window per key")
     parser.add_argument("--rate-window", type=float, default=1.0, help="window length in seconds")
     parser.add_argument(
-        "--limiter", choices=["fixed", "sliding", "token"], default="fixed", help="the rate limiter's shape"
+        "--limiter",
+        choices=LIMITER_SHAPES,
+        default="fixed",
+        help="fixed window aligned to the clock, anchored at the first request, sliding log, "
+        "sliding counter, or token bucket",
     )
     parser.add_argument("--burst", type=int, default=1, help="a token bucket's capacity")
     parser.add_argument(
         "--rate-headers",
-        choices=["x", "ietf", "none"],
+        choices=HEADER_STYLES,
         default="x",
-        help="X-RateLimit-* fields, the IETF RateLimit fields, or none (only Retry-After on 429)",
+        help="X-RateLimit-* fields, the structured IETF RateLimit field, the IETF RateLimit-* fields, "
+        "or none (only Retry-After on 429)",
+    )
+    parser.add_argument(
+        "--reset-style",
+        choices=RESET_STYLES,
+        default="delta",
+        help="the reset as fractional seconds from now, whole seconds from now, a whole epoch second, "
+        "or epoch milliseconds",
+    )
+    parser.add_argument(
+        "--limit-meaning",
+        choices=["quota", "burst"],
+        default="quota",
+        help="the Limit field as requests per window or as a token bucket's capacity",
+    )
+    parser.add_argument(
+        "--retry-after", choices=["seconds", "date"], default="seconds", help="Retry-After's form"
+    )
+    parser.add_argument(
+        "--clock-offset", type=float, default=0.0, help="seconds the server's clock runs ahead (or behind)"
     )
     parser.add_argument(
         "--tenant-share", type=float, default=0.0, help="share of the rate a phantom neighbour spends"
@@ -56,6 +81,10 @@ async def serve(args: argparse.Namespace) -> None:
         limiter=args.limiter,
         burst=args.burst,
         rate_headers=args.rate_headers,
+        reset_style=args.reset_style,
+        limit_meaning=args.limit_meaning,
+        retry_after_style=args.retry_after,
+        clock_offset=args.clock_offset,
         tenant_share=args.tenant_share,
         fail_rate=args.fail_rate,
         drop_rate=args.drop_rate,

@@ -1,25 +1,35 @@
-"""The rate limiters a server may run, as plain state machines over a time you pass in.
+"""The rate limiters a server may run, and the ways servers spell them, over a time you pass in.
 
 The fake server uses them with its clock, and tests drive them on a virtual
 clock without any HTTP. Each shape answers :meth:`Limiter.hit` (count a request
 or refuse it) and :meth:`Limiter.state` (what the headers would say now).
+Times passed in are the *server's* epoch seconds, so a window "aligned to the
+clock" starts on the server's whole seconds.
 
-* :class:`FixedWindow`: ``limit`` requests per ``window``; ``Remaining`` counts
-  down and ``Reset`` is the end of the window.
+* :class:`FixedWindow`: ``limit`` requests per ``window``, aligned to the
+  clock or anchored at the key's first request; ``Remaining`` counts down and
+  ``Reset`` is the end of the window.
 * :class:`SlidingWindow`: at most ``limit`` requests in any ``window`` seconds
   (a sliding log); ``Reset`` is when the oldest counted request leaves it.
-* :class:`TokenBucket`: the generic cell rate algorithm, ``rate`` per second
-  with bursts of ``burst``; ``Remaining`` is the whole tokens left (0 after each
-  request when ``burst`` is 1) and ``Reset`` is when the next request is allowed.
+* :class:`SlidingCounter`: the two-window weighted counter many gateways run;
+  ``Reset`` is the end of the current window.
+* :class:`TokenBucket`: the generic cell rate algorithm, ``limit / window`` per
+  second with bursts of ``burst``; ``Remaining`` is the whole tokens left (0
+  after each request when ``burst`` is 1) and ``Reset`` is when the next
+  request is allowed.
 
 :class:`Tenant` wraps any of them with a phantom second client spending part of
-the same key's budget, and :func:`rate_headers` renders a state in the
-``X-RateLimit-*`` or IETF spelling.
+the same key's budget. :class:`Spelling` renders a state the way one server
+family does: which fields, the reset as a fractional delta, whole seconds from
+now (rounded up), a whole epoch second or epoch milliseconds, ``Limit`` as the
+window's quota or the bucket's burst, ``Retry-After`` in seconds or as an HTTP
+date, and the server's clock offset from the client's.
 """
 
 from __future__ import annotations
 
 import collections
+import email.utils
 import math
 from typing import Final, Literal, Protocol, TypeAlias
 
@@ -31,7 +41,10 @@ __all__ = [
     "Limiter",
     "LimiterShape",
     "RateState",
+    "ResetStyle",
+    "SlidingCounter",
     "SlidingWindow",
+    "Spelling",
     "Tenant",
     "TokenBucket",
     "Verdict",
@@ -39,8 +52,14 @@ __all__ = [
     "rate_headers",
 ]
 
-HeaderStyle: TypeAlias = Literal["x", "ietf", "none"]
-LimiterShape: TypeAlias = Literal["fixed", "sliding", "token"]
+HeaderStyle: TypeAlias = Literal["x", "ietf", "ietf-fields", "none"]
+ResetStyle: TypeAlias = Literal["delta", "seconds", "epoch", "epoch-ms"]
+LimitMeaning: TypeAlias = Literal["quota", "burst"]
+RetryAfterStyle: TypeAlias = Literal["seconds", "date"]
+LimiterShape: TypeAlias = Literal["fixed", "anchored", "sliding", "counter", "token"]
+LIMITER_SHAPES: Final = ("fixed", "anchored", "sliding", "counter", "token")
+HEADER_STYLES: Final = ("x", "ietf", "ietf-fields", "none")
+RESET_STYLES: Final = ("delta", "seconds", "epoch", "epoch-ms")
 _EPSILON: Final = 1e-9
 
 
@@ -49,17 +68,19 @@ class RateState:
     """What the rate-limit headers of an answer say.
 
     Attributes:
-        limit: requests per window (the burst size for a token bucket).
+        limit: requests per window (a token bucket's refill per window).
         remaining: requests allowed right now.
-        reset: seconds until the window ends (fixed), the oldest request leaves
-            it (sliding), or the next request is allowed (token bucket).
-        window: the policy's window in seconds (``1 / rate`` times ``limit`` for a bucket).
+        reset: seconds until the window ends (fixed, counter), the oldest
+            request leaves it (sliding), or the next request is allowed (bucket).
+        window: the policy's window in seconds.
+        burst: a token bucket's capacity (``limit`` for the window shapes).
     """
 
     limit: int
     remaining: int
     reset: float
     window: float
+    burst: int = 0
 
 
 @attrs.frozen
@@ -71,7 +92,7 @@ class Verdict:
 
 
 class Limiter(Protocol):
-    """A per-key rate limiter; times are seconds on one monotonic clock, never decreasing."""
+    """A per-key rate limiter; times are the server's seconds, never decreasing."""
 
     def hit(self, now: float) -> Verdict:
         """Count a request arriving at ``now``, or refuse it."""
@@ -81,21 +102,25 @@ class Limiter(Protocol):
 
 
 class FixedWindow:
-    """``limit`` requests per aligned window of ``window`` seconds."""
+    """``limit`` requests per window of ``window`` seconds, aligned to the clock or to the first request."""
 
-    __slots__ = ("_index", "_used", "limit", "window")
+    __slots__ = ("_index", "_origin", "_used", "anchored", "limit", "window")
 
-    def __init__(self, limit: int, window: float = 1.0) -> None:
+    def __init__(self, limit: int, window: float = 1.0, *, anchored: bool = False) -> None:
         self.limit = limit
         self.window = window
+        self.anchored = anchored
+        self._origin: float | None = None if anchored else 0.0
         self._index = -1
         self._used = 0
 
     def _roll(self, now: float) -> float:
-        index = math.floor(now / self.window)
+        if self._origin is None:
+            self._origin = now
+        index = math.floor((now - self._origin) / self.window)
         if index != self._index:
             self._index, self._used = index, 0
-        return (index + 1) * self.window - now
+        return self._origin + (index + 1) * self.window - now
 
     def hit(self, now: float) -> Verdict:
         reset = self._roll(now)
@@ -106,7 +131,7 @@ class FixedWindow:
 
     def state(self, now: float) -> RateState:
         reset = self._roll(now)
-        return RateState(self.limit, max(self.limit - self._used, 0), reset, self.window)
+        return RateState(self.limit, max(self.limit - self._used, 0), reset, self.window, self.limit)
 
 
 class SlidingWindow:
@@ -135,18 +160,53 @@ class SlidingWindow:
 
     def state(self, now: float) -> RateState:
         self._expire(now)
-        return RateState(self.limit, self.limit - len(self._log), self._reset(now), self.window)
+        return RateState(self.limit, self.limit - len(self._log), self._reset(now), self.window, self.limit)
+
+
+class SlidingCounter:
+    """The weighted two-window counter: the previous window's count fades out as the current one fills."""
+
+    __slots__ = ("_current", "_index", "_previous", "limit", "window")
+
+    def __init__(self, limit: int, window: float = 1.0) -> None:
+        self.limit = limit
+        self.window = window
+        self._index = -1
+        self._current = self._previous = 0
+
+    def _estimate(self, now: float) -> tuple[float, float]:
+        index = math.floor(now / self.window)
+        if index != self._index:
+            self._previous = self._current if index == self._index + 1 else 0
+            self._index, self._current = index, 0
+        elapsed = now / self.window - index
+        return self._previous * (1 - elapsed) + self._current, (index + 1) * self.window - now
+
+    def hit(self, now: float) -> Verdict:
+        estimate, reset = self._estimate(now)
+        if estimate >= self.limit - _EPSILON:
+            # The estimate falls by one as the previous window fades out.
+            wait = self.window / self._previous if self._previous else reset
+            return Verdict(allowed=False, retry_after=min(max(wait, 0.001), reset))
+        self._current += 1
+        return Verdict(allowed=True)
+
+    def state(self, now: float) -> RateState:
+        estimate, reset = self._estimate(now)
+        remaining = max(math.floor(self.limit - estimate + _EPSILON), 0)
+        return RateState(self.limit, remaining, reset, self.window, self.limit)
 
 
 class TokenBucket:
-    """``rate`` requests per second with bursts of ``burst`` (GCRA)."""
+    """``limit / window`` requests per second with bursts of ``burst`` (GCRA)."""
 
-    __slots__ = ("_interval", "_tat", "burst", "rate")
+    __slots__ = ("_interval", "_tat", "burst", "limit", "window")
 
-    def __init__(self, rate: float, burst: int = 1) -> None:
-        self.rate = rate
+    def __init__(self, limit: int, window: float = 1.0, burst: int = 1) -> None:
+        self.limit = limit
+        self.window = window
         self.burst = burst
-        self._interval = 1.0 / rate
+        self._interval = window / limit
         self._tat = -math.inf  # theoretical arrival time of the next conforming request
 
     def _allowed_at(self) -> float:
@@ -163,7 +223,7 @@ class TokenBucket:
         slack = now - (self._tat - self.burst * self._interval)
         remaining = min(max(math.floor(slack / self._interval + _EPSILON), 0), self.burst)
         reset = max(self._allowed_at() - now, 0.0)
-        return RateState(self.burst, remaining, reset, self.burst * self._interval)
+        return RateState(self.limit, remaining, reset, self.window, self.burst)
 
 
 class Tenant:
@@ -207,37 +267,94 @@ def make_limiter(
     """Build one key's limiter: ``limit`` requests per ``window`` in the given shape.
 
     A token bucket refills at ``limit / window`` per second and holds ``burst``.
-    ``tenant_share`` in [0, 1) gives a phantom neighbour that share of the rate.
+    ``tenant_share`` in [0, 1) gives a phantom neighbour that share of the rate,
+    starting at ``start`` (the server's seconds).
     """
     limiter: Limiter
-    if shape == "fixed":
-        limiter = FixedWindow(limit, window)
+    if shape in {"fixed", "anchored"}:
+        limiter = FixedWindow(limit, window, anchored=shape == "anchored")
     elif shape == "sliding":
         limiter = SlidingWindow(limit, window)
+    elif shape == "counter":
+        limiter = SlidingCounter(limit, window)
+    elif shape == "token":
+        limiter = TokenBucket(limit, window, burst)
     else:
-        limiter = TokenBucket(limit / window, burst)
+        raise ValueError(f"unknown limiter shape {shape!r}; expected one of {', '.join(LIMITER_SHAPES)}")
     if tenant_share > 0:
         limiter = Tenant(limiter, tenant_share * limit / window, start=start)
     return limiter
 
 
-def rate_headers(state: RateState, style: HeaderStyle) -> dict[str, str]:
-    """The answer's headers in one spelling.
+@attrs.frozen
+class Spelling:
+    """How one server family writes its rate-limit fields.
 
-    ``x`` sends ``X-RateLimit-Limit/-Remaining/-Reset`` (reset in seconds, to
-    the millisecond). ``ietf`` sends the structured fields of the IETF draft:
-    ``RateLimit: "default";r=REMAINING;t=RESET`` and
-    ``RateLimit-Policy: "default";q=LIMIT;w=WINDOW`` (whole seconds, rounded up).
+    Attributes:
+        style: ``x`` for ``X-RateLimit-Limit/-Remaining/-Reset``; ``ietf`` for
+            the structured ``RateLimit: "default";r=R;t=T`` with
+            ``RateLimit-Policy: "default";q=Q;w=W``; ``ietf-fields`` for the
+            separate ``RateLimit-Limit/-Remaining/-Reset`` with
+            ``RateLimit-Policy: Q;w=W``; ``none`` for no fields (only
+            ``Retry-After`` on a 429).
+        reset: ``delta`` (fractional seconds from now, to the millisecond),
+            ``seconds`` (whole seconds from now, rounded up), ``epoch`` (the
+            whole epoch second of the reset, rounded up) or ``epoch-ms``. The
+            IETF structured field is always whole seconds from now.
+        limit: ``quota`` sends the requests per window in ``Limit``;
+            ``burst`` sends a token bucket's capacity there.
+        retry_after: ``seconds`` (whole, rounded up, at least 1) or ``date``
+            (an HTTP date, rounded up to the next whole second).
+        clock_offset: seconds the server's clock is ahead of the client's
+            (negative: behind); shows in epoch resets and dates.
     """
-    if style == "none":
-        return {}
-    if style == "ietf":
+
+    style: HeaderStyle = "x"
+    reset: ResetStyle = "delta"
+    limit: LimitMeaning = "quota"
+    retry_after: RetryAfterStyle = "seconds"
+    clock_offset: float = 0.0
+
+    def headers(self, state: RateState, server_now: float) -> dict[str, str]:
+        """The rate-limit fields of an answer stamped at ``server_now`` (the server's epoch seconds)."""
+        if self.style == "none":
+            return {}
+        limit = state.burst if self.limit == "burst" and state.burst else state.limit
+        if self.style == "ietf":
+            return {
+                "RateLimit": f'"default";r={state.remaining};t={math.ceil(state.reset)}',
+                "RateLimit-Policy": f'"default";q={limit};w={max(math.ceil(state.window), 1)}',
+            }
+        reset = self._reset(state.reset, server_now)
+        if self.style == "ietf-fields":
+            return {
+                "RateLimit-Limit": str(limit),
+                "RateLimit-Remaining": str(state.remaining),
+                "RateLimit-Reset": reset,
+                "RateLimit-Policy": f"{limit};w={max(math.ceil(state.window), 1)}",
+            }
         return {
-            "RateLimit": f'"default";r={state.remaining};t={math.ceil(state.reset)}',
-            "RateLimit-Policy": f'"default";q={state.limit};w={max(math.ceil(state.window), 1)}',
+            "X-RateLimit-Limit": str(limit),
+            "X-RateLimit-Remaining": str(state.remaining),
+            "X-RateLimit-Reset": reset,
         }
-    return {
-        "X-RateLimit-Limit": str(state.limit),
-        "X-RateLimit-Remaining": str(state.remaining),
-        "X-RateLimit-Reset": f"{state.reset:.3f}",
-    }
+
+    def _reset(self, seconds: float, server_now: float) -> str:
+        if self.reset == "seconds":
+            return str(math.ceil(seconds - _EPSILON))
+        if self.reset == "epoch":
+            return str(math.ceil(server_now + seconds - _EPSILON))
+        if self.reset == "epoch-ms":
+            return str(math.ceil((server_now + seconds) * 1000))
+        return f"{seconds:.3f}"
+
+    def retry_after_value(self, wait: float, server_now: float) -> str:
+        """``Retry-After`` for a refusal that lasts ``wait`` seconds."""
+        if self.retry_after == "date":
+            return email.utils.formatdate(math.ceil(server_now + wait), usegmt=True)
+        return str(max(1, math.ceil(wait - _EPSILON)))
+
+
+def rate_headers(state: RateState, style: HeaderStyle, *, server_now: float = 0.0) -> dict[str, str]:
+    """The answer's headers in one spelling, with the reset as a fractional delta."""
+    return Spelling(style=style).headers(state, server_now)

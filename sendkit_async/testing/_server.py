@@ -34,7 +34,17 @@ from sendkit_async._validate import all_normal_emails, is_object_id, normalize_d
 from sendkit_async.client import SendKit
 from sendkit_async.models import DncReason
 
-from ._limits import HeaderStyle, Limiter, LimiterShape, make_limiter, rate_headers
+from ._limits import (
+    LIMITER_SHAPES,
+    HeaderStyle,
+    Limiter,
+    LimiterShape,
+    LimitMeaning,
+    ResetStyle,
+    RetryAfterStyle,
+    Spelling,
+    make_limiter,
+)
 from ._store import DncStore, FakeConversation, Workspace, iso_now, object_ids
 
 __all__ = [
@@ -120,15 +130,26 @@ class FakeSendKit:
             seconds, rounded up). Like a real edge, the limiter decides, and
             stamps the answer's headers, when the request arrives.
         rate_window: the window length in seconds.
-        limiter: the limiter's shape: ``"fixed"`` window, ``"sliding"`` window
-            (a log of the last ``rate_window`` seconds), or ``"token"`` bucket
+        limiter: the limiter's shape: ``"fixed"`` window aligned to the clock,
+            ``"anchored"`` fixed window starting at the key's first request,
+            ``"sliding"`` log of the last ``rate_window`` seconds, sliding
+            ``"counter"`` (two weighted windows), or ``"token"`` bucket
             refilling ``rate_limit / rate_window`` per second (see
             :mod:`sendkit_async.testing._limits` for what each says in its headers).
         burst: a token bucket's capacity.
-        rate_headers: ``"x"`` for ``X-RateLimit-Limit/-Remaining/-Reset`` (reset
-            in seconds, to the millisecond), ``"ietf"`` for the IETF draft's
-            ``RateLimit`` and ``RateLimit-Policy``, ``"none"`` for no rate-limit
-            fields at all (only ``Retry-After`` on 429).
+        rate_headers: ``"x"`` for ``X-RateLimit-Limit/-Remaining/-Reset``,
+            ``"ietf"`` for the structured ``RateLimit`` and ``RateLimit-Policy``,
+            ``"ietf-fields"`` for ``RateLimit-Limit/-Remaining/-Reset`` with
+            ``RateLimit-Policy``, ``"none"`` for no rate-limit fields (a 429
+            still carries ``Retry-After``).
+        reset_style: the reset as a fractional ``"delta"`` (the default),
+            whole ``"seconds"`` from now (rounded up), a whole ``"epoch"``
+            second, or ``"epoch-ms"``.
+        limit_meaning: ``"quota"`` (requests per window) or ``"burst"`` (a
+            token bucket's capacity) in the ``Limit`` field.
+        retry_after_style: ``"seconds"`` or an HTTP ``"date"``.
+        clock_offset: seconds the server's clock runs ahead of the real one
+            (negative: behind); windows align to it, epoch resets and dates show it.
         tenant_share: a phantom second client on every key, wanting this share
             (0 to 1) of the rate, evenly spread; it retries what it is refused.
         fail_rate: share of requests answered with an injected 500/502/503.
@@ -154,6 +175,10 @@ class FakeSendKit:
         limiter: LimiterShape = "fixed",
         burst: int = 1,
         rate_headers: HeaderStyle = "x",
+        reset_style: ResetStyle = "delta",
+        limit_meaning: LimitMeaning = "quota",
+        retry_after_style: RetryAfterStyle = "seconds",
+        clock_offset: float = 0.0,
         tenant_share: float = 0.0,
         fail_rate: float = 0.0,
         drop_rate: float = 0.0,
@@ -169,11 +194,19 @@ class FakeSendKit:
         self.latency_per_entry = latency_per_entry
         if rate_window <= 0 or burst < 1 or not 0 <= tenant_share < 1:
             raise ValueError("rate_window must be positive, burst at least 1, tenant_share in [0, 1)")
+        if limiter not in LIMITER_SHAPES:
+            raise ValueError(f"unknown limiter {limiter!r}; expected one of {', '.join(LIMITER_SHAPES)}")
         self.rate_limit = rate_limit
         self.rate_window = rate_window
         self.limiter: LimiterShape = limiter
         self.burst = burst
-        self.rate_headers: HeaderStyle = rate_headers
+        self.spelling = Spelling(
+            style=rate_headers,
+            reset=reset_style,
+            limit=limit_meaning,
+            retry_after=retry_after_style,
+            clock_offset=clock_offset,
+        )
         self.tenant_share = tenant_share
         self.fail_rate = fail_rate
         self.drop_rate = drop_rate
@@ -355,7 +388,7 @@ class FakeSendKit:
             response = await handler(request)
         except _RateLimitedError as exc:
             response = _error(429, exc.message)
-            response.headers["Retry-After"] = str(exc.retry_after)
+            response.headers["Retry-After"] = exc.retry_after
             limit_headers = exc.headers
         except _APIError as exc:
             response = _error(exc.status, exc.message)
@@ -394,23 +427,27 @@ class FakeSendKit:
                 self.rate_window,
                 burst=self.burst,
                 tenant_share=self.tenant_share,
-                start=time.monotonic(),
+                start=self._server_now(),
             )
         return found
+
+    def _server_now(self) -> float:
+        """The server's epoch seconds (its clock may run ahead of or behind the real one)."""
+        return time.time() + self.spelling.clock_offset
 
     def _count_rate(self, key: str) -> dict[str, str]:
         """Count a request on arrival and return the headers its answer carries; 429 past the limit."""
         if self.rate_limit is None:
             return {}
         limiter = self._limiter(key, self.rate_limit)
-        now = time.monotonic()
+        now = self._server_now()
         verdict = limiter.hit(now)
-        headers = rate_headers(limiter.state(now), self.rate_headers)
+        headers = self.spelling.headers(limiter.state(now), now)
         if not verdict.allowed:
             self.stats.rate_limited += 1
             raise _RateLimitedError(
                 f"Rate limit of {self.rate_limit} requests per {self.rate_window:g}s exceeded",
-                retry_after=max(1, math.ceil(verdict.retry_after)),
+                retry_after=self.spelling.retry_after_value(verdict.retry_after, now),
                 headers=headers,
             )
         return headers
@@ -604,7 +641,7 @@ class FakeSendKit:
 
 
 class _RateLimitedError(_APIError):
-    def __init__(self, message: str, *, retry_after: int, headers: dict[str, str]) -> None:
+    def __init__(self, message: str, *, retry_after: str, headers: dict[str, str]) -> None:
         super().__init__(429, message)
         self.retry_after = retry_after
         self.headers = headers

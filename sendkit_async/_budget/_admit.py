@@ -1,0 +1,58 @@
+"""Admission: who may send now, given a :class:`~._pacer.Plan` and the state every caller shares.
+
+This is the whole rule, and ``budget.lua`` states it again for the Redis
+budget; ``tests/test_admission.py`` runs the same traces through both, so the
+two stay one rule. It is the generic cell rate algorithm with no burst
+tolerance: each send books the next slot one interval after it *actually*
+left, so a caller woken late never lets the next one go early (a token bucket
+of burst 1 would refuse it). On top of it: the plan's pause, its cap on
+requests in flight, and its precise statement (sends past its credit wait
+for its reset).
+"""
+
+from __future__ import annotations
+
+import math
+
+import attrs
+
+from ._pacer import NEVER, Plan
+
+__all__ = ["Admission", "decide", "take"]
+
+
+@attrs.define
+class Admission:
+    """The state shared by everyone sending on one key.
+
+    Attributes:
+        tat: the theoretical arrival time: the earliest the next send may leave.
+        seq: sends admitted so far (the next one's sequence number).
+        in_flight: sends admitted and not yet answered.
+    """
+
+    tat: float = NEVER
+    seq: int = 0
+    in_flight: int = 0
+
+
+def decide(state: Admission, plan: Plan, now: float) -> float:
+    """The earliest moment the next send may leave (``inf``: wait for an answer first)."""
+    if plan.cap and state.in_flight >= plan.cap:
+        return math.inf
+    slot = max(now, plan.pause_until, state.tat)
+    if plan.credit >= 0 and slot < plan.hold_until:
+        spent = state.seq - plan.credit_seq  # sends after the statement's own, this one included
+        foreign = plan.drain * max(slot - plan.credit_from, 0.0)
+        if spent + foreign > plan.credit:
+            slot = plan.hold_until
+    return slot
+
+
+def take(state: Admission, plan: Plan, at: float) -> int:
+    """Book a send leaving at ``at`` (a slot :func:`decide` gave, or later); return its sequence number."""
+    state.tat = max(state.tat, at) + plan.interval
+    seq = state.seq
+    state.seq += 1
+    state.in_flight += 1
+    return seq
