@@ -28,6 +28,7 @@ def random_plan(rng: random.Random, now: float, seq: int) -> Plan:
         credit_from=now - rng.uniform(0, 0.5),
         drain=rng.choice([0.0, 0.0, 2.5]),
         hold_until=rng.choice([now + rng.uniform(0, 0.5), -NEVER]),
+        catchup=rng.choice([0.0, 0.015]),
     )
 
 
@@ -46,7 +47,7 @@ async def test_the_lua_admission_takes_the_python_admissions_decisions(redis_ser
     now, flying = 1_700_000_000.0, []
     try:
         for step in range(150):
-            now += rng.choice([0.0, 0.01, 0.05, 0.1])
+            now += rng.choice([0.0, 0.01, 0.05, 0.1, 0.103])
             if rng.random() < 0.2:
                 plan = random_plan(rng, now, state.seq)
                 reply = await lua(

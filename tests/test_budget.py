@@ -57,7 +57,7 @@ def test_a_spent_precise_statement_makes_the_next_send_wait_for_its_reset():
 def test_the_interval_is_the_granted_time_per_request_with_a_small_margin():
     learner = Learner(max_pause=60)
     answer(learner, 0.1, seq=0, sent=0.0, remaining=9, reset=1.0)  # 10 requests over 1 s
-    assert learner.plan().interval == pytest.approx(0.1, rel=0.03)
+    assert learner.plan().interval == pytest.approx(0.1, rel=0.04)
 
 
 @pytest.mark.parametrize("remaining", [9, 5, 0])
@@ -65,7 +65,7 @@ def test_a_whole_second_reset_bounds_the_window_and_is_never_taken_as_a_sample(r
     # Limit 10 and "1" (rounded up) from now: 10 per second, whatever Remaining says.
     learner = Learner(max_pause=60)
     answer(learner, 0.1, seq=0, sent=0.0, remaining=remaining, reset=1.0, resolution=1.0)
-    assert learner.plan().interval == pytest.approx(0.1, rel=0.03)
+    assert learner.plan().interval == pytest.approx(0.1, rel=0.04)
     assert learner.plan().credit == -1  # a rounded statement is not enforced
 
 
@@ -87,14 +87,14 @@ def test_epoch_resets_give_the_window_whatever_the_servers_clock_offset(offset):
             reset_server=True,
         )
         if seq == 0:
-            assert learner.plan().interval == pytest.approx(0.1, rel=0.03)
-    assert learner.plan().interval == pytest.approx(0.1, rel=0.03)
+            assert learner.plan().interval == pytest.approx(0.1, rel=0.04)
+    assert learner.plan().interval == pytest.approx(0.1, rel=0.04)
 
 
 def test_a_named_policy_names_the_interval():
     learner = Learner(max_pause=60)
     answer(learner, 0.1, seq=0, sent=0.0, limit=20, remaining=0, reset=1.0, resolution=1.0, window=2.0)
-    assert learner.plan().interval == pytest.approx(0.1, rel=0.03)  # 20 per 2 s
+    assert learner.plan().interval == pytest.approx(0.1, rel=0.04)  # 20 per 2 s
 
 
 def test_others_spending_the_same_window_slow_us_to_what_is_left():
@@ -134,13 +134,84 @@ def test_a_blind_servers_first_429_gives_the_rate_from_the_middle_of_what_retry_
     assert learner.blind_interval == pytest.approx(1.55 / 10)
 
 
-def test_a_first_429_at_a_known_rate_costs_a_short_pause_not_a_rounded_second():
+def counted_down(learner):
+    """Three answers of one window, Remaining falling with our sends: the server runs a window."""
+    for seq in range(3):
+        answer(
+            learner,
+            0.1 * seq + 0.1,
+            seq=seq,
+            sent=0.1 * seq,
+            remaining=9 - seq,
+            reset=1.0,
+            resolution=1.0,
+            reset_server=True,
+        )
+    assert learner.countdown
+
+
+def test_a_first_429_under_a_window_at_a_known_rate_costs_a_short_pause_not_a_rounded_second():
     learner = Learner(max_pause=60)
-    answer(learner, 0.1, seq=0, sent=0.0, remaining=9, reset=1.0, resolution=1.0)
-    answer(learner, 3.1, seq=30, sent=3.0, status=429, remaining=0, reset=4.0, resolution=1.0, retry=4.1)
-    assert learner.pause_until == pytest.approx(3.1 + 2 * learner.plan().interval / learner.penalty, rel=0.1)
-    answer(learner, 3.4, seq=31, sent=3.3, status=429, remaining=0, reset=4.0, resolution=1.0, retry=4.4)
+    counted_down(learner)
+    interval = learner.plan().interval
+    answer(
+        learner,
+        3.1,
+        seq=30,
+        sent=3.0,
+        status=429,
+        remaining=0,
+        reset=4.0,
+        resolution=1.0,
+        retry=4.1,
+        reset_server=True,
+    )
+    assert learner.pause_until == pytest.approx(3.1 + 2 * interval)
+    answer(
+        learner,
+        3.4,
+        seq=31,
+        sent=3.3,
+        status=429,
+        remaining=0,
+        reset=4.0,
+        resolution=1.0,
+        retry=4.4,
+        reset_server=True,
+    )
     assert learner.pause_until == pytest.approx(4.4)  # a second one soon after: the server's word
+
+
+def test_a_buckets_429s_each_cost_a_short_pause():
+    # Remaining stays 0 (a bucket of burst 1): a refusal lasts less than an interval, every time.
+    learner = Learner(max_pause=60)
+    for seq in range(3):
+        answer(learner, 0.1 * seq + 0.1, seq=seq, sent=0.1 * seq, remaining=0, reset=1.0, resolution=1.0)
+    for seq, sent in ((30, 3.0), (31, 3.3)):
+        interval = learner.plan().interval
+        answer(
+            learner,
+            sent + 0.1,
+            seq=seq,
+            sent=sent,
+            status=429,
+            remaining=0,
+            reset=sent + 1,
+            resolution=1.0,
+            retry=sent + 1.1,
+        )
+        assert learner.pause_until == pytest.approx(sent + 0.1 + 2 * interval)
+
+
+def test_a_late_send_is_made_up_for_under_a_window_but_only_by_the_margin_elsewhere():
+    window, bucket = Learner(max_pause=60), Learner(max_pause=60)
+    counted_down(window)
+    answer(bucket, 0.1, seq=0, sent=0.0, remaining=0, reset=1.0, resolution=1.0)
+    assert window.plan().catchup == pytest.approx(0.15 * window.plan().interval)
+    assert bucket.plan().catchup < 0.04 * bucket.plan().interval
+    state = Admission(tat=1.0)
+    take(state, window.plan(), 1.01)  # 10 ms late
+    assert state.tat == pytest.approx(1.0 + window.plan().interval)
 
 
 def test_a_precise_reset_beats_a_retry_after_rounded_up_to_whole_seconds():

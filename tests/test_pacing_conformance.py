@@ -11,8 +11,8 @@ import redis.asyncio as aioredis
 
 from sendkit_async.testing import FakeClock
 from sendkit_async.testing._limits import Spelling, make_limiter
+from sendkit_async.testing._matrix import BLIND, CELLS, Cell
 
-from .cells import BLIND, CELLS, Cell
 from .sim import crowd, redis_budget, simulate
 
 RATE, LATENCY, REQUESTS = 10, 0.15, 100

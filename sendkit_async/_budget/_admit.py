@@ -3,9 +3,11 @@
 This is the whole rule, and ``budget.lua`` states it again for the Redis
 budget; ``tests/test_admission.py`` runs the same traces through both, so the
 two stay one rule. It is the generic cell rate algorithm with no burst
-tolerance: each send books the next slot one interval after it *actually*
-left, so a caller woken late never lets the next one go early (a token bucket
-of burst 1 would refuse it). On top of it: the plan's pause, its cap on
+tolerance: each send books the next slot one interval after the later of
+its own slot and its actual departure less the plan's ``catchup``, so a
+caller woken a little late does not push back every later send, and one woken
+very late never lets the next go early (a token bucket of burst 1 would
+refuse it). On top of it: the plan's pause, its cap on
 requests in flight, and its precise statement (sends past its credit wait
 for its reset).
 """
@@ -51,7 +53,7 @@ def decide(state: Admission, plan: Plan, now: float) -> float:
 
 def take(state: Admission, plan: Plan, at: float) -> int:
     """Book a send leaving at ``at`` (a slot :func:`decide` gave, or later); return its sequence number."""
-    state.tat = max(state.tat, at) + plan.interval
+    state.tat = max(state.tat, at - plan.catchup) + plan.interval
     seq = state.seq
     state.seq += 1
     state.in_flight += 1

@@ -16,7 +16,8 @@ Headers are constraints with a known resolution, never one sample taken blindly:
   whole seconds or an epoch timestamp only bounds the truth, so there the rate
   is ``limit / window`` with the window estimated from what cannot be rounding
   or clock skew: the largest whole-second delay seen; for epoch resets, the
-  gap between two distinct reset moments (a window's length) and the spread of
+  gap between the reset moments of two requests decided less than half that
+  gap apart (so in adjacent windows: one window's length) and the spread of
   ``reset - sent`` once the server's clock offset is bounded (the reset is
   always after the request was decided, so ``min(reset - sent)`` bounds the
   offset). Windows named by an epoch are taken to be at least a second, and
@@ -32,8 +33,15 @@ Headers are constraints with a known resolution, never one sample taken blindly:
   more than it saves.
 * **A 429** pauses every caller: until its precise reset, or else for a short
   probing pause (two intervals) when the rate was already known and the
-  refusal is the first in a while, or else until ``Retry-After``. Each
-  unexplained refusal slows the rate 5% (forgotten 1% a success).
+  refusal is the first in a while or comes from a bucket (no countdown seen),
+  or else until ``Retry-After``. Each
+  unexplained refusal slows the rate 3% (forgotten 0.2% a success).
+* **The margin.** Sends go 2% slower than the learned rate under a window,
+  4% elsewhere (a bucket of burst 1 refuses any request that arrives early).
+* **Late sends.** A caller woken late (the loop was busy) does not push back
+  every later send: under a window (``Remaining`` counts down with our
+  sends) up to 15% of an interval is made up for; elsewhere (a bucket of
+  burst 1 refuses two sends closer than its interval) only the margin.
 * **No fields at all**: until the first 429, two requests fly at once (one
   more per quiet second); the first 429 turns the requests admitted since the
   start, over the time to the window's end that ``Retry-After`` brackets, into
@@ -65,14 +73,18 @@ _GUARD: Final = 0.003
 # Sends go this share of an interval later than the learned rate allows, so
 # that jitter on the way does not land one before the server's next slot.
 _MARGIN: Final = 0.02
+_BUCKET_MARGIN: Final = 0.03
 _SAMPLES: Final = 9
 _DEFAULT_PAUSE: Final = 1.0
 _PROBE_PAUSE: Final = 1.0
 _QUIET: Final = 1.0
 # An unexplained 429 slows the rate this much; each success forgets a little of it.
-_PENALTY_STEP: Final = 1.05
-_PENALTY_DECAY: Final = 0.99
+_PENALTY_STEP: Final = 1.03
+_PENALTY_DECAY: Final = 0.999
 _MAX_PENALTY: Final = 4.0
+# Under a window, a send this share of an interval late is made up for: with the
+# margin, no window can receive one request more than its share.
+_WINDOW_CATCHUP: Final = 0.15
 # A first refusal after this long without one, at a known rate, is jitter at a
 # window's edge: a pause of a couple of intervals, not a whole rounded second.
 _CALM: Final = 2.0
@@ -125,6 +137,8 @@ class Plan:
         credit_from: when that statement was made.
         drain: requests per second others spend from the same credit.
         hold_until: when the statement's reset comes (sends past the credit wait for it).
+        catchup: how late a send may leave without pushing back the ones after
+            it (the next slot still counts from the one it was given).
     """
 
     interval: float = 0.0
@@ -135,6 +149,7 @@ class Plan:
     credit_from: float = NEVER
     drain: float = 0.0
     hold_until: float = NEVER
+    catchup: float = 0.0
 
 
 @attrs.define
@@ -161,6 +176,7 @@ class Learner:
     offset_hi: float = -NEVER  # epoch resets: min(reset - sent) bounds the server's clock offset
     gap: float = 0.0  # epoch resets: the smallest gap between two distinct reset moments
     last_epoch: float = NEVER
+    last_epoch_sent: float = NEVER
     penalty: float = 1.0
     lag: float = 0.0
     pause_until: float = NEVER
@@ -172,6 +188,7 @@ class Learner:
     st_delay: float = 0.0
     f_count: float = 0.0
     f_time: float = 0.0
+    countdown: bool = False  # Remaining has been seen to fall with our sends: a window, not a bucket
     blind_cap: int = _BLIND_START_CAP
     blind_interval: float = 0.0
     blind_good: float = 0.0
@@ -235,7 +252,28 @@ class Learner:
             return 0.0
         rate = 1.0 / key
         ours = max(rate - self.foreign_rate, _MIN_SHARE * rate)
-        return self.penalty * (1 + _MARGIN) / (ours * self.share)
+        return self.penalty * (1 + self.margin()) / (ours * self.share)
+
+    def margin(self) -> float:
+        """How much slower than the learned rate sends go, so that jitter on the way lands none early.
+
+        A window only counts requests per window; a bucket of burst 1 refuses
+        any request that arrives early, so until the answers show a window
+        the margin is wider.
+        """
+        return _MARGIN if self.countdown else _BUCKET_MARGIN
+
+    def catchup(self, interval: float) -> float:
+        """How late a send may leave and still keep the schedule.
+
+        A window counts requests per window, so a late send may be made up
+        for (up to a share of an interval that cannot put one more in any
+        window). A bucket of burst 1 refuses two sends closer than its
+        interval, so elsewhere only the margin may be made up.
+        """
+        margin = self.margin()
+        share = _WINDOW_CATCHUP if self.countdown else margin / (1 + margin)
+        return share * interval
 
     def plan(self) -> Plan:
         """What admission enforces now."""
@@ -257,6 +295,7 @@ class Learner:
                 credit_from=self.st_sent,
                 hold_until=-NEVER,
             )
+        catchup = self.catchup(interval)
         if self.family == Family.PRECISE and self.st_remaining >= 0:
             return Plan(
                 interval=interval,
@@ -267,8 +306,9 @@ class Learner:
                 credit_from=self.st_sent,
                 drain=self.foreign_rate,
                 hold_until=self.st_reset + _GUARD + self.lag,
+                catchup=catchup,
             )
-        return Plan(interval=interval, cap=cap, pause_until=self.pause_until)
+        return Plan(interval=interval, cap=cap, pause_until=self.pause_until, catchup=catchup)
 
     # -- learning ------------------------------------------------------------
 
@@ -356,10 +396,12 @@ class Learner:
         delay = reset - sent
         self.span_max = max(self.span_max, delay)
         self.offset_hi = min(self.offset_hi, delay)
-        if self.last_epoch != NEVER and abs(reset - self.last_epoch) > max(resolution, 0.001) / 2:
-            gap = abs(reset - self.last_epoch)
+        gap = abs(reset - self.last_epoch)
+        # Two requests decided less than half the gap apart lie in adjacent
+        # windows, so the gap is one window (not several, skipped while idle).
+        if gap > max(resolution, 0.001) / 2 and abs(sent - self.last_epoch_sent) < gap / 2:
             self.gap = gap if not self.gap else min(self.gap, gap)
-        self.last_epoch = reset
+        self.last_epoch, self.last_epoch_sent = reset, sent
 
     def _foreign(self, seq: int, sent: float, remaining: int, reset: float, server: bool) -> None:
         """Count what others spent between the latest statement and this newer one of the same window."""
@@ -376,6 +418,8 @@ class Learner:
             same = same and elapsed < self.window()
         if not same:
             return
+        if remaining < self.st_remaining:
+            self.countdown = True
         others = self.st_remaining - remaining - ours
         self.f_count = self.f_count * _FOREIGN_DECAY + max(others, 0)
         self.f_time = self.f_time * _FOREIGN_DECAY + elapsed
@@ -397,7 +441,9 @@ class Learner:
         if precise and reset is not None and (retry is None or reset - _GUARD <= retry + _GUARD):
             # A Retry-After that is a precise reset rounded up: trust the reset.
             until = max(reset + _GUARD + self.lag, now)
-        elif retry is not None and calm and interval:
+        elif retry is not None and interval and (calm or not self.countdown):
+            # A bucket's refusal lasts less than an interval, and so does a
+            # window's first one in a while at a known rate (jitter at its edge).
             until = min(retry, now + _NUDGE_INTERVALS * interval)
         elif retry is not None:
             until = retry

@@ -322,4 +322,5 @@ def attrs_values(plan: Plan) -> tuple[float, ...]:
         plan.credit_from,
         plan.drain,
         plan.hold_until,
+        plan.catchup,
     )

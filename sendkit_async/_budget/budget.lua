@@ -14,14 +14,15 @@
 --              -> {granted, wait, now, seq, in flight, processes, interval, pause_until}
 --   "observe": token -> {now, version, learner}
 --   "learn":   version, learner, keep, then the plan: interval, cap, pause_until,
---              credit, credit_seq, credit_from, drain, hold_until -> {1} or {0}
+--              credit, credit_seq, credit_from, drain, hold_until, catchup -> {1} or {0}
 -- Times are seconds; every key expires `keep` seconds after its last write.
 
 local K_STATE, K_FLIGHT, K_MEMBERS, K_LEARNER = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local NEVER = -1e18
-local PLAN = {'interval', 'cap', 'pause_until', 'credit', 'credit_seq', 'credit_from', 'drain', 'hold_until'}
+local PLAN = {'interval', 'cap', 'pause_until', 'credit', 'credit_seq', 'credit_from', 'drain', 'hold_until',
+  'catchup'}
 local DEFAULTS = {interval = 0, cap = 1, pause_until = NEVER, credit = -1, credit_seq = 0,
-  credit_from = NEVER, drain = 0, hold_until = NEVER, tat = NEVER, seq = 0, version = 0}
+  credit_from = NEVER, drain = 0, hold_until = NEVER, catchup = 0, tat = NEVER, seq = 0, version = 0}
 
 local function num(value)
   return string.format('%.17g', value)
@@ -59,7 +60,7 @@ end
 
 -- _admit.take: book a send leaving at `at`; return its sequence number.
 local function take(s, at)
-  s.tat = math.max(s.tat, at) + s.interval
+  s.tat = math.max(s.tat, at - s.catchup) + s.interval
   local seq = s.seq
   s.seq = s.seq + 1
   return seq
