@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import orjson
 import requests
 
+from sendkit_async._retry import parse_retry_after
 from sendkit_async.testing import DEFAULT_WORKSPACE_KEY
 
 KEY = DEFAULT_WORKSPACE_KEY
@@ -41,7 +42,7 @@ def stored(url: str) -> int:
         answer = requests.get(f"{url}/v1/dnc", params={"limit": 1}, headers=HEADERS, timeout=30)
         if answer.status_code != 429:
             return int(answer.json()["pagination"]["total"])
-        time.sleep(float(answer.headers.get("Retry-After", "1")))
+        time.sleep(parse_retry_after(answer.headers, time.time()) or 1.0)
     raise RuntimeError("the fake server kept answering 429")
 
 

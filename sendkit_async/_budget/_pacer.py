@@ -377,7 +377,8 @@ class Learner:
             self._epoch(sent, reset, resolution)
         elif resolution >= 1:
             self.family = max(self.family, Family.WHOLE)
-            self.max_delay = max(self.max_delay, reset - sent)
+            # The value as sent was a whole number of seconds from the decision.
+            self.max_delay = max(self.max_delay, round(reset - sent))
         elif self.family in {Family.NONE, Family.PRECISE}:
             self.family = Family.PRECISE
             # A refused request's reset says nothing about the rate, and "some
