@@ -31,13 +31,13 @@ Headers are constraints with a known resolution, never one sample taken blindly:
   statement's ``remaining`` wait for the next answer. A rounded reset is not enforced: the rate
   alone paces, since waiting for a reset that may be a second late would cost
   more than it saves.
-* **A 429** pauses every caller: until its precise reset, or else for a short
-  probing pause (two intervals) when the rate was already known and the
-  refusal is the first in a while or comes from a bucket (no countdown seen),
-  or else until ``Retry-After``. Each
+* **A 429** pauses every caller: until its precise reset; or, at a known
+  rate, for one interval when it comes from a bucket (no countdown seen: its
+  refusal lasts less than that) and for two when it is a window's first in a
+  while (jitter at its edge); or else until ``Retry-After``. Each
   unexplained refusal slows the rate 3% (forgotten 0.2% a success).
 * **The margin.** Sends go 2% slower than the learned rate under a window,
-  4% elsewhere (a bucket of burst 1 refuses any request that arrives early).
+  3% elsewhere (a bucket of burst 1 refuses any request that arrives early).
 * **Late sends.** A caller woken late (the loop was busy) does not push back
   every later send: under a window (``Remaining`` counts down with our
   sends) up to 15% of an interval is made up for; elsewhere (a bucket of
@@ -250,9 +250,11 @@ class Learner:
         key = self.key_interval()
         if not key:
             return 0.0
-        rate = 1.0 / key
+        # The margin guards the key's limit, which others spend too: take it off
+        # the key's rate before their share, so it is never a sliver of ours.
+        rate = 1.0 / (key * (1 + self.margin()))
         ours = max(rate - self.foreign_rate, _MIN_SHARE * rate)
-        return self.penalty * (1 + self.margin()) / (ours * self.share)
+        return self.penalty / (ours * self.share)
 
     def margin(self) -> float:
         """How much slower than the learned rate sends go, so that jitter on the way lands none early.
@@ -442,9 +444,10 @@ class Learner:
         if precise and reset is not None and (retry is None or reset - _GUARD <= retry + _GUARD):
             # A Retry-After that is a precise reset rounded up: trust the reset.
             until = max(reset + _GUARD + self.lag, now)
-        elif retry is not None and interval and (calm or not self.countdown):
-            # A bucket's refusal lasts less than an interval, and so does a
-            # window's first one in a while at a known rate (jitter at its edge).
+        elif retry is not None and interval and not self.countdown:
+            until = min(retry, now + interval)  # a bucket's refusal lasts less than an interval
+        elif retry is not None and interval and calm:
+            # A window's first refusal in a while at a known rate: jitter at its edge.
             until = min(retry, now + _NUDGE_INTERVALS * interval)
         elif retry is not None:
             until = retry
