@@ -1,3 +1,4 @@
+import itertools
 import math
 
 import anyio
@@ -11,7 +12,7 @@ from sendkit_async.testing import FakeClock, FakeSendKit
 from sendkit_async.testing._limits import Spelling, make_limiter
 
 from .conftest import API, KEY
-from .sim import simulate
+from .sim import Run, Server, exchange, simulate
 
 # -- the learner's rules, with plain numbers -----------------------------------
 
@@ -386,3 +387,30 @@ async def test_five_hundred_concurrent_single_calls_through_one_client_all_succe
                 group.start_soon(lambda c=conversation: client.inbox.update(c, ai_tag="seen"))
         assert all(fake.conversation(c).ai_tag == "seen" for c in ids)
         assert fake.stats.rate_limited <= 15  # at most 3% of the 500
+
+
+async def test_four_local_budgets_on_one_key_share_it_without_starving():
+    # Each sees the others only as foreign spend in the headers; none may freeze at the floor.
+    clock = FakeClock(auto_advance=False)
+    spelling = Spelling(reset="epoch")
+    server = Server(make_limiter("fixed", 20, 1.0, start=clock.wall()), spelling, clock, 0.15)
+    budgets = [LocalBudget(clock=clock) for _ in range(4)]
+    runs = [Run() for _ in budgets]
+
+    async def worker(budget, run, jobs):
+        while next(jobs) < 50:
+            while not await exchange(budget, server, Lane.BULK, run):
+                pass
+            run.done += 1
+
+    async def main():
+        async with anyio.create_task_group() as group:
+            for budget, run in zip(budgets, runs, strict=True):
+                jobs = itertools.count()
+                for _ in range(8):
+                    group.start_soon(worker, budget, run, jobs)
+
+    await clock.drive(main())
+    assert all(run.done == 50 for run in runs)
+    assert clock.monotonic() <= 1.5 * (200 / 20 + 0.15)
+    assert sum(run.rate_limited for run in runs) <= 0.05 * 200

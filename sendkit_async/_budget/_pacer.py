@@ -24,7 +24,9 @@ Headers are constraints with a known resolution, never one sample taken blindly:
   so is that of a bucket that has not yet run dry (its resets are all 0).
 * **Others on the key.** Two answers of the same window (the same epoch reset,
   or a countdown consistent with our sends) show how much more than our own
-  sends the key spent between them; that foreign rate is taken off the key's.
+  sends the key spent between them; that foreign rate is taken off the key's,
+  never leaving fewer than 2.5 of our sends a window (so it stays measured),
+  and it halves every two windows in which it is not measured again.
 * **The statement.** A fractional reset is precise: once our sends since the
   latest answer use up its ``remaining`` (less what others spend meanwhile),
   the next waits for that reset. While no rate is known yet, sends past the
@@ -93,8 +95,11 @@ _NUDGE_INTERVALS: Final = 2.0
 _SKEW_BOUND: Final = 2.0
 _MIN_EPOCH_WINDOW: Final = 1.0
 _FOREIGN_DECAY: Final = 0.9
-# The foreign rate never leaves us less than this share of the key.
+# The foreign rate never leaves us less than this share of the key, nor fewer
+# than this many sends a window; unrenewed, it halves every two windows.
 _MIN_SHARE: Final = 0.05
+_MIN_PER_WINDOW: Final = 2.5
+_FOREIGN_STALE: Final = 2.0
 # A 429 for a send a precise statement allowed: our sends arrive later than
 # they leave; allow that much (at most a fifth of an interval), forgetting 1% a success.
 _MIN_LAG: Final = 0.002
@@ -188,6 +193,7 @@ class Learner:
     st_delay: float = 0.0
     f_count: float = 0.0
     f_time: float = 0.0
+    f_last: float = NEVER
     countdown: bool = False  # Remaining has been seen to fall with our sends: a window, not a bucket
     blind_cap: int = _BLIND_START_CAP
     blind_interval: float = 0.0
@@ -253,7 +259,11 @@ class Learner:
         # The margin guards the key's limit, which others spend too: take it off
         # the key's rate before their share, so it is never a sliver of ours.
         rate = 1.0 / (key * (1 + self.margin()))
-        ours = max(rate - self.foreign_rate, _MIN_SHARE * rate)
+        # Never so slow that two of our answers stop landing in one window:
+        # the estimate of others' spend would then never be measured again.
+        window = self.window() or self.longest
+        floor = max(_MIN_SHARE * rate, min(_MIN_PER_WINDOW / window, rate) if window else 0.0)
+        ours = max(rate - self.foreign_rate, floor)
         return self.penalty / (ours * self.share)
 
     def margin(self) -> float:
@@ -420,7 +430,12 @@ class Learner:
             same = remaining + ours <= self.st_remaining and reset - sent <= self.st_delay + 0.001
             same = same and elapsed < self.window()
         if not same:
+            # Evidence of others' spend that is no longer renewed fades.
+            if sent - self.f_last > _FOREIGN_STALE * max(self.window(), 1.0):
+                self.f_count *= 0.5
+                self.f_last = sent
             return
+        self.f_last = sent
         if remaining < self.st_remaining:
             self.countdown = True
         others = self.st_remaining - remaining - ours
