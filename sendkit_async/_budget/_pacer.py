@@ -37,7 +37,8 @@ Headers are constraints with a known resolution, never one sample taken blindly:
   rate, for one interval when it comes from a bucket (no countdown seen: its
   refusal lasts less than that) and for two when it is a window's first in a
   while (jitter at its edge); or else until ``Retry-After``. Each
-  unexplained refusal slows the rate 3% (forgotten 0.2% a success).
+  unexplained refusal slows the rate 3% (forgotten 0.03% a success, so the
+  pace settles where fewer than 1% of requests are refused).
 * **The margin.** Sends go 2% slower than the learned rate under a window,
   3% elsewhere (a bucket of burst 1 refuses any request that arrives early).
 * **Late sends.** A caller woken late (the loop was busy) does not push back
@@ -82,7 +83,7 @@ _PROBE_PAUSE: Final = 1.0
 _QUIET: Final = 1.0
 # An unexplained 429 slows the rate this much; each success forgets a little of it.
 _PENALTY_STEP: Final = 1.03
-_PENALTY_DECAY: Final = 0.999
+_PENALTY_DECAY: Final = 0.9997
 _MAX_PENALTY: Final = 4.0
 # Under a window, a send this share of an interval late is made up for: with the
 # margin, no window can receive one request more than its share.
