@@ -70,6 +70,13 @@ async def exchange(budget: RateBudget, server: Server, lane: Lane, run: Run) -> 
     return status != 429
 
 
+def _set_up(limiter, latency, spelling, budget, clock):
+    """The clock, the budget (a local one by default), the server and an empty record of a run."""
+    clock = clock or FakeClock(auto_advance=False)
+    budget = budget or LocalBudget(clock=clock)
+    return clock, budget, Server(limiter, spelling or Spelling(), clock, latency), Run()
+
+
 async def simulate(
     limiter: Limiter,
     *,
@@ -82,10 +89,7 @@ async def simulate(
     interactive_every: float | None = None,
 ) -> Run:
     """Send ``requests`` bulk requests from ``workers`` workers (each retried until admitted)."""
-    clock = clock or FakeClock(auto_advance=False)
-    budget = budget or LocalBudget(clock=clock)
-    server = Server(limiter, spelling or Spelling(), clock, latency)
-    run = Run()
+    clock, budget, server, run = _set_up(limiter, latency, spelling, budget, clock)
     jobs = itertools.count()
     start = clock.monotonic()
 
@@ -127,10 +131,7 @@ async def crowd(
     clock: FakeClock | None = None,
 ) -> Run:
     """``calls`` single interactive calls started at once, each retried until admitted."""
-    clock = clock or FakeClock(auto_advance=False)
-    budget = budget or LocalBudget(clock=clock)
-    server = Server(limiter, spelling or Spelling(), clock, latency)
-    run = Run()
+    clock, budget, server, run = _set_up(limiter, latency, spelling, budget, clock)
     start = clock.monotonic()
 
     async def one() -> None:

@@ -151,35 +151,29 @@ def counted_down(learner):
     assert learner.countdown
 
 
+def refused_at(learner, sent, *, seq, reset=4.0, reset_server=True):
+    """A 429 sent at ``sent``, answered 0.1 s later with "1" to wait (a window ending at 4.0 by default)."""
+    answer(
+        learner,
+        sent + 0.1,
+        seq=seq,
+        sent=sent,
+        status=429,
+        remaining=0,
+        reset=reset,
+        resolution=1.0,
+        retry=sent + 1.1,
+        reset_server=reset_server,
+    )
+
+
 def test_a_first_429_under_a_window_at_a_known_rate_costs_a_short_pause_not_a_rounded_second():
     learner = Learner(max_pause=60)
     counted_down(learner)
     interval = learner.plan().interval
-    answer(
-        learner,
-        3.1,
-        seq=30,
-        sent=3.0,
-        status=429,
-        remaining=0,
-        reset=4.0,
-        resolution=1.0,
-        retry=4.1,
-        reset_server=True,
-    )
+    refused_at(learner, 3.0, seq=30)
     assert learner.pause_until == pytest.approx(3.1 + 2 * interval)
-    answer(
-        learner,
-        3.4,
-        seq=31,
-        sent=3.3,
-        status=429,
-        remaining=0,
-        reset=4.0,
-        resolution=1.0,
-        retry=4.4,
-        reset_server=True,
-    )
+    refused_at(learner, 3.3, seq=31)
     assert learner.pause_until == pytest.approx(4.4)  # a second one soon after: the server's word
 
 
@@ -190,17 +184,7 @@ def test_a_buckets_429s_each_cost_one_interval():
         answer(learner, 0.1 * seq + 0.1, seq=seq, sent=0.1 * seq, remaining=0, reset=1.0, resolution=1.0)
     for seq, sent in ((30, 3.0), (31, 3.3)):
         interval = learner.plan().interval
-        answer(
-            learner,
-            sent + 0.1,
-            seq=seq,
-            sent=sent,
-            status=429,
-            remaining=0,
-            reset=sent + 1,
-            resolution=1.0,
-            retry=sent + 1.1,
-        )
+        refused_at(learner, sent, seq=seq, reset=sent + 1, reset_server=False)
         assert learner.pause_until == pytest.approx(sent + 0.1 + interval)
 
 
