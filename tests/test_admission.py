@@ -7,13 +7,14 @@ own, so every grant, wait and sequence number can be compared exactly.
 import math
 import random
 
+import attrs
 import pytest
 import redis.asyncio as aioredis
 
 from sendkit_async._budget import Lane
 from sendkit_async._budget._admit import Admission, decide, take
 from sendkit_async._budget._pacer import NEVER, Plan
-from sendkit_async._budget._redis import RedisBudget, attrs_values
+from sendkit_async._budget._redis import RedisBudget
 
 TTL = 30.0  # permits never expire within a trace
 
@@ -51,7 +52,7 @@ async def test_the_lua_admission_takes_the_python_admissions_decisions(redis_ser
             if rng.random() < 0.2:
                 plan = random_plan(rng, now, state.seq)
                 reply = await lua(
-                    budget, "learn", now, version, b"{}", 3600, *map(repr, map(float, attrs_values(plan)))
+                    budget, "learn", now, version, b"{}", 3600, *map(repr, map(float, attrs.astuple(plan)))
                 )
                 assert int(reply[0]) == 1
                 version += 1

@@ -191,7 +191,6 @@ class Learner:
     st_sent: float = NEVER
     st_remaining: int = -1
     st_reset: float = NEVER
-    st_delay: float = 0.0
     f_count: float = 0.0
     f_time: float = 0.0
     f_last: float = NEVER
@@ -297,31 +296,21 @@ class Learner:
             cap = self.blind_cap
         else:
             cap = 0
-        if not interval and self.st_remaining >= 0:
-            # No rate known yet ("some left" with no reset says nothing about
-            # when more come): spend what the latest answer allows, then wait for the next.
-            return Plan(
-                cap=cap,
-                pause_until=self.pause_until,
-                credit=self.st_remaining,
-                credit_seq=self.st_seq,
-                credit_from=self.st_sent,
-                hold_until=-NEVER,
-            )
-        catchup = self.catchup(interval)
-        if self.family == Family.PRECISE and self.st_remaining >= 0:
-            return Plan(
-                interval=interval,
-                cap=cap,
-                pause_until=self.pause_until,
-                credit=self.st_remaining,
-                credit_seq=self.st_seq,
-                credit_from=self.st_sent,
-                drain=self.foreign_rate,
-                hold_until=self.st_reset + _GUARD + self.lag,
-                catchup=catchup,
-            )
-        return Plan(interval=interval, cap=cap, pause_until=self.pause_until, catchup=catchup)
+        plan = Plan(interval=interval, cap=cap, pause_until=self.pause_until, catchup=self.catchup(interval))
+        if self.st_remaining < 0 or (interval and self.family != Family.PRECISE):
+            return plan  # no statement, or a rounded one: the rate alone paces
+        # No rate known yet ("some left" with no reset says nothing about when
+        # more come): spend what the latest answer allows, then wait for the next.
+        # Otherwise a precise statement: sends past it wait for its reset.
+        precise = bool(interval)
+        return attrs.evolve(
+            plan,
+            credit=self.st_remaining,
+            credit_seq=self.st_seq,
+            credit_from=self.st_sent,
+            drain=self.foreign_rate if precise else 0.0,
+            hold_until=self.st_reset + _GUARD + self.lag if precise else -NEVER,
+        )
 
     # -- learning ------------------------------------------------------------
 
@@ -404,7 +393,6 @@ class Learner:
             if status != _RATE_LIMITED and self.st_seq >= 0:
                 self._foreign(seq, sent, remaining, reset, server)
             self.st_seq, self.st_sent, self.st_remaining, self.st_reset = seq, sent, remaining, reset
-            self.st_delay = reset - sent
 
     def _epoch(self, sent: float, reset: float, resolution: float) -> None:
         delay = reset - sent
@@ -428,7 +416,9 @@ class Learner:
         elif server:
             same = abs(reset - self.st_reset) < 0.002  # noqa: PLR2004 - a millisecond either way
         else:
-            same = remaining + ours <= self.st_remaining and reset - sent <= self.st_delay + 0.001
+            same = (
+                remaining + ours <= self.st_remaining and reset - sent <= self.st_reset - self.st_sent + 0.001
+            )
             same = same and elapsed < self.window()
         if not same:
             # Evidence of others' spend that is no longer renewed fades.

@@ -265,7 +265,7 @@ class RedisBudget(RedisOwner):
                 int(version),
                 orjson.dumps(learner.dump()),
                 self.keep,
-                *(repr(float(value)) for value in attrs_values(plan)),
+                *(repr(float(value)) for value in attrs.astuple(plan)),
             )
             if int(written[0]):
                 self._learner, self._plan = learner, plan
@@ -309,18 +309,3 @@ class RedisBudget(RedisOwner):
             return self._fallback.snapshot()
         now = self._clock.monotonic() + self._offset
         return snapshot_of(self._learner, self._state, self._plan, now=now, waiting=self._gate.waiting)
-
-
-def attrs_values(plan: Plan) -> tuple[float, ...]:
-    """The plan's fields in the order the script's ``learn`` takes them."""
-    return (
-        plan.interval,
-        plan.cap,
-        plan.pause_until,
-        plan.credit,
-        plan.credit_seq,
-        plan.credit_from,
-        plan.drain,
-        plan.hold_until,
-        plan.catchup,
-    )

@@ -15,6 +15,7 @@
 --   "observe": token -> {now, version, learner}
 --   "learn":   version, learner, keep, then the plan: interval, cap, pause_until,
 --              credit, credit_seq, credit_from, drain, hold_until, catchup -> {1} or {0}
+-- The plan's fields come in the order _pacer.Plan declares them (attrs.astuple).
 -- Times are seconds; every key expires `keep` seconds after its last write.
 
 local K_STATE, K_FLIGHT, K_MEMBERS, K_LEARNER = KEYS[1], KEYS[2], KEYS[3], KEYS[4]

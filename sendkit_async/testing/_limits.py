@@ -31,7 +31,7 @@ from __future__ import annotations
 import collections
 import email.utils
 import math
-from typing import Final, Literal, Protocol, TypeAlias
+from typing import Final, Literal, Protocol, TypeAlias, get_args
 
 import attrs
 
@@ -49,7 +49,6 @@ __all__ = [
     "TokenBucket",
     "Verdict",
     "make_limiter",
-    "rate_headers",
 ]
 
 HeaderStyle: TypeAlias = Literal["x", "ietf", "ietf-fields", "none"]
@@ -57,9 +56,9 @@ ResetStyle: TypeAlias = Literal["delta", "seconds", "epoch", "epoch-ms"]
 LimitMeaning: TypeAlias = Literal["quota", "burst"]
 RetryAfterStyle: TypeAlias = Literal["seconds", "date"]
 LimiterShape: TypeAlias = Literal["fixed", "anchored", "sliding", "counter", "token"]
-LIMITER_SHAPES: Final = ("fixed", "anchored", "sliding", "counter", "token")
-HEADER_STYLES: Final = ("x", "ietf", "ietf-fields", "none")
-RESET_STYLES: Final = ("delta", "seconds", "epoch", "epoch-ms")
+LIMITER_SHAPES: Final = get_args(LimiterShape)
+HEADER_STYLES: Final = get_args(HeaderStyle)
+RESET_STYLES: Final = get_args(ResetStyle)
 _EPSILON: Final = 1e-9
 
 
@@ -353,8 +352,3 @@ class Spelling:
         if self.retry_after == "date":
             return email.utils.formatdate(math.ceil(server_now + wait), usegmt=True)
         return str(max(1, math.ceil(wait - _EPSILON)))
-
-
-def rate_headers(state: RateState, style: HeaderStyle, *, server_now: float = 0.0) -> dict[str, str]:
-    """The answer's headers in one spelling, with the reset as a fractional delta."""
-    return Spelling(style=style).headers(state, server_now)
