@@ -18,6 +18,7 @@ __all__ = [
     "DEFAULT_BASE_URL",
     "DEFAULT_CONCURRENCY",
     "DEFAULT_IDS_PER_REQUEST",
+    "DEFAULT_MAX_CONCURRENCY",
     "DEFAULT_MAX_RETRIES",
     "ClientConfig",
     "RetryPolicy",
@@ -34,8 +35,12 @@ DEFAULT_TOTAL_TIMEOUT: Final = 60.0
 DEFAULT_BACKOFF_BASE: Final = 0.5
 DEFAULT_BACKOFF_CAP: Final = 8.0
 DEFAULT_MAX_RETRY_WAIT: Final = 60.0
-# Requests a bulk helper keeps in flight, and ids an inbox selection sends per request.
-DEFAULT_CONCURRENCY: Final = 4
+# Requests a bulk helper keeps in flight ("auto": about rate x latency, see
+# _flow.py), the most "auto" ever allows (memory is about one batch body per
+# request in flight: ~600 KB for 10,000 typical addresses, so 64 hold ~40 MB),
+# and ids an inbox selection sends per request.
+DEFAULT_CONCURRENCY: Final = "auto"
+DEFAULT_MAX_CONCURRENCY: Final = 64
 DEFAULT_IDS_PER_REQUEST: Final = 1_000
 
 ENV_API_KEY: Final = "SENDKIT_API_KEY"

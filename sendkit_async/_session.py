@@ -37,6 +37,7 @@ from ._errors import (
     UnexpectedResponseError,
     status_error_class,
 )
+from ._flow import DEFAULT_MAX_CONCURRENCY, FAILURE_STATUSES, AdaptiveLimit, Concurrency, FixedLimit, InFlight
 from ._logs import logger
 from ._rate import RateLimit
 from ._retry import next_delay, parse_rate_limit, parse_retry_after
@@ -82,7 +83,16 @@ class Transport:
     A pool passed in by the caller is borrowed: :meth:`close` leaves it open.
     """
 
-    __slots__ = ("_borrowed", "_connection_limit", "_session", "_state", "budget", "rate_limit")
+    __slots__ = (
+        "_adaptive",
+        "_borrowed",
+        "_connection_limit",
+        "_session",
+        "_state",
+        "budget",
+        "max_concurrency",
+        "rate_limit",
+    )
 
     def __init__(
         self,
@@ -90,6 +100,7 @@ class Transport:
         *,
         connection_limit: int = 100,
         budget: RateBudget | None = None,
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
     ) -> None:
         self._session = session
         self._borrowed = session is not None
@@ -97,6 +108,29 @@ class Transport:
         self._state = _State.UNOPENED
         self.rate_limit: RateLimit | None = None
         self.budget: RateBudget = budget if budget is not None else LocalBudget()
+        self.max_concurrency = max_concurrency
+        self._adaptive: AdaptiveLimit | None = None
+
+    def adaptive_limit(self, clock: Clock) -> AdaptiveLimit:
+        """The in-flight limit every ``concurrency="auto"`` helper of this client shares.
+
+        One per client, because the server that saturates is one: two jobs
+        at once share one limit, as they share one rate budget.
+        """
+        if self._adaptive is None:
+            self._adaptive = AdaptiveLimit(
+                clock=clock, rate=self._allowed_rate, max_limit=self.max_concurrency
+            )
+        return self._adaptive
+
+    @property
+    def in_flight_limit(self) -> int | None:
+        """The shared adaptive limit now, ``None`` before any helper used it."""
+        return None if self._adaptive is None else self._adaptive.limit
+
+    def _allowed_rate(self) -> float | None:
+        interval = self.budget.snapshot().interval
+        return 1.0 / interval if interval > 0 else None
 
     @property
     def closed(self) -> bool:
@@ -158,10 +192,11 @@ class Session:
         budget: a budget for this copy's calls instead of the transport's
             (the bulk engine wraps the shared one in a job's own ``max_rate``).
         stats: counts this copy's attempts when given.
+        flow: the in-flight limit told each attempt's latency (bulk helpers set it).
         rand: the jitter source for backoff.
     """
 
-    __slots__ = ("_budget", "_clock", "_headers", "_rand", "_transport", "config", "lane", "stats")
+    __slots__ = ("_budget", "_clock", "_headers", "_rand", "_transport", "config", "flow", "lane", "stats")
 
     def __init__(
         self,
@@ -172,9 +207,11 @@ class Session:
         lane: Lane = Lane.INTERACTIVE,
         budget: RateBudget | None = None,
         stats: CallStats | None = None,
+        flow: InFlight | None = None,
         rand: Callable[[], float] = random.random,
     ) -> None:
         self.config = config
+        self.flow = flow
         self._transport = transport
         self._clock: Clock = clock or SystemClock()
         self.lane = lane
@@ -219,6 +256,12 @@ class Session:
         """The rate-limit headers of the latest answer that carried them."""
         return self._transport.rate_limit
 
+    def in_flight(self, concurrency: Concurrency) -> InFlight:
+        """The in-flight limit a bulk helper runs under: its own fixed cap, or the client's adaptive one."""
+        if concurrency == "auto":
+            return self._transport.adaptive_limit(self._clock)
+        return FixedLimit(concurrency)
+
     def with_options(
         self,
         *,
@@ -228,6 +271,7 @@ class Session:
         lane: Lane | NotGiven = NOT_GIVEN,
         budget: RateBudget | NotGiven | None = NOT_GIVEN,
         stats: CallStats | NotGiven | None = NOT_GIVEN,
+        flow: InFlight | NotGiven | None = NOT_GIVEN,
     ) -> Session:
         """A copy with other options, sharing this session's connection pool and budget."""
         changes: dict[str, Any] = {}
@@ -246,6 +290,7 @@ class Session:
             lane=self.lane if isinstance(lane, NotGiven) else lane,
             budget=self._budget if isinstance(budget, NotGiven) else budget,
             stats=self.stats if isinstance(stats, NotGiven) else stats,
+            flow=self.flow if isinstance(flow, NotGiven) else flow,
             rand=self._rand,
         )
 
@@ -286,10 +331,17 @@ class Session:
             with attempt_span(method, path) as span:
                 asked = self._clock.monotonic()
                 permit = await budget.acquire(self.lane)
-                span["sendkit.budget_wait_seconds"] = self._clock.monotonic() - asked
+                sent = self._clock.monotonic()
+                span["sendkit.budget_wait_seconds"] = sent - asked
                 status, outcome, retry_after = await self._attempt_observed(
                     budget, permit, method, path, url, body, query, attempt=attempt, trace=span
                 )
+                if self.flow is not None:
+                    self.flow.observe(
+                        latency=self._clock.monotonic() - sent,
+                        size=len(body or b""),
+                        failed=status is None or status in FAILURE_STATUSES,
+                    )
                 record_attempt(
                     span, {"http.response.status_code": status, "sendkit.retry_count": attempt - 1}
                 )

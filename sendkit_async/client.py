@@ -17,15 +17,19 @@ from . import inbox as _inbox
 from ._budget import BudgetSnapshot, Lane, LocalBudget, RateBudget
 from ._clock import Clock
 from ._config import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_MAX_CONCURRENCY,
     DEFAULT_MAX_RETRIES,
     DEFAULT_MAX_RETRY_WAIT,
     ClientConfig,
     RetryPolicy,
     Timeout,
 )
+from ._flow import Concurrency
 from ._logs import configure_from_environment
 from ._session import Session, Transport
 from ._types import JSON, NOT_GIVEN, NotGiven
+from ._validate import check_whole
 from .bulk import _engine
 from .bulk import _inbox as _bulk_inbox
 from .bulk._prepare import DryRunReport, EntrySource, dry_run
@@ -93,7 +97,7 @@ class DncAPI(_Resource):
         entries: EntrySource,
         *,
         batch_size: int = _dnc.MAX_IMPORT_ENTRIES,
-        concurrency: int = _engine.DEFAULT_CONCURRENCY,
+        concurrency: Concurrency = DEFAULT_CONCURRENCY,
         max_rate: float | None = None,
         dedupe: bool = True,
         reason: DncReason | str | None = None,
@@ -108,11 +112,11 @@ class DncAPI(_Resource):
         """Import any number of entries: validated, deduplicated, batched and sent concurrently.
 
         The input (any iterable or async iterable of entries, mappings or
-        strings) is read lazily: memory holds about ``concurrency + 2``
-        batches, plus the dedupe set (about 100 bytes per distinct address;
-        pass ``dedupe=False`` for constant memory). Batches hold at most
-        ``batch_size`` entries and ``max_batch_bytes`` of JSON, go out at most
-        ``concurrency`` at a time through the client's rate budget
+        strings) is read lazily: memory holds about one batch per request in
+        flight, plus two, plus the dedupe set (about 100 bytes per distinct
+        address; pass ``dedupe=False`` for constant memory). Batches hold at
+        most ``batch_size`` entries and ``max_batch_bytes`` of JSON, go out
+        as many at a time as ``concurrency`` allows through the client's rate budget
         (in its bulk lane, paced from the server's answers, one shared pause
         after a 429, and at most ``max_rate`` requests per second if given), and are
         retried by the session on transient failures (``max_retries``;
@@ -122,7 +126,12 @@ class DncAPI(_Resource):
         Args:
             entries: the input.
             batch_size: entries per request, 1..10,000.
-            concurrency: requests in flight at most.
+            concurrency: requests in flight: ``"auto"`` (the default) keeps
+                about the rate the budget allows times the latency observed,
+                less when the server slows as more arrive, and at most the
+                client's ``max_concurrency``; a number is a fixed cap. With
+                ``"auto"``, a budget that has heard no answer yet first
+                learns the key's rate from one ``GET /v1/dnc?limit=1``.
             max_rate: requests per second at most (``None``: as the server allows).
             dedupe: drop repeats of an address within the job, as duplicates.
             reason: the reason for items that give none (default ``import``).
@@ -192,7 +201,7 @@ class DncAPI(_Resource):
         entries: EntrySource,
         *,
         batch_size: int = _dnc.MAX_IMPORT_ENTRIES,
-        concurrency: int = _engine.DEFAULT_CONCURRENCY,
+        concurrency: Concurrency = DEFAULT_CONCURRENCY,
         max_rate: float | None = None,
         dedupe: bool = True,
         reason: DncReason | str | None = None,
@@ -247,7 +256,7 @@ class InboxAPI(_Resource):
         mark_read: bool | NotGiven = NOT_GIVEN,
         ai_tag: str | NotGiven | None = NOT_GIVEN,
         tags: Sequence[str] | NotGiven = NOT_GIVEN,
-        concurrency: int = _engine.DEFAULT_CONCURRENCY,
+        concurrency: Concurrency = DEFAULT_CONCURRENCY,
     ) -> list[_bulk_inbox.UpdateOutcome]:
         """Apply one update to many conversations; an outcome per id, in order (success or typed error)."""
         return await _bulk_inbox.update_many(
@@ -287,6 +296,9 @@ class SendKit:
             ``with_options`` copies) asks before each attempt and tells each
             answer. Defaults to a :class:`LocalBudget` of its own; pass one
             budget to several clients on the same key to share it.
+        max_concurrency: the most requests the ``concurrency="auto"`` helpers
+            of this client keep in flight together (default 64: about 40 MB
+            of batch bodies at 10,000 typical addresses each).
 
     Raises:
         ConfigurationError: missing key, workspace rules broken, or a bad URL.
@@ -309,8 +321,10 @@ class SendKit:
         clock: Clock | None = None,
         connection_limit: int = 100,
         rate_budget: RateBudget | None = None,
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
     ) -> None:
         configure_from_environment()
+        check_whole("max_concurrency", max_concurrency, minimum=1)
         config = ClientConfig.resolve(
             api_key=api_key,
             base_url=base_url,
@@ -324,7 +338,9 @@ class SendKit:
             rate_budget if rate_budget is not None else LocalBudget(clock=clock, max_pause=max_retry_wait)
         )
         budget.bind(config.key_id)
-        transport = Transport(session, connection_limit=connection_limit, budget=budget)
+        transport = Transport(
+            session, connection_limit=connection_limit, budget=budget, max_concurrency=max_concurrency
+        )
         self._bind(Session(config, transport, clock=clock), owner=True)
 
     def _bind(self, session: Session, *, owner: bool) -> None:
@@ -378,8 +394,13 @@ class SendKit:
         return self._session.budget
 
     def budget_snapshot(self) -> BudgetSnapshot:
-        """The rate budget's state now: learned limit and interval, pause, waiters, requests in flight."""
-        return self._session.budget.snapshot()
+        """The rate budget's state now: learned limit and interval, pause, waiters, requests in flight.
+
+        ``in_flight_limit`` is the client's adaptive in-flight limit (what
+        the ``concurrency="auto"`` helpers allow now), ``None`` before one ran.
+        """
+        snapshot = self._session.budget.snapshot()
+        return attrs.evolve(snapshot, in_flight_limit=self._session.transport.in_flight_limit)
 
     def with_options(
         self,

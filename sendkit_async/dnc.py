@@ -7,16 +7,21 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import itertools
 from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
 from typing import Any, Final, Literal, TypeAlias, overload
 
 import orjson
 
+from ._config import DEFAULT_CONCURRENCY
 from ._convert import envelope_data, structure, unstructure
-from ._errors import UnexpectedResponseError, ValidationError
+from ._errors import ValidationError
+from ._flow import Concurrency, check_concurrency
 from ._session import Session
 from ._validate import check_whole
+from ._walk import DEFAULT_PREFETCH, walk_cursor, walk_pages
 from .models import DncEntry, DncPage, DncReason, DncRecord, EntryType, ImportResult, Pagination
 
 __all__ = [
@@ -268,14 +273,34 @@ async def iter_pages(
     limit: int = MAX_PAGE_LIMIT,
     mode: PageMode = "cursor",
     start: int | str | None = None,
+    concurrency: Concurrency = DEFAULT_CONCURRENCY,
+    prefetch: int = DEFAULT_PREFETCH,
 ) -> AsyncGenerator[DncPage, None]:
-    """Yield every page of ``GET /v1/dnc`` until the pagination says there is no more.
+    """Yield every page of ``GET /v1/dnc``, fetched ahead at the key's rate, in the API's order.
 
     Cursor mode (the default, and what the API recommends for large lists)
-    continues from ``pagination.nextCursor`` when the server sends one, else
-    from the last entry's id; it stops when ``hasMore`` is false, or, when the
-    server sends neither, at the first empty page. Page mode walks
-    ``page=1..pages``. Short and empty pages do not end the walk early.
+    reads ``page=1`` for the list's size, then runs several cursor walks at
+    once, each from the first page of its stretch of the list, and joins
+    them where each meets the next (see :mod:`sendkit_async._walk`). Each
+    walk continues from ``pagination.nextCursor`` when the server sends one,
+    else from the last entry's id, and ends at ``hasMore: false`` or an
+    empty page. Its promise:
+
+    * a list that does not change during the walk comes back exactly once per entry;
+    * a list that grows or shrinks during the walk loses no entry that was
+      there throughout, and yields no entry twice (an entry added or removed
+      meanwhile may or may not appear). Segments cost about 3% more requests
+      than one chain.
+
+    From a ``start`` cursor, or when the server gives no total, it is one
+    chain, a page per round trip.
+
+    Page mode walks ``page=start..pages``, fetched ahead. Offsets shift when
+    the list changes, so a changing list may skip or repeat entries there.
+
+    Either way at most ``prefetch`` pages are held ahead of the one being
+    yielded, and requests in flight follow ``concurrency`` (``"auto"``:
+    about the rate the budget allows times the latency; a number is a fixed cap).
 
     Args:
         session: the session to send with.
@@ -283,41 +308,28 @@ async def iter_pages(
         limit: entries per page, 1..100.
         mode: ``"cursor"`` or ``"page"``.
         start: the first page number (page mode) or cursor (cursor mode).
+        concurrency: ``"auto"`` or the most requests in flight.
+        prefetch: pages held ahead at most (1 or more).
 
     Raises:
+        ValidationError: a bad argument, before anything is sent.
         UnexpectedResponseError: the server repeated a cursor (the walk would never end).
     """
     _check_list_args(type, limit, None)
     _check_walk(mode, start)
+    check_concurrency(concurrency)
+    check_whole("prefetch", prefetch, minimum=1)
+    limiter = session.in_flight(concurrency)
+    fetch = functools.partial(get_page, session.with_options(flow=limiter), type=type, limit=limit)
     if mode == "page":
-        number = int(start) if start is not None else 1
-        while True:
-            result = await get_page(session, type=type, limit=limit, page=number)
-            yield result
-            pages = result.pagination.pages
-            if pages is not None:
-                if number >= pages:
-                    return
-            elif result.pagination.has_more is False or not result.items:
-                return
-            number += 1
-    cursor = None if start is None else str(start)
-    while True:
-        result = await get_page(session, type=type, limit=limit, cursor=cursor)
-        yield result
-        pagination = result.pagination
-        if pagination.has_more is False:
-            return
-        following = pagination.next_cursor or (result.items[-1].id if result.items else None)
-        if following is None:
-            return
-        if following == cursor:
-            raise UnexpectedResponseError(
-                f"the API returned cursor {cursor!r} again; stopping to avoid an endless walk",
-                status=200,
-                body="",
-            )
-        cursor = following
+        walk = walk_pages(fetch, limiter=limiter, prefetch=prefetch, start=int(start or 1))
+    else:
+        walk = walk_cursor(
+            fetch, limiter=limiter, prefetch=prefetch, start=None if start is None else str(start)
+        )
+    async with contextlib.aclosing(walk) as pages:
+        async for page in pages:
+            yield page
 
 
 async def iter_entries(
@@ -327,13 +339,19 @@ async def iter_entries(
     limit: int = MAX_PAGE_LIMIT,
     mode: PageMode = "cursor",
     start: int | str | None = None,
+    concurrency: Concurrency = DEFAULT_CONCURRENCY,
+    prefetch: int = DEFAULT_PREFETCH,
 ) -> AsyncGenerator[DncRecord, None]:
-    """Yield every DNC entry across pages; see :func:`iter_pages` for the walk.
+    """Yield every DNC entry across pages; see :func:`iter_pages` for the walk and its promise.
 
     Example:
         >>> async for entry in client.dnc.list(type="email"):  # doctest: +SKIP
         ...     print(entry.email, entry.created_at)
     """
-    async for page in iter_pages(session, type=type, limit=limit, mode=mode, start=start):
-        for item in page.items:
-            yield item
+    walk = iter_pages(
+        session, type=type, limit=limit, mode=mode, start=start, concurrency=concurrency, prefetch=prefetch
+    )
+    async with contextlib.aclosing(walk) as pages:
+        async for page in pages:
+            for item in page.items:
+                yield item

@@ -8,7 +8,8 @@ The two POSTs take a *selection*: explicit conversation ids, or
 ``select_all=True`` with optional ``filters`` and ``exclude_ids``. The pages
 leave ``filters`` open, so it is passed through as given (a JSON object of
 names to plain values). More explicit ids than ``max_ids_per_request`` go out
-in chunks, ``concurrency`` at a time in the rate budget's bulk lane, and the
+in chunks, as many at a time as ``concurrency`` allows (``"auto"``: see
+:mod:`._flow`) in the rate budget's bulk lane, and the
 counts are summed; the calls are idempotent, so if a chunk fails after its
 retries the others are cancelled and its error raised, and repeating the
 whole call is safe. Each signature here is the only one: the client's
@@ -28,6 +29,7 @@ from ._budget import Lane
 from ._config import DEFAULT_CONCURRENCY, DEFAULT_IDS_PER_REQUEST
 from ._convert import envelope_data, structure, unstructure
 from ._errors import SendKitError, ValidationError
+from ._flow import Concurrency, InFlight, check_concurrency
 from ._requests import ConversationPatch, Selection
 from ._session import Session
 from ._types import JSON, NOT_GIVEN, NotGiven
@@ -96,11 +98,11 @@ async def _select(
     chosen: Selection,
     *,
     max_ids_per_request: int,
-    concurrency: int,
+    concurrency: Concurrency,
 ) -> list[T]:
     """Send a selection, in chunks of ids when it has more than ``max_ids_per_request``."""
     check_whole("max_ids_per_request", max_ids_per_request, minimum=1)
-    check_whole("concurrency", concurrency, minimum=1)
+    check_concurrency(concurrency)
     ids = chosen.conversation_ids
 
     async def send(part: Selection, via: Session) -> T:
@@ -109,20 +111,20 @@ async def _select(
 
     if ids is None or len(ids) <= max_ids_per_request:
         return [await send(chosen, session)]
-    paced = session.with_options(lane=Lane.BULK)
+    limiter = session.in_flight(concurrency)
+    paced = session.with_options(lane=Lane.BULK, flow=limiter)
     chunks = [ids[i : i + max_ids_per_request] for i in range(0, len(ids), max_ids_per_request)]
     calls = [functools.partial(send, Selection(conversation_ids=chunk), paced) for chunk in chunks]
-    return await _gather(calls, concurrency)
+    return await _gather(calls, limiter)
 
 
-async def _gather(calls: Sequence[Callable[[], Awaitable[T]]], concurrency: int) -> list[T]:
-    """Run ``calls`` at most ``concurrency`` at a time; the first error cancels the rest and is raised."""
+async def _gather(calls: Sequence[Callable[[], Awaitable[T]]], limiter: InFlight) -> list[T]:
+    """Run ``calls`` as the in-flight limit allows; the first error cancels the rest and is raised."""
     results: list[T | None] = [None] * len(calls)
     errors: list[SendKitError] = []
-    limiter = anyio.CapacityLimiter(concurrency)
 
     async def one(index: int, group: anyio.abc.TaskGroup) -> None:
-        async with limiter:
+        async with limiter.slot():
             try:
                 results[index] = await calls[index]()
             except SendKitError as exc:
@@ -175,7 +177,7 @@ async def add_leads_to_dnc(
     filters: Mapping[str, Any] | None = None,
     exclude_ids: Iterable[str] | None = None,
     max_ids_per_request: int = DEFAULT_IDS_PER_REQUEST,
-    concurrency: int = DEFAULT_CONCURRENCY,
+    concurrency: Concurrency = DEFAULT_CONCURRENCY,
 ) -> InboxDncResult:
     """Put the leads of the selected conversations on the DNC list (leads already there are skipped).
 
@@ -210,7 +212,7 @@ async def mark_read(
     filters: Mapping[str, Any] | None = None,
     exclude_ids: Iterable[str] | None = None,
     max_ids_per_request: int = DEFAULT_IDS_PER_REQUEST,
-    concurrency: int = DEFAULT_CONCURRENCY,
+    concurrency: Concurrency = DEFAULT_CONCURRENCY,
 ) -> MarkReadResult:
     """Mark the unread lead replies of the selected conversations as read.
 

@@ -142,6 +142,8 @@ class BudgetSnapshot:
         paused_for: seconds left of a shared pause after a 429 (0 when none).
         waiting: callers waiting for a permit.
         in_flight: permits granted and not yet observed.
+        in_flight_limit: the client's adaptive in-flight limit (filled in by
+            :meth:`SendKit.budget_snapshot`; ``None`` from the budget itself).
     """
 
     shape: Shape
@@ -151,6 +153,7 @@ class BudgetSnapshot:
     paused_for: float
     waiting: int
     in_flight: int
+    in_flight_limit: int | None = None
 
 
 class RateBudget(Protocol):

@@ -25,7 +25,7 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from sendkit_async import dnc
-from sendkit_async._budget import Lane, RateCap
+from sendkit_async._budget import Lane, RateCap, Shape
 from sendkit_async._config import DEFAULT_CONCURRENCY
 from sendkit_async._errors import (
     APIStatusError,
@@ -36,6 +36,7 @@ from sendkit_async._errors import (
     UnexpectedResponseError,
     ValidationError,
 )
+from sendkit_async._flow import AdaptiveLimit, Concurrency, InFlight, check_concurrency
 from sendkit_async._session import CallStats, Session
 from sendkit_async._tracing import job_span
 from sendkit_async._types import NOT_GIVEN
@@ -113,6 +114,10 @@ def _checkpoint(_instance: object, attribute: attrs.Attribute[Any], value: objec
         raise ValidationError(f"{attribute.name} {os.fspath(value)!r} is a directory; give a file path")
 
 
+def _concurrency(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    check_concurrency(value, attribute.name)
+
+
 def _job(_instance: object, _attribute: attrs.Attribute[Any], value: object) -> None:
     if value is not None:
         check_job_name(value)
@@ -132,7 +137,7 @@ class ImportOptions:
 
     batch_size: int = attrs.field(default=dnc.MAX_IMPORT_ENTRIES, validator=_whole(1))
     max_batch_bytes: int = attrs.field(default=DEFAULT_MAX_BATCH_BYTES, validator=_whole(0))
-    concurrency: int = attrs.field(default=DEFAULT_CONCURRENCY, validator=_whole(1))
+    concurrency: Concurrency = attrs.field(default=DEFAULT_CONCURRENCY, validator=_concurrency)
     max_rate: float | None = attrs.field(default=None, validator=_rate)
     dedupe: bool = attrs.field(default=True, validator=_flag)
     reason: DncReason | None = attrs.field(default=None, converter=attrs.converters.optional(_reason))
@@ -205,13 +210,16 @@ class ImportJob:
             if options.max_rate is None
             else RateCap(session.budget, options.max_rate, clock=session.clock)
         )
-        self._session = session.with_options(retry=retry, lane=Lane.BULK, budget=budget)
+        self._flow: InFlight = session.in_flight(options.concurrency)
+        self._session = session.with_options(retry=retry, lane=Lane.BULK, budget=budget, flow=self._flow)
         self._batcher = options.batcher()
         self._checkpoint: Checkpoint | None = None
         self._pending: dict[int, Batch] = {}
         self._started: set[int] = set()
         self._fatal: BaseException | None = None
         self._task_group: TaskGroup | None = None
+        self._probe_lock = anyio.Lock()
+        self._probed = False
 
     async def results(self) -> AsyncGenerator[BatchResult, None]:
         """Run the job, yielding each batch's result as it completes (not in input order).
@@ -264,15 +272,51 @@ class ImportJob:
                     for batch in sorted(self._pending.values(), key=lambda b: b.index):
                         out.send_nowait(self._unsent(batch))
 
+    @property
+    def concurrency(self) -> int:
+        """The job's in-flight limit now."""
+        return self._flow.limit
+
     async def _send_all(self, out: MemoryObjectSendStream[BatchResult]) -> None:
-        """Batch the input and send it, ``concurrency`` batches at a time."""
+        """Batch the input and send it, as many batches at a time as the in-flight limit allows.
+
+        A worker takes its slot before it takes a batch, so the batches in
+        memory are about the requests in flight.
+        """
         async with anyio.create_task_group() as task_group:
             self._task_group = task_group
             send, receive = anyio.create_memory_object_stream[Batch](0)
             task_group.start_soon(self._produce, send)
+            workers = self._flow.max_limit if isinstance(self._flow, AdaptiveLimit) else self._flow.limit
             async with receive:
-                for _ in range(self._options.concurrency):
+                for _ in range(workers):
                     task_group.start_soon(self._work, receive.clone(), out.clone())
+
+    async def _probe(self) -> None:
+        """Learn the key's rate from one light call before the first batch, when the budget knows nothing.
+
+        A budget that has heard no answer lets one request out at a time, so
+        without this the job's first batch (which may take seconds) would
+        hold every other one back for its whole round trip. The call is
+        ``GET /v1/dnc?limit=1``, made once, when the first batch is about to
+        go (a job that resumes everything sends nothing); a failure is left
+        to the batches to meet, except a fatal one (a bad key), which stops
+        the job before it sends.
+        """
+        async with self._probe_lock:
+            if self._probed:
+                return
+            self._probed = True
+            if self._options.concurrency != "auto" or self._session.budget.snapshot().shape != Shape.UNKNOWN:
+                return
+            once = attrs.evolve(self._session.config.retry, max_retries=0, max_rate_limit_retries=0)
+            try:
+                await dnc.get_page(self._session.with_options(flow=None, retry=once), limit=1)
+            except FATAL_ERRORS as exc:
+                self._stop(exc)
+                raise _Stopped from exc
+            except SendKitError:
+                pass
 
     async def _open_checkpoint(self) -> None:
         options = self._options
@@ -308,15 +352,20 @@ class ImportJob:
         self, batches: MemoryObjectReceiveStream[Batch], out: MemoryObjectSendStream[BatchResult]
     ) -> None:
         async with batches, out:
-            async for batch in batches:
-                self._started.add(batch.index)
-                try:
-                    result = await self._process(batch)
-                except _Stopped:
-                    return
-                except Exception as exc:  # noqa: BLE001 - stop the job, reported, rather than crash it
-                    self._stop(exc)
-                    return
+            while True:
+                async with self._flow.slot():
+                    try:
+                        batch = await batches.receive()
+                    except anyio.EndOfStream:
+                        return
+                    self._started.add(batch.index)
+                    try:
+                        result = await self._process(batch)
+                    except _Stopped:
+                        return
+                    except Exception as exc:  # noqa: BLE001 - stop the job, reported, rather than crash it
+                        self._stop(exc)
+                        return
                 if self._checkpoint is not None and result.landed and not result.resumed:
                     try:
                         await self._checkpoint.record(batch, result)
@@ -342,6 +391,7 @@ class ImportJob:
         imported = skipped = 0
         failed: list[FailedEntry] = []
         if batch.entries:
+            await self._probe()
             session = self._session.with_options(stats=counts)
             imported, skipped, failed = await self._send(session, batch.positions, batch.entries, [0])
         return BatchResult(
@@ -421,13 +471,13 @@ async def import_bulk(
                 async for result in results:
                     builder.add(result)
                     if on_progress is not None:
-                        outcome = on_progress(builder.progress(clock.monotonic() - started))
+                        outcome = on_progress(builder.progress(clock.monotonic() - started, job.concurrency))
                         if inspect.isawaitable(outcome):
                             await outcome
         except ImportAbortedError as exc:
             exc.report = builder.report(clock.monotonic() - started, stopped=True)
             raise
         finally:
-            progress = builder.progress(clock.monotonic() - started)
+            progress = builder.progress(clock.monotonic() - started, job.concurrency)
             span.update({f"sendkit.{name}": value for name, value in attrs.asdict(progress).items()})
     return builder.report(clock.monotonic() - started)

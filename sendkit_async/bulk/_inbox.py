@@ -14,9 +14,9 @@ from sendkit_async import inbox
 from sendkit_async._budget import Lane
 from sendkit_async._config import DEFAULT_CONCURRENCY, DEFAULT_IDS_PER_REQUEST
 from sendkit_async._errors import AuthenticationError, PermissionDeniedError, SendKitError
+from sendkit_async._flow import Concurrency, check_concurrency
 from sendkit_async._session import Session
 from sendkit_async._types import NOT_GIVEN, NotGiven
-from sendkit_async._validate import check_whole
 from sendkit_async.models import Conversation
 
 __all__ = ["DEFAULT_IDS_PER_REQUEST", "UpdateOutcome", "update_many"]
@@ -43,9 +43,9 @@ async def update_many(
     mark_read: bool | NotGiven = NOT_GIVEN,
     ai_tag: str | NotGiven | None = NOT_GIVEN,
     tags: Sequence[str] | NotGiven = NOT_GIVEN,
-    concurrency: int = DEFAULT_CONCURRENCY,
+    concurrency: Concurrency = DEFAULT_CONCURRENCY,
 ) -> list[UpdateOutcome]:
-    """PATCH many conversations alike, ``concurrency`` at a time, in the budget's bulk lane.
+    """PATCH many conversations alike, as many at a time as ``concurrency`` allows, in the budget's bulk lane.
 
     Every id is validated first (a malformed one raises before anything is
     sent). Each outcome holds the conversation or the error for that id; after
@@ -55,14 +55,13 @@ async def update_many(
     inbox.patch(
         mark_read=mark_read, ai_tag=ai_tag, tags=tags
     )  # the same changes for every id: check them once
-    check_whole("concurrency", concurrency, minimum=1)
-    paced = session.with_options(lane=Lane.BULK)
+    limiter = session.in_flight(check_concurrency(concurrency))
+    paced = session.with_options(lane=Lane.BULK, flow=limiter)
     outcomes: list[UpdateOutcome] = [UpdateOutcome(i) for i in ids]
     fatal: list[SendKitError] = []
-    limiter = anyio.CapacityLimiter(concurrency)
 
     async def one(index: int) -> None:
-        async with limiter:
+        async with limiter.slot():
             if fatal:
                 outcomes[index] = UpdateOutcome(ids[index], error=fatal[0])
                 return

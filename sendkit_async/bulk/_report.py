@@ -112,7 +112,11 @@ class BatchResult:
 
 @attrs.frozen
 class ImportProgress:
-    """Cumulative counts, handed to ``on_progress`` after every batch."""
+    """Cumulative counts, handed to ``on_progress`` after every batch.
+
+    ``concurrency`` is the job's in-flight limit when the counts were taken
+    (with ``concurrency="auto"`` it moves with the server's latency).
+    """
 
     read: int
     rejected: int
@@ -125,6 +129,7 @@ class ImportProgress:
     retries: int
     rate_limited: int
     elapsed: float
+    concurrency: int = 0
 
     @property
     def entries_per_second(self) -> float:
@@ -213,9 +218,10 @@ class ReportBuilder:
         self.rejected.extend(result.rejected)
         self.failed.extend(result.failed)
 
-    def progress(self, elapsed: float) -> ImportProgress:
+    def progress(self, elapsed: float, concurrency: int = 0) -> ImportProgress:
         """The counts so far."""
         return ImportProgress(
+            concurrency=concurrency,
             read=self.read,
             rejected=len(self.rejected),
             duplicates=self.duplicates,

@@ -20,6 +20,7 @@ import orjson
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from sendkit_async._flow import Concurrency
 from sendkit_async.bulk import (
     DEFAULT_CONCURRENCY,
     CheckpointMismatchError,
@@ -37,6 +38,7 @@ from ._runner import (
     EXIT_OK,
     EXIT_USAGE,
     Settings,
+    concurrency_option,
     err,
     open_client,
     out,
@@ -53,7 +55,7 @@ def dnc() -> None:
 
 @dnc.command("import")
 @click.argument("file")
-@click.option("--concurrency", type=click.IntRange(1, 64), default=DEFAULT_CONCURRENCY, show_default=True)
+@concurrency_option
 @click.option("--max-rate", type=click.FloatRange(min=0, min_open=True), help="requests per second at most")
 @click.option("--batch-size", type=click.IntRange(1, 10_000), default=10_000, show_default=True)
 @click.option("--reason", default=None, help="reason for rows without one (default: import)")
@@ -89,7 +91,7 @@ def dnc() -> None:
 def dnc_import(
     settings: Settings,
     file: str,
-    concurrency: int,
+    concurrency: Concurrency,
     max_rate: float | None,
     batch_size: int,
     reason: str | None,
@@ -158,7 +160,7 @@ async def import_file(
     settings: Settings,
     source: InputFile,
     *,
-    concurrency: int = DEFAULT_CONCURRENCY,
+    concurrency: Concurrency = DEFAULT_CONCURRENCY,
     max_rate: float | None = None,
     batch_size: int = 10_000,
     reason: str | None = None,
@@ -199,7 +201,12 @@ async def import_file(
                     async with contextlib.aclosing(results):
                         async for result in results:
                             builder.add(result)
-                            display.update(builder.progress(time.monotonic() - started))
+                            limit = (
+                                concurrency
+                                if isinstance(concurrency, int)
+                                else client.budget_snapshot().in_flight_limit
+                            )
+                            display.update(builder.progress(time.monotonic() - started, limit or 0))
             except ImportAbortedError as exc:
                 stopped = builder.report(time.monotonic() - started, stopped=True)
                 finish(stopped, source, rejects=rejects, as_json=as_json, title="import stopped", error=exc)
@@ -303,16 +310,19 @@ def finish(
     "--format", "fmt", type=click.Choice(["table", "csv", "jsonl"]), default="table", show_default=True
 )
 @click.option("--limit", type=click.IntRange(min=1), help="stop after N entries")
+@concurrency_option
 @click.pass_obj
-def dnc_list(settings: Settings, type_: str | None, fmt: str, limit: int | None) -> None:
-    """List DNC entries."""
+def dnc_list(
+    settings: Settings, type_: str | None, fmt: str, limit: int | None, concurrency: Concurrency
+) -> None:
+    """List DNC entries (pages are fetched ahead, in order; see ``client.dnc.list``)."""
 
     async def work() -> int:
         rows = []  # only the table is held; csv and jsonl stream
         count = 0
         async with (
             open_client(settings) as client,
-            contextlib.aclosing(client.dnc.list(type=type_)) as entries,
+            contextlib.aclosing(client.dnc.list(type=type_, concurrency=concurrency)) as entries,
         ):
             async for entry in entries:
                 count += 1
@@ -362,9 +372,16 @@ def _emit(handle: Any, fmt: str, entry: Any, *, header: bool) -> None:
     "--format", "fmt", type=click.Choice(["csv", "jsonl", "txt"]), help="default: from the file name"
 )
 @click.option("--type", "type_", type=click.Choice(["email", "domain"]), help="only this entry type")
+@concurrency_option
 @click.pass_obj
-def dnc_export(settings: Settings, file: str, fmt: str | None, type_: str | None) -> None:
-    """Write every DNC entry to FILE, streamed page by page, with progress.
+def dnc_export(
+    settings: Settings, file: str, fmt: str | None, type_: str | None, concurrency: Concurrency
+) -> None:
+    """Write every DNC entry to FILE, pages fetched ahead and written in order, with progress.
+
+    The progress bar shows entries, pages and the time left (the total is
+    known from the first page). Every entry present for the whole export is
+    written once, even while the list changes (see ``client.dnc.list``).
 
     The format follows the name: .jsonl or .ndjson for JSON Lines, .txt for one
     address per line, anything else CSV; .gz compresses any of them.
@@ -377,21 +394,31 @@ def dnc_export(settings: Settings, file: str, fmt: str | None, type_: str | None
     async def work() -> int:
         count = 0
         opener: Any = gzip.open if file.endswith(".gz") else open
-        columns = (TextColumn("exporting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        pages = 0
+        columns = (
+            TextColumn("exporting"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("entries · {task.fields[pages]} pages"),
+            TimeRemainingColumn(),
+        )
         async with open_client(settings) as client:
             with (
                 opener(file, "wt", newline="", encoding="utf-8") as handle,
                 Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as progress,
             ):
-                task = progress.add_task("export", total=None)
-                async for page in client.dnc.pages(type=type_):
-                    if progress.tasks[task].total is None and page.pagination.total is not None:
-                        progress.update(task, total=page.pagination.total)
-                    for entry in page.items:
-                        _emit(handle, chosen, entry, header=count == 0)
-                        count += 1
-                    progress.update(task, completed=count)
-        err.print(f"exported {count:,} entries to {file}")
+                task = progress.add_task("export", total=None, pages=0)
+                walk = client.dnc.pages(type=type_, concurrency=concurrency)
+                async with contextlib.aclosing(walk) as walked:
+                    async for page in walked:
+                        if progress.tasks[task].total is None and page.pagination.total is not None:
+                            progress.update(task, total=page.pagination.total)
+                        for entry in page.items:
+                            _emit(handle, chosen, entry, header=count == 0)
+                            count += 1
+                        pages += 1
+                        progress.update(task, completed=count, pages=pages)
+        err.print(f"exported {count:,} entries ({pages:,} pages) to {file}")
         return EXIT_OK
 
     run(settings, work)

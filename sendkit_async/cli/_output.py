@@ -85,7 +85,8 @@ class _CountsColumn(ProgressColumn):
             return Text("starting…", style="dim")
         return Text(
             f"{snapshot.read:,} read · {snapshot.entries_per_second:,.0f}/s · {snapshot.batches} batches · "
-            f"{snapshot.retries} retries · {snapshot.rate_limited} 429s",
+            f"{snapshot.concurrency} in flight max · {snapshot.retries} retries · "
+            f"{snapshot.rate_limited} 429s",
         )
 
 

@@ -13,13 +13,16 @@ from pathlib import Path
 from typing import Any, Final, TypeVar
 
 import attrs
+import click
 from rich.console import Console
 
+from sendkit_async._config import DEFAULT_CONCURRENCY
 from sendkit_async._errors import (
     ConfigurationError,
     SendKitError,
     ValidationError,
 )
+from sendkit_async._flow import Concurrency
 from sendkit_async.client import SendKit
 
 from ._input import UnreadableInputError
@@ -31,6 +34,7 @@ __all__ = [
     "EXIT_OK",
     "EXIT_USAGE",
     "Settings",
+    "concurrency_option",
     "err",
     "open_client",
     "out",
@@ -42,6 +46,25 @@ EXIT_INCOMPLETE: Final = 1
 EXIT_USAGE: Final = 2
 EXIT_INTERRUPTED: Final = 130
 T = TypeVar("T")
+
+
+def _concurrency(_ctx: click.Context, param: click.Parameter, value: str) -> Concurrency:
+    text = str(value).strip().lower()
+    if text == "auto":
+        return "auto"
+    if text.isdigit() and int(text) >= 1:
+        return int(text)
+    raise click.BadParameter(f"{value!r} is not 'auto' or a whole number of at least 1", param=param)
+
+
+concurrency_option = click.option(
+    "--concurrency",
+    metavar="auto|N",
+    default=DEFAULT_CONCURRENCY,
+    callback=_concurrency,
+    show_default=True,
+    help="requests in flight: auto (about rate x latency, less when the server slows) or a fixed number",
+)
 
 
 @attrs.define
