@@ -14,12 +14,14 @@ may be out at once (and so how many batch bodies are held in memory).
   connection errors, and it never exceeds ``max_limit``.
 
 Bulk helpers take a :meth:`~InFlight.slot` around each call; the session
-reports each attempt's latency with :meth:`~InFlight.observe`.
+tells it when each attempt leaves (:meth:`~InFlight.sent`) and how it ended
+(:meth:`~InFlight.answered`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 from collections import deque
 from collections.abc import AsyncIterator, Callable
@@ -54,11 +56,12 @@ TOLERANCE: Final = 1.3
 # (1.0001: +10% after ~1,000 answers) so that a server that slows for good is
 # followed, while a saturated one cannot talk us into queueing more.
 FORGET: Final = 1.0001
-# A cut keeps at least this share of the in flight it cuts (at most halving),
-# and a failure (timeout, 502/503/504, no answer) keeps this share.
-MAX_CUT: Final = 0.5
+# A failure (timeout, 502/503/504, no answer) keeps this share of the in flight it met.
 FAILURE_CUT: Final = 0.75
 SMOOTHING: Final = 0.25
+# Latencies below this are all "fast": a millisecond's jitter on a loopback
+# server is not a queue.
+LATENCY_FLOOR: Final = 0.02
 FAILURE_STATUSES: Final = frozenset({502, 503, 504})
 
 
@@ -90,8 +93,16 @@ class InFlight(Protocol):
         """Hold one of the ``limit`` slots for one call (its retries included)."""
         ...
 
-    def observe(self, *, latency: float, size: int, failed: bool) -> None:
-        """Learn from one attempt: seconds from send to answer, its body's bytes, and whether it failed."""
+    def sent(self) -> int:
+        """An attempt leaves now (its budget permit granted); returns its token for :meth:`answered`."""
+        ...
+
+    def answered(self, token: int, *, size: int, failed: bool) -> None:
+        """The attempt ``token`` ended: its body's bytes, and whether it failed (timeout, 502-504, none)."""
+        ...
+
+    def forget(self, token: int) -> None:
+        """The attempt ``token`` was cancelled: it says nothing about the server."""
         ...
 
 
@@ -155,7 +166,14 @@ class FixedLimit(_Slots):
     def _current(self) -> int:
         return self._limit
 
-    def observe(self, *, latency: float, size: int, failed: bool) -> None:
+    def sent(self) -> int:
+        """A fixed cap learns nothing."""
+        return 0
+
+    def answered(self, token: int, *, size: int, failed: bool) -> None:
+        """A fixed cap learns nothing."""
+
+    def forget(self, token: int) -> None:
         """A fixed cap learns nothing."""
 
     def __repr__(self) -> str:
@@ -166,15 +184,24 @@ class AdaptiveLimit(_Slots):
     """``concurrency="auto"``: about rate x latency in flight, less when the server queues.
 
     Args:
-        clock: the clock the cuts are spaced by (one per observed latency at most).
+        clock: the clock latencies are measured on.
         rate: the requests per second the budget allows now, or ``None``
             when it does not know (then only the server's latency bounds in flight).
         max_limit: never more than this in flight.
 
-    Until the first answer there is no latency to go by: requests go out as
-    the budget lets them, up to ``max_limit``. Answers are compared only with
-    others of a similar size (a power of two of body bytes), so a small last
-    batch is not mistaken for the server speeding up.
+    The latency it goes by is the smoothed latency of answers, or the age of
+    the oldest request still out when that is longer: before the first
+    answer, in flight may grow as the budget sends (rate x time waited so
+    far, with headroom), and a server that stops answering shows at once.
+
+    Latency past ``TOLERANCE`` x the unloaded latency (the least seen for
+    bodies of that size, a power of two of bytes, so a small last batch is
+    not mistaken for the server speeding up) means the server queues: in
+    flight is cut to ``TOLERANCE`` x what the server served at once while
+    that request was out (``in flight x unloaded / latency``), then left alone until
+    requests sent after the cut answer, so one queue is not cut for twice.
+    Timeouts, 502-504s and lost connections cut to 3/4 the same way.
+    Answers within the noise win back about one slot per round trip.
     """
 
     def __init__(
@@ -191,44 +218,73 @@ class AdaptiveLimit(_Slots):
         self._ceiling = float(max_limit)  # what the server's latency allows
         self._unloaded: dict[int, float] = {}
         self._latency = 0.0  # smoothed, all sizes
-        self._ratio = 1.0  # smoothed latency / unloaded latency
+        self._ratio = 1.0  # smoothed latency / unloaded latency, since the last change
         self._changed = -math.inf
+        self._out: dict[int, tuple[float, int]] = {}  # token -> (sent at, in flight then)
+        self._tokens = itertools.count(1)
 
     def _current(self) -> int:
         ceiling = min(self.max_limit, max(1, int(self._ceiling)))
         rate = self._rate()
-        if not self._latency or rate is None:
-            return ceiling
-        little = math.ceil(rate * self._latency * HEADROOM) + 1
+        if rate is None:
+            # Nothing heard yet: two, as the budget lets one out; afterwards a
+            # budget with no rate (a server that sends no headers) paces alone.
+            return ceiling if self._latency else min(ceiling, 2)
+        # Before the first answer, one more: a caller always waits in the
+        # budget, so each send (an event that re-reads the limit) comes on time.
+        spare = 1 if self._latency else 2
+        little = math.ceil(rate * max(self._latency, self._oldest()) * HEADROOM) + spare
         return max(1, min(ceiling, little))
 
-    def observe(self, *, latency: float, size: int, failed: bool) -> None:
+    def _oldest(self) -> float:
+        if not self._out:
+            return 0.0
+        return self._clock.monotonic() - min(sent for sent, _ in self._out.values())
+
+    def sent(self) -> int:
+        """Note an attempt leaving; a longer wait for the oldest answer may let others in."""
+        token = next(self._tokens)
+        self._out[token] = (self._clock.monotonic(), len(self._out) + 1)
+        self.wake()
+        return token
+
+    def forget(self, token: int) -> None:
+        """Drop a cancelled attempt."""
+        self._out.pop(token, None)
+        self.wake()
+
+    def answered(self, token: int, *, size: int, failed: bool) -> None:
         """Learn from one attempt; a larger limit lets waiters in at once."""
+        sent_at, load = self._out.pop(token, (self._clock.monotonic(), 1))
+        load = max(load, len(self._out) + 1)  # what was out with it, at its start or its end
         now = self._clock.monotonic()
-        spaced = now - self._changed >= self._latency
+        fresh = sent_at >= self._changed  # sent after the last change: it shows its effect
         if failed:
-            if spaced:
-                self._cut(FAILURE_CUT, now)
+            if fresh:
+                self._cut(load * FAILURE_CUT, now)
+            self.wake()
             return
+        latency = now - sent_at
         bucket = size.bit_length()
         unloaded = min(self._unloaded.get(bucket, latency) * FORGET, latency)
         self._unloaded[bucket] = unloaded
-        ratio = latency / unloaded if unloaded > 0 else 1.0
-        first = not self._latency
-        self._latency = latency if first else self._latency + SMOOTHING * (latency - self._latency)
-        self._ratio = ratio if first else self._ratio + SMOOTHING * (ratio - self._ratio)
-        if self._ratio > TOLERANCE:
-            if spaced:
-                self._cut(max(MAX_CUT, TOLERANCE / self._ratio), now)
-        elif self._ratio <= (1 + TOLERANCE) / 2 and self._ceiling < self.max_limit:
-            # Recover by about one per round trip: each answer adds 1/limit.
-            self._ceiling = min(float(self.max_limit), self._ceiling + 1 / max(self._ceiling, 1.0))
+        ratio = max(latency, LATENCY_FLOOR) / max(unloaded, LATENCY_FLOOR)
+        self._latency = (
+            latency if not self._latency else self._latency + SMOOTHING * (latency - self._latency)
+        )
+        if fresh:
+            self._ratio += SMOOTHING * (ratio - self._ratio)
+            if ratio > TOLERANCE and self._ratio > TOLERANCE:
+                self._cut(load * TOLERANCE / ratio, now)
+            elif self._ratio <= (1 + TOLERANCE) / 2 and self._ceiling < self.max_limit:
+                # Win back about one per round trip: each answer adds 1/limit.
+                self._ceiling = min(float(self.max_limit), self._ceiling + 1 / max(self._ceiling, 1.0))
         self.wake()
 
-    def _cut(self, keep: float, now: float) -> None:
-        base = min(float(self._current()), float(max(self.in_flight, 1)))
-        self._ceiling = max(1.0, base * keep)
+    def _cut(self, target: float, now: float) -> None:
+        self._ceiling = max(1.0, min(self._ceiling, float(self._current()), target * 1.0))
         self._changed = now
+        self._ratio = 1.0
 
     def __repr__(self) -> str:
         return f"AdaptiveLimit(limit={self.limit}, in_flight={self.in_flight}, max_limit={self.max_limit})"

@@ -26,7 +26,7 @@ from yarl import URL
 
 from ._budget import Lane, LocalBudget, Observation, Permit, RateBudget
 from ._clock import Clock, SystemClock
-from ._config import ClientConfig, RetryPolicy, Timeout
+from ._config import DEFAULT_MAX_CONCURRENCY, ClientConfig, RetryPolicy, Timeout
 from ._errors import (
     APIConnectionError,
     APIStatusError,
@@ -37,7 +37,7 @@ from ._errors import (
     UnexpectedResponseError,
     status_error_class,
 )
-from ._flow import DEFAULT_MAX_CONCURRENCY, FAILURE_STATUSES, AdaptiveLimit, Concurrency, FixedLimit, InFlight
+from ._flow import FAILURE_STATUSES, AdaptiveLimit, Concurrency, FixedLimit, InFlight
 from ._logs import logger
 from ._rate import RateLimit
 from ._retry import next_delay, parse_rate_limit, parse_retry_after
@@ -331,17 +331,10 @@ class Session:
             with attempt_span(method, path) as span:
                 asked = self._clock.monotonic()
                 permit = await budget.acquire(self.lane)
-                sent = self._clock.monotonic()
-                span["sendkit.budget_wait_seconds"] = sent - asked
+                span["sendkit.budget_wait_seconds"] = self._clock.monotonic() - asked
                 status, outcome, retry_after = await self._attempt_observed(
                     budget, permit, method, path, url, body, query, attempt=attempt, trace=span
                 )
-                if self.flow is not None:
-                    self.flow.observe(
-                        latency=self._clock.monotonic() - sent,
-                        size=len(body or b""),
-                        failed=status is None or status in FAILURE_STATUSES,
-                    )
                 record_attempt(
                     span, {"http.response.status_code": status, "sendkit.retry_count": attempt - 1}
                 )
@@ -392,16 +385,26 @@ class Session:
         attempt: int,
         trace: dict[str, Any],
     ) -> tuple[int | None, JSON, float | None]:
-        """One attempt under ``permit``, whose outcome the budget always hears, cancelled or not."""
+        """One attempt under ``permit``, whose outcome the budget always hears, cancelled or not.
+
+        The in-flight limit, when there is one, hears when it left and how it
+        ended (a cancelled attempt tells it nothing about the server).
+        """
         sent_at = self._clock.wall()
+        flow = self.flow
+        token = flow.sent() if flow is not None else 0
         try:
             status, rate, outcome = await self._attempt(
                 method, path, url, body, query, attempt=attempt, trace=trace
             )
         except BaseException:
+            if flow is not None:
+                flow.forget(token)
             with anyio.CancelScope(shield=True):
                 await budget.observe(permit, Observation.of(None, sent_at=sent_at, received_at=sent_at))
             raise
+        if flow is not None:
+            flow.answered(token, size=len(body or b""), failed=status is None or status in FAILURE_STATUSES)
         retry_after = outcome.retry_after if isinstance(outcome, APIStatusError) else None
         observation = Observation.of(
             status, sent_at=sent_at, received_at=self._clock.wall(), rate=rate, retry_after=retry_after

@@ -91,7 +91,7 @@ class _Segment:
     dropped: bool = False
     done: bool = False
     held: int = 0  # pages fetched and not yet yielded
-    last: DncPage | None = None  # the latest page fetched: its walk goes on from there
+    cursor: str | None = None  # where its walk goes on from
     # Where the output goes on after this segment: (segment, page, item), or _END.
     following: tuple[int, int, int] = (_END, 0, 0)
     scope: anyio.CancelScope | None = None
@@ -100,7 +100,6 @@ class _Segment:
         at = len(self.pages)
         self.pages.append(page)
         self.held += 1
-        self.last = page
         for position, item in enumerate(page.items):
             self.index.setdefault(item.id, (at, position))
 
@@ -131,8 +130,11 @@ class _CursorWalk:
         self._prefetch = prefetch
         self._segment_pages = segment_pages
         self._count = segments
+        # Segments walking at once: enough chains for twice the in-flight
+        # limit when the walk began; their requests still wait on the limiter.
+        self._window = max(2, min(2 * limiter.limit, prefetch))
         self._segments: dict[int, _Segment] = {}
-        head = _Segment(0, ready=True)
+        head = _Segment(0, ready=True, cursor=continuation(first, None))
         head.add(first)
         self._segments[0] = head
         self._first_id = first.items[0].id if first.items else None
@@ -141,8 +143,8 @@ class _CursorWalk:
 
     @property
     def buffered(self) -> int:
-        """Pages held ahead: fetched by segments other than the one being yielded."""
-        return sum(s.held for n, s in self._segments.items() if n != self.out)
+        """Pages fetched and not yet yielded."""
+        return sum(s.held for s in self._segments.values())
 
     def _notify(self) -> None:
         self._changed.set()
@@ -151,14 +153,11 @@ class _CursorWalk:
     async def _wait(self) -> None:
         await self._changed.wait()
 
-    def _window(self) -> int:
-        return max(1, self._limiter.limit)
-
     async def schedule(self, group: TaskGroup) -> None:
         """Start segments as the window reaches them: heads one segment ahead of the walks."""
         group.start_soon(self._run, self._segments[0])
         for number in range(1, self._count):
-            while number > self.out + self._window():
+            while number > self.out + self._window:
                 await self._wait()
             if self.out == _END:
                 return
@@ -171,7 +170,7 @@ class _CursorWalk:
             try:
                 if segment.number and not await self._head(segment):
                     return
-                while segment.number >= self.out + self._window():
+                while segment.number >= self.out + self._window:
                     await self._wait()
                 await self._walk(segment)
             finally:
@@ -190,16 +189,19 @@ class _CursorWalk:
         if page is None or not usable:
             segment.dropped = True  # the walk before it carries on past
             segment.ready = True
+            self._notify()
             return False
         segment.add(page)
+        segment.cursor = continuation(page, None)
         segment.ready = True
+        self._notify()
         return True
 
     async def _walk(self, segment: _Segment) -> None:
-        assert segment.last is not None  # noqa: S101 - a walk starts from its head
-        cursor = continuation(segment.last, None)
+        cursor = segment.cursor
         while cursor is not None:
-            while segment.number != self.out and self.buffered >= self._prefetch:
+            # A full window waits, except the walk being yielded once the reader has all of it.
+            while self.buffered >= self._prefetch and not (segment.number == self.out and not segment.held):
                 await self._wait()
             async with self._limiter.slot():
                 page = await self._fetch(cursor=cursor)

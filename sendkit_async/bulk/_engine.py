@@ -311,7 +311,7 @@ class ImportJob:
                 return
             once = attrs.evolve(self._session.config.retry, max_retries=0, max_rate_limit_retries=0)
             try:
-                await dnc.get_page(self._session.with_options(flow=None, retry=once), limit=1)
+                await dnc.get_page(self._session.with_options(retry=once), limit=1)
             except FATAL_ERRORS as exc:
                 self._stop(exc)
                 raise _Stopped from exc

@@ -18,6 +18,21 @@ def _parser(prog: str = "python -m sendkit_async.testing") -> argparse.ArgumentP
     parser.add_argument("--port", type=int, default=8080, help="port (0 picks a free one)")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="added to every request")
     parser.add_argument("--latency-per-entry-us", type=float, default=0.0, help="added per imported entry")
+    parser.add_argument(
+        "--capacity", type=int, default=None, help="requests served at once; the rest queue (default: any)"
+    )
+    parser.add_argument(
+        "--queue-limit",
+        type=int,
+        default=None,
+        help="with --capacity: 503 + Retry-After past this many queued",
+    )
+    parser.add_argument(
+        "--list-order", choices=["oldest", "newest"], default="oldest", help="the DNC list's order"
+    )
+    parser.add_argument(
+        "--dnc-entries", type=int, default=0, help="seed the DNC list with this many addresses"
+    )
     parser.add_argument("--rate-limit", type=int, default=None, help="requests per window per key")
     parser.add_argument("--rate-window", type=float, default=1.0, help="window length in seconds")
     parser.add_argument(
@@ -76,6 +91,9 @@ async def serve(args: argparse.Namespace) -> None:
         port=args.port,
         latency=args.latency_ms / 1000,
         latency_per_entry=args.latency_per_entry_us / 1e6,
+        capacity=args.capacity,
+        queue_limit=args.queue_limit,
+        list_order=args.list_order,
         rate_limit=args.rate_limit,
         rate_window=args.rate_window,
         limiter=args.limiter,
@@ -90,6 +108,7 @@ async def serve(args: argparse.Namespace) -> None:
         drop_rate=args.drop_rate,
         seed=args.seed,
     )
+    fake.add_dnc(f"seeded{number}@example.com" for number in range(args.dnc_entries))
     async with fake:
         # The keys are fake and exist only in this process: printing them is the point.
         print(f"fake SendKit listening on {fake.url}", flush=True)  # noqa: T201

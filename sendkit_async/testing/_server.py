@@ -13,16 +13,18 @@ repeatable with a seed.
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
+import contextlib
 import itertools
 import math
 import random
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextvars import ContextVar
 from http import HTTPStatus
-from typing import Any, Final
+from typing import Any, Final, Literal, TypeAlias
 
 import attrs
 import orjson
@@ -73,6 +75,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Rejecter = Callable[[str], "str | None"]
 
 
+ListOrder: TypeAlias = Literal["oldest", "newest"]
+
+
 class _APIError(Exception):
     """Raised inside handlers; the middleware turns it into the documented error body."""
 
@@ -104,12 +109,15 @@ class ServerStats:
     entries_received: int = 0
     in_flight: int = 0
     max_in_flight: int = 0
+    queued: int = 0
+    max_queued: int = 0
+    overloaded: int = 0
 
     def reset(self) -> None:
-        """Zero every counter (``in_flight`` keeps counting live requests)."""
-        live = self.in_flight
+        """Zero every counter (``in_flight`` and ``queued`` keep counting live requests)."""
+        live, queued = self.in_flight, self.queued
         self.__init__()  # type: ignore[misc]
-        self.in_flight = live
+        self.in_flight, self.queued = live, queued
 
 
 class FakeSendKit:
@@ -125,6 +133,13 @@ class FakeSendKit:
         latency: seconds of processing added to every authenticated request
             within the rate limit (counted against the limit on arrival).
         latency_per_entry: seconds added per imported entry.
+        capacity: requests served at once (``None``: any number). The rest
+            wait in arrival order, so their latency grows with the queue;
+            ``latency`` and ``latency_per_entry`` are each one's service time.
+        queue_limit: with ``capacity``, a request arriving while this many
+            wait gets 503 with ``Retry-After: 1`` (``None``: the queue is unbounded).
+        list_order: ``"oldest"`` first (ids ascending, the default) or
+            ``"newest"`` first; cursor mode follows the same order.
         rate_limit: requests allowed per key per window (``None``: unlimited).
             A request over the limit gets 429 with ``Retry-After`` (whole
             seconds, rounded up). Like a real edge, the limiter decides, and
@@ -170,6 +185,9 @@ class FakeSendKit:
         *,
         latency: float = 0.0,
         latency_per_entry: float = 0.0,
+        capacity: int | None = None,
+        queue_limit: int | None = None,
+        list_order: ListOrder = "oldest",
         rate_limit: int | None = None,
         rate_window: float = 1.0,
         limiter: LimiterShape = "fixed",
@@ -192,6 +210,15 @@ class FakeSendKit:
     ) -> None:
         self.latency = latency
         self.latency_per_entry = latency_per_entry
+        if (capacity is not None and capacity < 1) or (queue_limit is not None and queue_limit < 0):
+            raise ValueError("capacity must be at least 1 and queue_limit 0 or more")
+        if list_order not in ("oldest", "newest"):
+            raise ValueError(f"list_order must be 'oldest' or 'newest', got {list_order!r}")
+        self.capacity = capacity
+        self.queue_limit = queue_limit
+        self.list_order: ListOrder = list_order
+        self._serving = 0
+        self._queue: collections.deque[asyncio.Future[None]] = collections.deque()
         if rate_window <= 0 or burst < 1 or not 0 <= tenant_share < 1:
             raise ValueError("rate_window must be positive, burst at least 1, tenant_share in [0, 1)")
         if limiter not in LIMITER_SHAPES:
@@ -314,6 +341,11 @@ class FakeSendKit:
         for email in emails:
             store.add(email.lower(), "email" if "@" in email else "domain", reason, now)
 
+    def remove_dnc(self, emails: Iterable[str], *, workspace_id: str = DEFAULT_WORKSPACE_ID) -> int:
+        """Take addresses off the list directly (the API has no delete); return how many were there."""
+        store = self.workspace(workspace_id).dnc
+        return sum(store.remove(email.lower()) for email in emails)
+
     def add_conversation(
         self,
         lead_email: str,
@@ -369,23 +401,20 @@ class FakeSendKit:
             # then spend the processing time.
             key, workspace_id = self._authenticate(request)
             limit_headers = self._count_rate(key)
-            if self.latency:
-                await asyncio.sleep(self.latency)
-            if self.drop_rate and self.random.random() < self.drop_rate:
-                self.stats.dropped += 1
-                if request.transport is not None:
-                    request.transport.abort()
-                return web.Response(status=499)
-            if self.fail_rate and self.random.random() < self.fail_rate:
-                self.stats.injected_errors += 1
-                status = self.random.choice((500, 502, 503))
-                raise _APIError(status, "injected fault")  # noqa: TRY301 - one path for every error
-            if request.method in {"POST", "PATCH"} and request.content_type != "application/json":
-                raise _APIError(415, "Content-Type must be application/json")  # noqa: TRY301
-            # Each request runs in its own task, so a context variable carries
-            # the authenticated workspace from here to the handler.
-            _WORKSPACE.set(self.workspace(workspace_id))
-            response = await handler(request)
+            async with self._served():
+                if self.latency:
+                    await asyncio.sleep(self.latency)
+                if self._dropped(request):
+                    return web.Response(status=499)
+                if request.method in {"POST", "PATCH"} and request.content_type != "application/json":
+                    raise _APIError(415, "Content-Type must be application/json")  # noqa: TRY301
+                # Each request runs in its own task, so a context variable carries
+                # the authenticated workspace from here to the handler.
+                _WORKSPACE.set(self.workspace(workspace_id))
+                response = await handler(request)
+        except _OverloadedError as exc:
+            response = _error(503, exc.message)
+            response.headers["Retry-After"] = "1"
         except _RateLimitedError as exc:
             response = _error(429, exc.message)
             response.headers["Retry-After"] = exc.retry_after
@@ -397,6 +426,59 @@ class FakeSendKit:
         if key is not None and limit_headers:
             response.headers.update(limit_headers)
         return response
+
+    def _dropped(self, request: web.Request) -> bool:
+        """The injected faults: a dropped connection (``True``), or a 5xx raised."""
+        if self.drop_rate and self.random.random() < self.drop_rate:
+            self.stats.dropped += 1
+            if request.transport is not None:
+                request.transport.abort()
+            return True
+        if self.fail_rate and self.random.random() < self.fail_rate:
+            self.stats.injected_errors += 1
+            raise _APIError(self.random.choice((500, 502, 503)), "injected fault")
+        return False
+
+    @contextlib.asynccontextmanager
+    async def _served(self) -> AsyncIterator[None]:
+        """One of ``capacity`` servers for the request, after those that arrived before it."""
+        if self.capacity is None:
+            yield
+            return
+        stats = self.stats
+        if self._serving >= self.capacity or self._queue:
+            if self.queue_limit is not None and len(self._queue) >= self.queue_limit:
+                stats.overloaded += 1
+                raise _OverloadedError(503, f"server busy: {len(self._queue)} requests queued")
+            turn = asyncio.get_running_loop().create_future()
+            self._queue.append(turn)
+            stats.queued += 1
+            stats.max_queued = max(stats.max_queued, stats.queued)
+            try:
+                await turn
+            except BaseException:
+                if turn.done() and not turn.cancelled():
+                    self._serving -= 1  # given a server, then cancelled: hand it on
+                    self._next()
+                else:
+                    self._queue.remove(turn)
+                raise
+            finally:
+                stats.queued -= 1
+        else:
+            self._serving += 1
+        try:
+            yield
+        finally:
+            self._serving -= 1
+            self._next()
+
+    def _next(self) -> None:
+        while self._queue and self._serving < (self.capacity or 0):
+            turn = self._queue.popleft()
+            if not turn.done():
+                self._serving += 1
+                turn.set_result(None)
 
     def _authenticate(self, request: web.Request) -> tuple[str, str]:
         key = request.headers.get("X-Api-Key", "")
@@ -551,7 +633,7 @@ class FakeSendKit:
             cursor = query["cursor"]
             if not is_object_id(cursor):
                 raise _APIError(400, "cursor must be an entry id")
-            rows = store.after(type_, cursor, limit + 1)
+            rows = store.after(type_, cursor, limit + 1, newest=self.list_order == "newest")
             more = len(rows) > limit
             rows = rows[:limit]
             pagination: dict[str, Any] = {
@@ -562,7 +644,7 @@ class FakeSendKit:
             }
         else:
             page = _int_param(query, "page", 1, 1, None)
-            rows = store.page(type_, page, limit)
+            rows = store.page(type_, page, limit, newest=self.list_order == "newest")
             pagination = {"total": total, "page": page, "limit": limit, "pages": math.ceil(total / limit)}
         data = [row.wire(workspace.id) for row in rows]
         return _json({"success": True, "data": data, "pagination": pagination})
@@ -638,6 +720,10 @@ class FakeSendKit:
         if "tags" in body:
             conversation.tags = list(body["tags"])
         return _json({"success": True, "data": conversation.wire()})
+
+
+class _OverloadedError(_APIError):
+    """Past the queue limit: 503 with ``Retry-After``."""
 
 
 class _RateLimitedError(_APIError):

@@ -91,6 +91,16 @@ class DncStore:
                 append(row)
         return len(self._rows) - before
 
+    def remove(self, email: str) -> bool:
+        """Take an address off the list; ``True`` if it was there."""
+        row = self._by_email.pop(email, None)
+        if row is None:
+            return False
+        at = bisect.bisect_left(self._rows, row[0], key=itemgetter(0))
+        del self._rows[at]
+        self._views = {"email": ([], 0), "domain": ([], 0)}  # caught up again on the next listing
+        return True
+
     def _view(self, type_: str | None) -> list[_Row]:
         if type_ is None:
             return self._rows
@@ -108,22 +118,36 @@ class DncStore:
         seq, email, type_, reason, created_at = raw
         return DncRecordRow(self._prefix + format(seq, "016x"), email, type_, reason, created_at)
 
-    def page(self, type_: str | None, page: int, limit: int) -> list[DncRecordRow]:
-        """Entries of page ``page`` (1-based)."""
-        start = (page - 1) * limit
-        return [self.row(r) for r in self._view(type_)[start : start + limit]]
+    def page(self, type_: str | None, page: int, limit: int, *, newest: bool = False) -> list[DncRecordRow]:
+        """Entries of page ``page`` (1-based), oldest or newest first."""
+        rows, start = self._view(type_), (page - 1) * limit
+        if newest:
+            end = max(len(rows) - start, 0)
+            return [self.row(r) for r in reversed(rows[max(end - limit, 0) : end])]
+        return [self.row(r) for r in rows[start : start + limit]]
 
-    def after(self, type_: str | None, cursor: str | None, limit: int) -> list[DncRecordRow]:
-        """Up to ``limit`` entries whose id sorts after ``cursor`` (a 24-hex id)."""
+    def after(
+        self, type_: str | None, cursor: str | None, limit: int, *, newest: bool = False
+    ) -> list[DncRecordRow]:
+        """Up to ``limit`` entries that follow ``cursor`` (a 24-hex id) in the listing's order.
+
+        Oldest first, they are the ids above it; newest first, the ids below.
+        The cursor's own entry need not exist any more.
+        """
         rows = self._view(type_)
-        start = 0
-        if cursor is not None:
+        if cursor is None:
+            at = len(rows) if newest else 0
+        else:
             prefix, seq = cursor[:8].lower(), int(cursor[8:], 16)
             if prefix != self._prefix:  # an id from elsewhere: compare whole ids
-                start = 0 if prefix < self._prefix else len(rows)
+                at = 0 if prefix < self._prefix else len(rows)
+            elif newest:
+                at = bisect.bisect_left(rows, seq, key=itemgetter(0))
             else:
-                start = bisect.bisect_right(rows, seq, key=itemgetter(0))
-        return [self.row(r) for r in rows[start : start + limit]]
+                at = bisect.bisect_right(rows, seq, key=itemgetter(0))
+        if newest:
+            return [self.row(r) for r in reversed(rows[max(at - limit, 0) : at])]
+        return [self.row(r) for r in rows[at : at + limit]]
 
 
 @attrs.define
