@@ -30,7 +30,7 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """``nox -s bench`` runs every benchmark; ``nox -s bench -- pacing`` (or shared, import) one."""
+    """``nox -s bench`` runs every benchmark; ``nox -s bench -- pacing`` (or shared, import, flow) one."""
     session.install("-e", ".[bench]")
     names = session.posargs or ["pacing", "shared", "import", "client_cost"]
     for name in names:

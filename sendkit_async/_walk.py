@@ -49,9 +49,9 @@ __all__ = ["DEFAULT_PREFETCH", "continuation", "walk_cursor", "walk_pages"]
 DEFAULT_PREFETCH: Final = 256
 # A segment's walk ends by fetching one page the next segment's head already
 # holds, so a segment of 32 pages costs 1/32 (3%) more requests than a plain
-# walk; shorter ones (at least 8) when the list is too short for enough chains.
+# walk; shorter ones (at least 24: 4%) when the list is too short for enough chains.
 MAX_SEGMENT_PAGES: Final = 32
-MIN_SEGMENT_PAGES: Final = 8
+MIN_SEGMENT_PAGES: Final = 24
 _END: Final = -1
 
 
@@ -91,6 +91,8 @@ class _Segment:
     dropped: bool = False
     done: bool = False
     held: int = 0  # pages fetched and not yet yielded
+    walking: bool = False
+    walked: int = 0  # pages its walk fetched
     cursor: str | None = None  # where its walk goes on from
     # Where the output goes on after this segment: (segment, page, item), or _END.
     following: tuple[int, int, int] = (_END, 0, 0)
@@ -199,10 +201,13 @@ class _CursorWalk:
 
     async def _walk(self, segment: _Segment) -> None:
         cursor = segment.cursor
+        segment.walking = True
         while cursor is not None:
-            # A full window waits, except the walk being yielded once the reader has all of it.
-            while self.buffered >= self._prefetch and not (segment.number == self.out and not segment.held):
+            # A full window waits, except the walk being yielded once the reader has all of it;
+            # the others keep in step, so that none is left to finish alone, a page per round trip.
+            while not self._may_fetch(segment):
                 await self._wait()
+            segment.walked += 1
             async with self._limiter.slot():
                 page = await self._fetch(cursor=cursor)
             # Only a later segment whose head is in can be met: wait for the next one's.
@@ -218,6 +223,15 @@ class _CursorWalk:
             self._keep(segment, page)
             cursor = continuation(page, cursor)
         self._finish(segment, (_END, 0, 0))
+
+    def _may_fetch(self, segment: _Segment) -> bool:
+        if segment.number == self.out:
+            return self.buffered < self._prefetch or not segment.held
+        return self.buffered < self._prefetch and segment.walked <= self._slowest() + 1
+
+    def _slowest(self) -> int:
+        walks = [s.walked for s in self._segments.values() if s.walking and not s.done and not s.dropped]
+        return min(walks, default=0)
 
     def _next_ready(self, number: int) -> bool:
         following = number + 1
@@ -301,7 +315,7 @@ class _CursorWalk:
 
 
 def segment_pages(pages: int, limit: int) -> int:
-    """Pages per segment: enough segments for twice the in-flight limit, 8 to 32 pages each."""
+    """Pages per segment: enough segments for twice the in-flight limit, 24 to 32 pages each."""
     wanted = math.ceil(pages / max(2 * limit, 1))
     return max(MIN_SEGMENT_PAGES, min(MAX_SEGMENT_PAGES, wanted))
 
