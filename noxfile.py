@@ -32,6 +32,6 @@ def typecheck(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """``nox -s bench`` runs every benchmark; ``nox -s bench -- pacing`` (or shared, import, flow) one."""
     session.install("-e", ".[bench]")
-    names = session.posargs or ["pacing", "shared", "import", "client_cost"]
+    names = session.posargs or ["pacing", "shared", "import", "client_cost", "flow"]
     for name in names:
         session.run("python", f"benchmarks/bench_{name}.py", external=False)

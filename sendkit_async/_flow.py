@@ -97,8 +97,8 @@ class InFlight(Protocol):
         """An attempt leaves now (its budget permit granted); returns its token for :meth:`answered`."""
         ...
 
-    def answered(self, token: int, *, size: int, failed: bool) -> None:
-        """The attempt ``token`` ended: its body's bytes, and whether it failed (timeout, 502-504, none)."""
+    def answered(self, token: int, *, size: int, status: int | None) -> None:
+        """The attempt ``token`` ended: its body's bytes and its status (``None``: no answer)."""
         ...
 
     def forget(self, token: int) -> None:
@@ -170,7 +170,7 @@ class FixedLimit(_Slots):
         """A fixed cap learns nothing."""
         return 0
 
-    def answered(self, token: int, *, size: int, failed: bool) -> None:
+    def answered(self, token: int, *, size: int, status: int | None) -> None:
         """A fixed cap learns nothing."""
 
     def forget(self, token: int) -> None:
@@ -253,15 +253,22 @@ class AdaptiveLimit(_Slots):
         self._out.pop(token, None)
         self.wake()
 
-    def answered(self, token: int, *, size: int, failed: bool) -> None:
-        """Learn from one attempt; a larger limit lets waiters in at once."""
+    def answered(self, token: int, *, size: int, status: int | None) -> None:
+        """Learn from one attempt; a larger limit lets waiters in at once.
+
+        Only a success measures the server's service time: a 429 or a 4xx
+        is answered at its edge, fast, whatever the server's load.
+        """
         sent_at, load = self._out.pop(token, (self._clock.monotonic(), 1))
         load = max(load, len(self._out) + 1)  # what was out with it, at its start or its end
         now = self._clock.monotonic()
         fresh = sent_at >= self._changed  # sent after the last change: it shows its effect
-        if failed:
+        if status is None or status in FAILURE_STATUSES:
             if fresh:
                 self._cut(load * FAILURE_CUT, now)
+            self.wake()
+            return
+        if not 200 <= status < 300:  # noqa: PLR2004
             self.wake()
             return
         latency = now - sent_at

@@ -37,7 +37,7 @@ from ._errors import (
     UnexpectedResponseError,
     status_error_class,
 )
-from ._flow import FAILURE_STATUSES, AdaptiveLimit, Concurrency, FixedLimit, InFlight
+from ._flow import AdaptiveLimit, Concurrency, FixedLimit, InFlight
 from ._logs import logger
 from ._rate import RateLimit
 from ._retry import next_delay, parse_rate_limit, parse_retry_after
@@ -404,7 +404,7 @@ class Session:
                 await budget.observe(permit, Observation.of(None, sent_at=sent_at, received_at=sent_at))
             raise
         if flow is not None:
-            flow.answered(token, size=len(body or b""), failed=status is None or status in FAILURE_STATUSES)
+            flow.answered(token, size=len(body or b""), status=status)
         retry_after = outcome.retry_after if isinstance(outcome, APIStatusError) else None
         observation = Observation.of(
             status, sent_at=sent_at, received_at=self._clock.wall(), rate=rate, retry_after=retry_after

@@ -210,6 +210,9 @@ class _CursorWalk:
             segment.walked += 1
             async with self._limiter.slot():
                 page = await self._fetch(cursor=cursor)
+            if not page.items:  # nothing to keep; the pagination says whether the list goes on
+                cursor = continuation(page, cursor)
+                continue
             # Only a later segment whose head is in can be met: wait for the next one's.
             while not self._next_ready(segment.number):
                 await self._wait()
@@ -343,7 +346,8 @@ async def walk_cursor(
         cursor = continuation(first, cursor)
         while cursor is not None:
             page = await _one(fetch, limiter, cursor=cursor)
-            yield page
+            if page.items:
+                yield page
             cursor = continuation(page, cursor)
         return
     length = segment_pages(pages, limiter.limit)

@@ -151,3 +151,21 @@ def test_export_follows_the_target_extension(tmp_path, server):  # noqa: F811
         assert check is None or check(text), (name, text)
         if name.endswith(".gz"):
             assert text.split() == ["a@example.com", "b@example.com", "spam.com"]
+
+
+def test_concurrency_is_auto_or_a_number_on_every_command_that_sends_many(tmp_path, server):  # noqa: F811
+    server.add_dnc([f"u{n}@example.com" for n in range(2_500)])
+    target = tmp_path / "all.jsonl"
+    for value in ("auto", "3"):
+        result = CliRunner().invoke(cli, ["dnc", "export", str(target), "--concurrency", value])
+        assert result.exit_code == 0, result.stderr
+        lines = target.read_text().splitlines()
+        assert len({json.loads(line)["id"] for line in lines}) == len(lines) == 2_500
+        assert "2,500 entries (25 pages)" in result.stderr
+    source = tmp_path / "in.txt"
+    source.write_text("a@example.com\n")
+    for value in ("0", "many", "-1"):
+        refused = CliRunner().invoke(cli, ["dnc", "import", str(source), "--concurrency", value])
+        assert refused.exit_code == 2
+        assert "auto" in refused.stderr
+    assert CliRunner().invoke(cli, ["dnc", "import", str(source), "--concurrency", "auto"]).exit_code == 0

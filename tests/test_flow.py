@@ -108,10 +108,10 @@ async def test_a_number_keeps_its_meaning_a_fixed_cap(mocked) -> None:
     assert {p.concurrency for p in progress} == {4}
 
 
-def _answer(limit: AdaptiveLimit, clock: FakeClock, latency: float, *, size: int = 600_000, failed=False):
+def _answer(limit: AdaptiveLimit, clock: FakeClock, latency: float, *, size: int = 600_000, status=200):
     token = limit.sent()
     clock.advance(latency)
-    limit.answered(token, size=size, failed=failed)
+    limit.answered(token, size=size, status=status)
 
 
 def test_failures_cut_the_limit_once_per_round_trip_and_quiet_answers_win_it_back() -> None:
@@ -119,12 +119,12 @@ def test_failures_cut_the_limit_once_per_round_trip_and_quiet_answers_win_it_bac
     limit = AdaptiveLimit(clock=clock, rate=lambda: 100.0, max_limit=64)
     tokens = [limit.sent() for _ in range(40)]  # 40 out at once
     clock.advance(0.5)
-    limit.answered(tokens.pop(), size=600_000, failed=True)
+    limit.answered(tokens.pop(), size=600_000, status=503)
     assert limit.limit == 30  # 3/4 of the 40 the failure met
-    limit.answered(tokens.pop(), size=600_000, failed=True)
+    limit.answered(tokens.pop(), size=600_000, status=503)
     assert limit.limit == 30  # sent before the cut: the same failure, not a second
     for token in tokens:
-        limit.answered(token, size=600_000, failed=False)
+        limit.answered(token, size=600_000, status=200)
     for _ in range(500):
         _answer(limit, clock, 0.5)
     assert limit.limit > 30
@@ -134,6 +134,7 @@ def test_latency_that_grows_with_in_flight_cuts_to_what_the_server_serves_at_onc
     clock = FakeClock()
     limit = AdaptiveLimit(clock=clock, rate=lambda: None, max_limit=64)
     _answer(limit, clock, 0.01, size=1_000)  # a tiny request: its own size class
+    _answer(limit, clock, 0.002, status=429)  # refused at the edge: says nothing of service time
     for _ in range(3):
         _answer(limit, clock, 0.5)
     assert limit.limit == 64  # no rate, latency steady: nothing bounds it but the maximum
@@ -141,7 +142,7 @@ def test_latency_that_grows_with_in_flight_cuts_to_what_the_server_serves_at_onc
     tokens = [limit.sent() for _ in range(20)]
     clock.advance(2.0)
     for token in tokens:
-        limit.answered(token, size=600_000, failed=False)
+        limit.answered(token, size=600_000, status=200)
     assert limit.limit == round(20 * 1.3 / 4)
 
 
