@@ -3,7 +3,7 @@
 A cursor walk is a chain (each page names the next), so one walk runs at one
 page per round trip however fast the key may go. :func:`walk_cursor` runs
 many chains at once. The first page (``page=1``) tells the list's size; the
-list is cut into *segments* of ``segment_pages`` pages; each segment's first
+list is cut into *segments* of 32 pages; each segment's first
 page (its *head*) is fetched in page mode, and from the head's last entry a
 cursor walk carries on until it meets an entry of a later segment. The pages
 come out in order: a segment, then the segment its walk met, from the entry
@@ -48,10 +48,8 @@ __all__ = ["DEFAULT_PREFETCH", "continuation", "walk_cursor", "walk_pages"]
 # 256 pages hold about 25,600 entries.
 DEFAULT_PREFETCH: Final = 256
 # A segment's walk ends by fetching one page the next segment's head already
-# holds, so a segment of 32 pages costs 1/32 (3%) more requests than a plain
-# walk; shorter ones (at least 24: 4%) when the list is too short for enough chains.
-MAX_SEGMENT_PAGES: Final = 32
-MIN_SEGMENT_PAGES: Final = 24
+# holds, so segments of 32 pages cost 1/32 (3%) more requests than one chain.
+SEGMENT_PAGES: Final = 32
 _END: Final = -1
 
 
@@ -317,12 +315,6 @@ class _CursorWalk:
             self._notify()
 
 
-def segment_pages(pages: int, limit: int) -> int:
-    """Pages per segment: enough segments for twice the in-flight limit, 24 to 32 pages each."""
-    wanted = math.ceil(pages / max(2 * limit, 1))
-    return max(MIN_SEGMENT_PAGES, min(MAX_SEGMENT_PAGES, wanted))
-
-
 async def walk_cursor(
     fetch: PageFetch, *, limiter: InFlight, prefetch: int = DEFAULT_PREFETCH, start: str | None = None
 ) -> AsyncGenerator[DncPage, None]:
@@ -350,8 +342,7 @@ async def walk_cursor(
                 yield page
             cursor = continuation(page, cursor)
         return
-    length = segment_pages(pages, limiter.limit)
-    walk = _CursorWalk(fetch, limiter, prefetch, first, length, math.ceil(pages / length))
+    walk = _CursorWalk(fetch, limiter, prefetch, first, SEGMENT_PAGES, math.ceil(pages / SEGMENT_PAGES))
     async with anyio.create_task_group() as group:
         group.start_soon(walk.schedule, group)
         async with contextlib.aclosing(walk.pages()) as walked:
