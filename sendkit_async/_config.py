@@ -43,6 +43,17 @@ DEFAULT_CONCURRENCY: Final = "auto"
 DEFAULT_MAX_CONCURRENCY: Final = 64
 DEFAULT_IDS_PER_REQUEST: Final = 1_000
 
+# The Redis URL forms a budget or a checkpoint store takes (see _redis_url.py).
+REDIS_URL_SCHEMES: Final = (
+    "redis://",
+    "rediss://",
+    "unix://",
+    "redis+cluster://",
+    "rediss+cluster://",
+    "redis+sentinel://",
+    "rediss+sentinel://",
+)
+
 ENV_API_KEY: Final = "SENDKIT_API_KEY"
 ENV_BASE_URL: Final = "SENDKIT_BASE_URL"
 ENV_WORKSPACE_ID: Final = "SENDKIT_WORKSPACE_ID"

@@ -7,18 +7,22 @@ from __future__ import annotations
 
 from types import TracebackType
 
-import redis.asyncio as aioredis
 from typing_extensions import Self
+
+from ._redis_url import AnyRedis, close
 
 __all__ = ["RedisOwner"]
 
 
 class RedisOwner:
-    """Holds a ``redis.asyncio`` client; closes its pool on exit only if it opened it (``from_url``)."""
+    """Holds a ``redis.asyncio`` client (plain, Sentinel-managed or cluster) and closes it if it opened it.
+
+    Only a client made by ``from_url`` is closed on exit.
+    """
 
     __slots__ = ("_owns", "_redis")
 
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: AnyRedis) -> None:
         self._redis = client
         self._owns = False
 
@@ -33,7 +37,7 @@ class RedisOwner:
     async def aclose(self) -> None:
         """Close the Redis connection pool if this object opened it."""
         if self._owns:
-            await self._redis.aclose()
+            await close(self._redis)
 
     def owning_client(self) -> Self:
         """This object, now closing its client's pool in :meth:`aclose` (``from_url`` calls it)."""

@@ -88,17 +88,23 @@ class RedisServer:
         self.process.wait(timeout=10)
 
 
-@pytest.fixture
-def redis_server(tmp_path) -> Iterator[RedisServer]:
-    """A real ``redis-server`` from PATH (CI installs Debian's package; elsewhere the test is skipped)."""
+def redis_binary() -> str:
+    """``redis-server`` from PATH (CI installs Debian's package; elsewhere the test is skipped)."""
     binary = shutil.which("redis-server")
     if binary is None:
         if os.environ.get("CI"):
             pytest.fail("redis-server is not on PATH; .ci/run installs it")
         pytest.skip("no redis-server on PATH: install Debian's redis-server to run the shared-budget tests")
-    port = free_port()
-    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    process = subprocess.Popen([*argv, "--dir", str(tmp_path)], stdout=subprocess.DEVNULL)
+    return binary
+
+
+def spawn_redis(folder, *options: str, port: int | None = None) -> RedisServer:
+    """Start a real redis-server on a free loopback port (or ``port``) and wait until it listens."""
+    binary = redis_binary()
+    port = port or free_port()
+    folder.mkdir(parents=True, exist_ok=True)
+    argv = [binary, *options, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    process = subprocess.Popen([*argv, "--dir", str(folder)], stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + 10
     while True:
         try:
@@ -109,11 +115,21 @@ def redis_server(tmp_path) -> Iterator[RedisServer]:
                 process.kill()
                 pytest.fail("redis-server did not start")
             time.sleep(0.02)
-    server = RedisServer(f"redis://127.0.0.1:{port}/0", process)
+    return RedisServer(f"redis://127.0.0.1:{port}/0", process)
+
+
+def stop_redis(server: RedisServer) -> None:
+    if server.process.poll() is None:
+        server.process.terminate()
+        server.process.wait(timeout=10)
+
+
+@pytest.fixture
+def redis_server(tmp_path) -> Iterator[RedisServer]:
+    """A real ``redis-server`` from PATH (CI installs Debian's package; elsewhere the test is skipped)."""
+    server = spawn_redis(tmp_path)
     yield server
-    if process.poll() is None:
-        process.terminate()
-        process.wait(timeout=10)
+    stop_redis(server)
 
 
 def revoke_key_after(fake, batches):

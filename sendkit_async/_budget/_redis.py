@@ -18,13 +18,20 @@ from typing import Any, Final
 import anyio
 import attrs
 import orjson
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 from typing_extensions import Self
 
 from sendkit_async._clock import Clock, SystemClock
 from sendkit_async._config import DEFAULT_MAX_RETRY_WAIT
 from sendkit_async._redis_owner import RedisOwner
+from sendkit_async._redis_url import (
+    AnyRedis,
+    check_key_part,
+    configuration_error,
+    connect,
+    describe,
+    misconfigured,
+    outage_errors,
+)
 
 from ._admit import Admission
 from ._gate import Gate
@@ -77,8 +84,15 @@ class RedisBudget(RedisOwner):
         ...     async with SendKit(rate_budget=budget) as client:
         ...         await client.dnc.import_bulk(entries)
 
+    A Redis that refuses (a wrong password, a missing ACL permission, a
+    key in another cluster slot: ``MOVED``, ``CROSSSLOT``) is a setting to
+    fix, not an outage: the call that meets it raises
+    :class:`ConfigurationError`, naming the problem without the password.
+
     Args:
-        client: a ``redis.asyncio.Redis`` you already have (yours to close).
+        client: a ``redis.asyncio.Redis`` (plain or from a ``Sentinel``'s
+            ``master_for``) or a ``redis.asyncio.RedisCluster`` you already
+            have (yours to close).
         clock: where it sleeps (tests pass a fake one).
         max_pause: the longest shared pause a single 429 may impose.
         prefix: the first part of every key it writes.
@@ -118,7 +132,7 @@ class RedisBudget(RedisOwner):
 
     def __init__(
         self,
-        client: aioredis.Redis,
+        client: AnyRedis,
         *,
         clock: Clock | None = None,
         max_pause: float = DEFAULT_MAX_RETRY_WAIT,
@@ -136,6 +150,7 @@ class RedisBudget(RedisOwner):
         ):
             if not value > 0 or math.isinf(value):
                 raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+        check_key_part("prefix", prefix)
         super().__init__(client)
         self._clock: Clock = clock or SystemClock()
         self.max_pause = max_pause
@@ -163,16 +178,21 @@ class RedisBudget(RedisOwner):
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> Self:
-        """A budget with its own connection pool to ``url`` (``redis://``, ``rediss://``); close it after."""
+        """A budget with its own connection pool to ``url``; close it after.
+
+        ``url`` is ``redis://``, ``rediss://``, ``unix://``,
+        ``redis+cluster://host:port[,host:port]/`` or
+        ``redis+sentinel://host:port[,host:port]/service[/db]``.
+
+        Raises:
+            ConfigurationError: a URL it does not know.
+        """
         timeout = float(kwargs.get("timeout", 0.25))
-        client = aioredis.Redis.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=timeout, retry_on_timeout=False
-        )
-        return cls(client, **kwargs).owning_client()
+        return cls(connect(url, timeout=timeout, retry=False), **kwargs).owning_client()
 
     def __repr__(self) -> str:
         state = "shared" if self._fallback is None else "local fallback"
-        return f"RedisBudget(prefix={self.prefix!r}, {state})"
+        return f"RedisBudget({describe(self._redis)}, prefix={self.prefix!r}, {state})"
 
     def bind(self, key_id: str) -> None:
         """Name this budget's keys after the key's fingerprint (the client calls it)."""
@@ -288,7 +308,9 @@ class RedisBudget(RedisOwner):
         try:
             with anyio.fail_after(self._timeout):
                 return await self._script(keys=self._keys, args=[operation, given, *args])
-        except (RedisError, OSError, TimeoutError) as exc:
+        except outage_errors() as exc:
+            if misconfigured(exc):
+                raise configuration_error(exc, describe(self._redis)) from None
             if self._fallback is None and self._retry_at < self._clock.monotonic():
                 logger.warning(
                     "the shared rate budget in Redis is unreachable (%s); pacing this process alone at a "

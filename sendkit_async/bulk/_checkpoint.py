@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import anyio
 
+from sendkit_async._config import REDIS_URL_SCHEMES
 from sendkit_async._errors import ConfigurationError, SendKitError, ValidationError
 from sendkit_async._logs import logger
 
@@ -152,8 +153,13 @@ class Checkpoint:
 
 
 def is_store_url(value: object) -> bool:
-    """Whether ``checkpoint=`` names a Redis store rather than a file."""
-    return isinstance(value, str) and value.startswith(("redis://", "rediss://", "unix://"))
+    """Whether ``checkpoint=`` names a Redis store rather than a file (any URL form; see ``_redis_url``)."""
+    return isinstance(value, str) and value.lower().startswith(REDIS_URL_SCHEMES)
+
+
+def is_unknown_url(value: object) -> bool:
+    """A ``scheme://`` string that names no store the SDK knows (refused, never taken for a path)."""
+    return isinstance(value, str) and "://" in value and not is_store_url(value)
 
 
 def checkpoint_for(

@@ -44,7 +44,7 @@ from sendkit_async._validate import check_seconds, check_whole
 from sendkit_async.dnc import PreparedEntries
 from sendkit_async.models import DncReason, _reason
 
-from ._checkpoint import Checkpoint, checkpoint_for, is_store_url
+from ._checkpoint import Checkpoint, checkpoint_for, is_store_url, is_unknown_url
 from ._lease import check_job_name
 from ._prepare import Batch, Batcher, EntrySource, check_source
 from ._report import (
@@ -105,6 +105,11 @@ def _flag(_instance: object, attribute: attrs.Attribute[Any], value: object) -> 
 def _checkpoint(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if value is None or is_store_url(value) or isinstance(value, CheckpointStore):
         return
+    if is_unknown_url(value):
+        raise ValidationError(
+            f"{attribute.name} {value!r:.60} looks like a URL of no store the SDK knows: use redis://, "
+            "rediss://, unix://, redis+cluster:// or redis+sentinel:// (or a file path)"
+        )
     if not isinstance(value, (str, os.PathLike)):
         raise ValidationError(
             f"{attribute.name} must be a file path, a redis:// URL or a checkpoint store, "

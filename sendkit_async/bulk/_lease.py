@@ -85,7 +85,7 @@ class JobLeaseLostError(SendKitError):
 
 
 def check_job_name(name: object) -> None:
-    """Refuse a job name that is not 1-200 printable characters without spaces.
+    """Refuse a job name that is not 1-200 printable characters without spaces or braces.
 
     Raises:
         ValidationError: naming what was wrong.
@@ -96,6 +96,9 @@ def check_job_name(name: object) -> None:
         raise ValidationError(
             f"job must be at most {MAX_JOB_NAME} printable characters without spaces, got {name!r}"
         )
+    if "{" in name or "}" in name:
+        # A brace would end the key's hash tag: a job's keys would spread over cluster slots.
+        raise ValidationError(f"job must not hold braces ({{ or }}), got {name!r}")
 
 
 async def claim_within(attempt: Callable[[], Awaitable[Holder | None]], *, job: str, wait: float) -> None:

@@ -14,13 +14,20 @@ from typing import Any, Final
 
 import anyio
 import orjson
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 from typing_extensions import Self
 
 from sendkit_async._errors import ValidationError
 from sendkit_async._logs import logger
 from sendkit_async._redis_owner import RedisOwner
+from sendkit_async._redis_url import (
+    AnyRedis,
+    check_key_part,
+    configuration_error,
+    connect,
+    describe,
+    misconfigured,
+    outage_errors,
+)
 from sendkit_async._validate import check_seconds
 
 from ._lease import Holder, JobLeaseLostError, check_job_name, claim_within
@@ -101,7 +108,7 @@ class RedisCheckpoints(RedisOwner):
 
     def __init__(
         self,
-        redis: aioredis.Redis,
+        redis: AnyRedis,
         *,
         lease_ttl: float | timedelta = _LEASE_TTL,
         completed_ttl: float | timedelta = timedelta(days=7),
@@ -114,35 +121,33 @@ class RedisCheckpoints(RedisOwner):
         self.idle_ttl = _seconds("idle_ttl", idle_ttl)
         if not isinstance(prefix, str) or not prefix:
             raise ValidationError(f"prefix must be a non-empty string, got {prefix!r}")
+        check_key_part("prefix", prefix)
         self.prefix = prefix
         scripts = {"claim": _CLAIM, "renew": _RENEW, "begin": _BEGIN, "append": _APPEND, "release": _RELEASE}
         self._scripts = {name: redis.register_script(source) for name, source in scripts.items()}
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> Self:
-        """A store with its own connection pool to ``url`` (``redis://``, ``rediss://``); close it after.
+        """A store with its own connection pool to ``url``; close it after.
 
-        Its calls time out after a third of ``lease_ttl`` (2 s at most), so a
+        ``url`` takes the forms of :meth:`RedisBudget.from_url` (plain,
+        TLS, unix socket, ``redis+cluster://``, ``redis+sentinel://``). Its
+        calls time out after a third of ``lease_ttl`` (2 s at most), so a
         Redis that stops answering is noticed before the lease runs out.
+
+        Raises:
+            ConfigurationError: a URL it does not know.
         """
         timeout = min(2.0, _seconds("lease_ttl", kwargs.get("lease_ttl", _LEASE_TTL), _MIN_LEASE) / 3)
-        client = aioredis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
-        return cls(client, **kwargs).owning_client()
+        return cls(connect(url, timeout=timeout), **kwargs).owning_client()
 
     def __repr__(self) -> str:
         return f"RedisCheckpoints({self.where}, prefix={self.prefix!r}, lease_ttl={self.lease_ttl})"
 
     @property
     def where(self) -> str:
-        """``redis://host:port/db`` without any password, for messages."""
-        pool = self._redis.connection_pool
-        kwargs = pool.connection_kwargs
-        if "path" in kwargs:
-            return f"unix://{kwargs['path']}"
-        scheme = "rediss" if issubclass(pool.connection_class, aioredis.SSLConnection) else "redis"
-        return (
-            f"{scheme}://{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
-        )
+        """Where the store is, as a URL without any password, for messages (never raises)."""
+        return describe(self._redis)
 
     def job(self, name: str) -> _RedisJob:
         """The checkpoint of the job called ``name`` (1-200 printable characters, no spaces).
@@ -158,7 +163,9 @@ class RedisCheckpoints(RedisOwner):
 def _answered(what: str) -> Iterator[None]:
     try:
         yield
-    except RedisError as exc:
+    except outage_errors() as exc:
+        if misconfigured(exc):
+            raise configuration_error(exc, what) from None
         raise CheckpointUnavailableError(f"Redis checkpoint: could not {what}: {exc}") from exc
 
 
@@ -167,9 +174,7 @@ class _RedisJob:
 
     __slots__ = ("_holder", "_keys", "_name", "_redis", "_scripts", "_store")
 
-    def __init__(
-        self, store: RedisCheckpoints, name: str, redis: aioredis.Redis, scripts: dict[str, Any]
-    ) -> None:
+    def __init__(self, store: RedisCheckpoints, name: str, redis: AnyRedis, scripts: dict[str, Any]) -> None:
         self._store = store
         self._name = name
         self._redis = redis

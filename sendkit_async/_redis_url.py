@@ -1,0 +1,202 @@
+"""Redis as it is deployed: one URL form per topology, a client for each, and what a failure means.
+
+URL forms (the ``limits`` library's spelling):
+
+* ``redis://[user:password@]host:port/db``, ``rediss://...`` (TLS), ``unix:///path.sock?db=0``
+* ``redis+cluster://[user:password@]host:port[,host:port...]/`` (``rediss+cluster://`` for TLS):
+  any nodes of the cluster; the client finds the rest.
+* ``redis+sentinel://[user:password@]host:port[,host:port...]/service[/db]``
+  (``rediss+sentinel://``): the Sentinels, and the name of the master they watch; the
+  client follows the master through failovers. The password is the data nodes'; Sentinels
+  that need one of their own take ``?sentinel_password=...``.
+
+:func:`describe` names where a client points without any password, and never raises.
+:func:`misconfigured` tells a Redis error that no retry can fix (a wrong password, a missing
+permission, a key in the wrong slot) from an outage.
+
+Needs the ``redis`` extra.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeAlias
+from urllib.parse import parse_qs, unquote
+
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
+from redis.backoff import NoBackoff
+from redis.exceptions import (
+    AuthenticationError,
+    AuthenticationWrongNumberOfArgsError,
+    ClusterCrossSlotError,
+    MovedError,
+    NoPermissionError,
+    RedisClusterException,
+    RedisError,
+    ResponseError,
+)
+
+from ._config import REDIS_URL_SCHEMES
+from ._errors import ConfigurationError, ValidationError
+
+__all__ = [
+    "SCHEMES",
+    "AnyRedis",
+    "check_key_part",
+    "close",
+    "configuration_error",
+    "connect",
+    "describe",
+    "is_redis_url",
+    "misconfigured",
+    "outage_errors",
+]
+
+AnyRedis: TypeAlias = "aioredis.Redis | RedisCluster"
+
+SCHEMES = REDIS_URL_SCHEMES
+_MISCONFIGURED_REPLIES = ("NOPERM", "WRONGPASS", "NOAUTH", "CROSSSLOT", "MOVED", "NOSCRIPT No matching")
+
+
+def is_redis_url(value: object) -> bool:
+    """Whether ``value`` is a Redis URL in one of the forms above."""
+    return isinstance(value, str) and value.lower().startswith(SCHEMES)
+
+
+def _hosts(netloc: str, url: str) -> list[tuple[str, int]]:
+    hosts = []
+    for part in netloc.split(","):
+        host, _, port = part.strip().rpartition(":")
+        if not host:
+            host, port = port, "6379"
+        host = host.strip("[]")
+        if not host or not port.isdigit():
+            raise ConfigurationError(f"cannot read the host list of {_redacted(url)!r}: {part!r}")
+        hosts.append((host, int(port)))
+    return hosts
+
+
+def _redacted(url: str) -> str:
+    scheme, _, rest = url.partition("://")
+    userinfo, at, hosts = rest.rpartition("@")
+    if not at:
+        return url
+    user = userinfo.split(":", 1)[0]
+    return f"{scheme}://{user + ':' if user else ':'}***@{hosts}"
+
+
+def connect(url: str, *, timeout: float, retry: bool = True) -> AnyRedis:
+    """A client for ``url``, its calls timing out after ``timeout`` seconds (no retries with ``retry=False``).
+
+    Raises:
+        ConfigurationError: a scheme the SDK does not know, or a URL it cannot read
+            (the message never shows the password).
+    """
+    lowered = url.lower()
+    timeouts: dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+    if not retry:
+        timeouts["retry"] = Retry(NoBackoff(), 0)
+    if lowered.startswith(("redis://", "rediss://", "unix://")):
+        return aioredis.Redis.from_url(url, **timeouts)
+    if not lowered.startswith(SCHEMES):
+        raise ConfigurationError(
+            f"unknown Redis URL {_redacted(url)!r}: use redis://, rediss://, unix://, "
+            "redis+cluster://host:port[,host:port]/ or redis+sentinel://host:port[,host:port]/service[/db]"
+        )
+    scheme, _, rest = url.partition("://")
+    rest, _, query = rest.partition("?")
+    userinfo, _, location = rest.rpartition("@")
+    netloc, _, path = location.partition("/")
+    user, _, secret = (unquote(p) for p in userinfo.partition(":"))
+    username, password = user or None, secret or None
+    tls = scheme.lower().startswith("rediss")
+    nodes = _hosts(netloc, url)
+    if "cluster" in scheme.lower():
+        startup = [ClusterNode(host, port) for host, port in nodes]
+        return RedisCluster(startup_nodes=startup, ssl=tls, username=username, password=password, **timeouts)
+    parts = [p for p in path.split("/") if p]
+    if not parts:
+        raise ConfigurationError(f"{_redacted(url)!r} names no service: redis+sentinel://host:port/service")
+    service = unquote(parts[0])
+    db = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+    sentinel_password = parse_qs(query).get("sentinel_password", [None])[0]
+    sentinel_kwargs = {**timeouts, "password": sentinel_password}
+    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        nodes,
+        sentinel_kwargs=sentinel_kwargs,
+        ssl=tls,
+        db=db,
+        username=username,
+        password=password,
+        **timeouts,
+    )
+    master: aioredis.Redis = sentinel.master_for(service)
+    return master
+
+
+async def close(client: AnyRedis) -> None:
+    """Close a client made by :func:`connect`, with the Sentinel connections behind it."""
+    pool = getattr(client, "connection_pool", None)
+    await client.aclose()
+    if isinstance(pool, SentinelConnectionPool):
+        for sentinel in pool.sentinel_manager.sentinels:
+            await sentinel.aclose()
+
+
+def describe(client: object) -> str:
+    """Where ``client`` points, with no password: a URL in the forms above. Never raises."""
+    try:
+        if isinstance(client, RedisCluster):
+            nodes = client.get_nodes() or client.startup_nodes
+            hosts = ",".join(f"{n.host}:{n.port}" for n in nodes[:3])
+            return f"redis+cluster://{hosts}{',...' if len(nodes) > 3 else ''}/"  # noqa: PLR2004
+        pool = client.connection_pool  # type: ignore[attr-defined]
+        kwargs = pool.connection_kwargs
+        if isinstance(pool, SentinelConnectionPool):
+            sentinels = pool.sentinel_manager.sentinels
+            hosts = ",".join(
+                f"{s.connection_pool.connection_kwargs.get('host')}:{s.connection_pool.connection_kwargs.get('port')}"
+                for s in sentinels
+            )
+            return f"redis+sentinel://{hosts}/{pool.service_name}/{kwargs.get('db', 0)}"
+        if "path" in kwargs:
+            return f"unix://{kwargs['path']}"
+        scheme = "rediss" if issubclass(pool.connection_class, aioredis.SSLConnection) else "redis"
+        return (
+            f"{scheme}://{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
+        )
+    except Exception:  # noqa: BLE001 - a description must never fail
+        return type(client).__name__
+
+
+def misconfigured(exc: BaseException) -> bool:
+    """Whether a Redis failure is a setting to fix (no retry helps), not an outage."""
+    wrong = (AuthenticationError, AuthenticationWrongNumberOfArgsError, NoPermissionError, MovedError)
+    if isinstance(exc, (*wrong, ClusterCrossSlotError)):
+        return True
+    return isinstance(exc, ResponseError) and str(exc).upper().startswith(_MISCONFIGURED_REPLIES)
+
+
+def outage_errors() -> tuple[type[BaseException], ...]:
+    """What a Redis that is away (down, stalled, failing over) raises: cluster errors included."""
+    return (RedisError, RedisClusterException, OSError, TimeoutError)
+
+
+def check_key_part(name: str, value: str) -> None:
+    """Refuse braces in a key prefix or name: a ``{`` would move a job's keys to other cluster slots.
+
+    Raises:
+        ValidationError: the value holds ``{`` or ``}``.
+    """
+    if "{" in value or "}" in value:
+        raise ValidationError(
+            f"{name} must not hold braces ({{ or }}): they would spread its Redis keys over cluster slots"
+        )
+
+
+def configuration_error(exc: BaseException, where: str) -> ConfigurationError:
+    """The typed error for a misconfigured Redis, naming the problem and the place, never the password."""
+    reason = str(exc).split("\n", 1)[0][:200]
+    return ConfigurationError(f"Redis at {where} refused: {type(exc).__name__}: {reason} (fix the setting)")

@@ -1,0 +1,204 @@
+"""Redis as it is deployed: a real 3-master cluster and a Sentinel group, the URL forms, misconfiguration."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+
+import pytest
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
+
+from sendkit_async import ConfigurationError, RedisBudget, RedisCheckpoints, ValidationError
+from sendkit_async._redis_url import connect, describe
+from sendkit_async.testing import FakeSendKit
+
+from .conftest import free_port, redis_binary, spawn_redis, stop_redis
+
+
+def _port(url: str) -> int:
+    return int(url.rsplit(":", 1)[1].split("/", 1)[0])
+
+
+@pytest.fixture(scope="module")
+def redis_cluster(tmp_path_factory) -> Iterator[str]:
+    """Three masters, no replicas, slots spread by ``redis-cli --cluster create``; yields a cluster URL."""
+    folder = tmp_path_factory.mktemp("cluster")
+    # The bus port is given: the default, port + 10,000, may be taken or past 65,535.
+    cluster = ("--cluster-enabled", "yes", "--cluster-node-timeout", "2000")
+    nodes = [
+        spawn_redis(
+            folder / str(n),
+            *cluster,
+            "--cluster-config-file",
+            f"nodes-{n}.conf",
+            "--cluster-port",
+            str(free_port()),
+        )
+        for n in range(3)
+    ]
+    addresses = [f"127.0.0.1:{_port(node.url)}" for node in nodes]
+    cli = redis_binary().replace("redis-server", "redis-cli")
+    subprocess.run(
+        [cli, "--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes"],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+    deadline = time.monotonic() + 20
+    while (
+        b"cluster_state:ok"
+        not in subprocess.run(
+            [cli, "-p", addresses[0].split(":")[1], "cluster", "info"], capture_output=True, check=False
+        ).stdout
+    ):
+        if time.monotonic() > deadline:
+            pytest.fail("the cluster did not come up")
+        time.sleep(0.1)
+    yield f"redis+cluster://{','.join(addresses)}/"
+    for node in nodes:
+        stop_redis(node)
+
+
+@pytest.fixture(scope="module")
+def redis_sentinels(tmp_path_factory) -> Iterator[str]:
+    """A master, a replica and three Sentinels watching ``mymaster``; yields a Sentinel URL."""
+    folder = tmp_path_factory.mktemp("sentinel")
+    master = spawn_redis(folder / "master")
+    port = _port(master.url)
+    replica = spawn_redis(folder / "replica", "--replicaof", "127.0.0.1", str(port))
+    sentinels = []
+    for number in range(3):
+        config = folder / f"sentinel-{number}.conf"
+        config.write_text(
+            f"sentinel monitor mymaster 127.0.0.1 {port} 2\n"
+            "sentinel down-after-milliseconds mymaster 1000\n"
+            "sentinel failover-timeout mymaster 3000\n"
+        )
+        sentinels.append(spawn_redis(folder / f"s{number}", str(config), "--sentinel", port=free_port()))
+    hosts = ",".join(f"127.0.0.1:{_port(s.url)}" for s in sentinels)
+    yield f"redis+sentinel://{hosts}/mymaster/0"
+    for server in (*sentinels, replica, master):
+        stop_redis(server)
+
+
+async def _import_through(budget: RedisBudget, store: RedisCheckpoints, job: str) -> None:
+    async with FakeSendKit(rate_limit=50) as fake, fake.client(rate_budget=budget) as client:
+        entries = [f"u{n}@example.com" for n in range(3_000)]
+        report = await client.dnc.import_bulk(entries, batch_size=500, checkpoint=store, job=job)
+        assert report.imported == 3_000
+        again = await client.dnc.import_bulk(entries, batch_size=500, checkpoint=store, job=job)
+        assert again.resumed_batches == 6  # the job's record was there to resume from
+        assert fake.stats.by_route["POST /v1/dnc/import"] == 6
+
+
+async def test_a_cluster_url_serves_the_budget_and_the_checkpoints(redis_cluster) -> None:
+    async with (
+        RedisBudget.from_url(redis_cluster) as budget,
+        RedisCheckpoints.from_url(redis_cluster) as store,
+    ):
+        assert isinstance(store._redis, RedisCluster)
+        assert store.where.startswith("redis+cluster://127.0.0.1:")
+        assert "RedisCluster" not in repr(store)
+        await _import_through(budget, store, "cluster-job")
+        assert budget.shared
+
+
+async def test_a_cluster_client_object_is_taken_as_it_is(redis_cluster) -> None:
+    client = connect(redis_cluster, timeout=1.0)
+    try:
+        budget = RedisBudget(client)
+        store = RedisCheckpoints(client)
+        await _import_through(budget, store, "cluster-object-job")
+        assert describe(client).startswith("redis+cluster://")
+    finally:
+        await client.aclose()
+
+
+async def test_a_sentinel_url_follows_the_master(redis_sentinels) -> None:
+    async with (
+        RedisBudget.from_url(redis_sentinels) as budget,
+        RedisCheckpoints.from_url(redis_sentinels) as store,
+    ):
+        assert store.where.endswith("/mymaster/0")
+        assert store.where.startswith("redis+sentinel://127.0.0.1:")
+        await _import_through(budget, store, "sentinel-job")
+        assert budget.shared
+
+
+async def test_a_plain_url_to_one_cluster_node_is_a_configuration_error_not_an_outage(redis_cluster) -> None:
+    """``MOVED``: the key lives on another node. Fail-open would hide it for good."""
+    first = redis_cluster.removeprefix("redis+cluster://").split(",")
+    node_urls = [f"redis://{address.rstrip('/')}/0" for address in first]
+    messages = []
+    for url in node_urls:
+        async with RedisCheckpoints.from_url(url) as store:
+            try:
+                await store.job("moved-job").read()
+            except ConfigurationError as exc:
+                messages.append(str(exc))
+    assert len(messages) == 2  # the job's slot lives on one node; the other two answer MOVED
+    assert all("MovedError" in message for message in messages)
+
+
+async def test_a_wrong_password_is_a_configuration_error_naming_no_password(redis_server) -> None:
+    url = redis_server.url.replace("redis://", "redis://default:hunter2-SECRET@")
+    async with aioredis.Redis.from_url(redis_server.url) as admin:
+        await admin.config_set("requirepass", "right-one")
+    try:
+        async with RedisBudget.from_url(url) as budget:
+            budget.bind("key")
+            with pytest.raises(ConfigurationError) as caught:
+                await budget.acquire()
+        assert "hunter2" not in str(caught.value)
+        assert "hunter2" not in repr(budget)
+    finally:
+        async with aioredis.Redis.from_url(url.replace("hunter2-SECRET", "right-one")) as admin:
+            await admin.config_set("requirepass", "")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis+clusters://h:1/",
+        "memcached://h:1/",
+        "redis+sentinel://h:1/",  # no service
+        "redis+cluster://h:notaport/",
+    ],
+)
+def test_an_unknown_or_unreadable_url_is_refused_without_its_password(url) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        connect(url.replace("://", "://user:pw-SECRET@"), timeout=1.0)
+    assert "pw-SECRET" not in str(caught.value)
+
+
+def test_braces_in_a_job_name_or_prefix_are_refused() -> None:
+    client = aioredis.Redis()
+    with pytest.raises(ValidationError, match="braces"):
+        RedisCheckpoints(client).job("a}b")
+    with pytest.raises(ValidationError, match="braces"):
+        RedisCheckpoints(client, prefix="x{y")
+    with pytest.raises(ValidationError, match="braces"):
+        RedisBudget(client, prefix="}x")
+
+
+async def test_a_checkpoint_that_looks_like_an_unknown_url_is_refused_not_taken_for_a_path() -> None:
+    async with FakeSendKit() as fake, fake.client() as client:
+        with pytest.raises(ValidationError, match="URL"):
+            await client.dnc.import_bulk(["a@example.com"], checkpoint="redis+sentinal://h:1/m", job="j")
+        assert fake.stats.requests == 0
+
+
+def test_descriptions_never_raise_and_never_hold_a_password() -> None:
+    for client in (
+        connect("redis://user:pw-SECRET@127.0.0.1:1/3", timeout=1.0),
+        connect("redis+cluster://user:pw-SECRET@127.0.0.1:1,127.0.0.1:2/", timeout=1.0),
+        connect("redis+sentinel://:pw-SECRET@127.0.0.1:1/mymaster/2", timeout=1.0),
+        object(),
+    ):
+        text = describe(client)
+        assert "pw-SECRET" not in text
+    assert describe(connect("redis+sentinel://127.0.0.1:1/mymaster/2", timeout=1.0)) == (
+        "redis+sentinel://127.0.0.1:1/mymaster/2"
+    )
