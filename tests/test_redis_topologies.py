@@ -202,3 +202,36 @@ def test_descriptions_never_raise_and_never_hold_a_password() -> None:
     assert describe(connect("redis+sentinel://127.0.0.1:1/mymaster/2", timeout=1.0)) == (
         "redis+sentinel://127.0.0.1:1/mymaster/2"
     )
+
+
+async def test_a_stall_shorter_than_the_lease_costs_time_not_the_job(redis_server) -> None:
+    """``CLIENT PAUSE`` for 1.2 s under a 1.5 s lease: renewals and writes wait it out."""
+    async with (
+        RedisCheckpoints.from_url(redis_server.url, lease_ttl=1.5) as store,
+        aioredis.Redis.from_url(redis_server.url) as admin,
+        FakeSendKit(latency=0.05) as fake,
+        fake.client() as client,
+    ):
+
+        async def pause_once(progress) -> None:
+            if progress.batches == 2:
+                await admin.execute_command("CLIENT", "PAUSE", "1200", "ALL")
+
+        entries = [f"u{n}@example.com" for n in range(2_000)]
+        report = await client.dnc.import_bulk(
+            entries, batch_size=200, checkpoint=store, job="stall-job", on_progress=pause_once, concurrency=2
+        )
+        assert report.imported == 2_000
+        assert report.balanced
+
+
+async def test_an_evicting_policy_is_named_in_a_warning(redis_server, caplog) -> None:
+    async with aioredis.Redis.from_url(redis_server.url) as admin:
+        await admin.config_set("maxmemory-policy", "volatile-lru")
+    async with (
+        RedisCheckpoints.from_url(redis_server.url) as store,
+        FakeSendKit() as fake,
+        fake.client() as client,
+    ):
+        await client.dnc.import_bulk(["a@example.com"], checkpoint=store, job="evict-job")
+    assert any("volatile-lru" in record.getMessage() for record in caplog.records)

@@ -71,6 +71,20 @@ return 1
 """
 _MIN_LEASE: Final = 0.3
 _LEASE_TTL: Final = 5.0
+# A renewal or write that failed is tried again this soon (within the lease's life).
+_RETRY: Final = 0.25
+# Policies under which Redis may evict the lease or the record (all their keys have a TTL).
+_EVICTING: Final = frozenset(
+    {
+        "allkeys-lru",
+        "allkeys-lfu",
+        "allkeys-random",
+        "volatile-lru",
+        "volatile-lfu",
+        "volatile-random",
+        "volatile-ttl",
+    }
+)
 
 
 def _seconds(name: str, value: float | timedelta, above: float = 0.0) -> float:
@@ -123,6 +137,7 @@ class RedisCheckpoints(RedisOwner):
             raise ValidationError(f"prefix must be a non-empty string, got {prefix!r}")
         check_key_part("prefix", prefix)
         self.prefix = prefix
+        self._eviction_checked = False
         scripts = {"claim": _CLAIM, "renew": _RENEW, "begin": _BEGIN, "append": _APPEND, "release": _RELEASE}
         self._scripts = {name: redis.register_script(source) for name, source in scripts.items()}
 
@@ -149,6 +164,32 @@ class RedisCheckpoints(RedisOwner):
         """Where the store is, as a URL without any password, for messages (never raises)."""
         return describe(self._redis)
 
+    async def check_eviction(self) -> None:
+        """Warn, once, when Redis may evict keys under memory pressure: a lease or a record could vanish.
+
+        Reads ``maxmemory-policy``; where ``CONFIG`` is not allowed (managed
+        Redis), it says nothing. Set ``maxmemory-policy noeviction``, or give the
+        job keys a Redis of their own.
+        """
+        if self._eviction_checked:
+            return
+        self._eviction_checked = True
+        try:
+            with anyio.fail_after(2):
+                found: Any = await self._redis.config_get("maxmemory-policy")
+        except outage_errors():
+            return
+        policy = found.get("maxmemory-policy") if isinstance(found, dict) else None
+        if isinstance(policy, bytes):
+            policy = policy.decode()
+        if policy in _EVICTING:
+            logger.warning(
+                "Redis at %s evicts keys under memory pressure (maxmemory-policy %s): a job's lease or "
+                "record could vanish mid-job; set maxmemory-policy noeviction for the checkpoint store",
+                self.where,
+                policy,
+            )
+
     def job(self, name: str) -> _RedisJob:
         """The checkpoint of the job called ``name`` (1-200 printable characters, no spaces).
 
@@ -172,7 +213,7 @@ def _answered(what: str) -> Iterator[None]:
 class _RedisJob:
     """One job's keys in a :class:`RedisCheckpoints` store."""
 
-    __slots__ = ("_holder", "_keys", "_name", "_redis", "_scripts", "_store")
+    __slots__ = ("_contact", "_holder", "_keys", "_name", "_redis", "_scripts", "_store")
 
     def __init__(self, store: RedisCheckpoints, name: str, redis: AnyRedis, scripts: dict[str, Any]) -> None:
         self._store = store
@@ -182,6 +223,7 @@ class _RedisJob:
         base = f"{store.prefix}:{{{name}}}"
         self._keys = [f"{base}:lease", f"{base}:header", f"{base}:batches"]
         self._holder = b""
+        self._contact = time.monotonic()  # the last time Redis confirmed our lease
 
     def __str__(self) -> str:
         return f"job {self._name!r} in {self._store.where}"
@@ -195,6 +237,7 @@ class _RedisJob:
             return await command()
 
     async def claim(self, holder: Holder, *, wait: float) -> None:
+        await self._store.check_eviction()
         value = holder.encode()
         args = [value, self._ms(self._store.lease_ttl)]
 
@@ -204,18 +247,24 @@ class _RedisJob:
             )
             if current == 0:
                 self._holder = value
+                self._contact = time.monotonic()
                 return None
             return Holder.decode(current)
 
         await claim_within(attempt, job=self._name, wait=wait)
 
     async def keep(self) -> None:
+        """Renew the lease every third of its life; a renewal that fails is tried again at once.
+
+        The lease is taken for lost only when it may really have lapsed: no
+        renewal got through for a whole ``lease_ttl`` (or another process holds it).
+        """
         ttl = self._store.lease_ttl
         every = ttl / 3
         args = [self._holder, self._ms(ttl)]
-        renewed = time.monotonic()
+        wait = every
         while True:
-            await anyio.sleep(every)
+            await anyio.sleep(wait)
             try:
                 held = await self._call(
                     "renew the job's lease", lambda: self._scripts["renew"](keys=self._keys[:1], args=args)
@@ -225,14 +274,16 @@ class _RedisJob:
             if held == 0:
                 raise JobLeaseLostError(f"{self}: another process took over the job's lease")
             if held:
-                renewed = time.monotonic()
-            elif time.monotonic() - renewed + every >= ttl:
+                self._contact = time.monotonic()
+                wait = every
+            elif time.monotonic() - self._contact >= ttl:
                 raise JobLeaseLostError(
                     f"{self}: could not renew the job's lease within its {ttl:g} s, so another "
                     "worker may take the job over; stopped here (rerun to resume)"
                 )
             else:
                 logger.warning("%s: could not renew the job's lease; trying again", self)
+                wait = min(_RETRY, every)
 
     async def read(self) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
         header = await self._call("read the checkpoint", lambda: self._redis.get(self._keys[1]))
@@ -263,8 +314,25 @@ class _RedisJob:
         )
 
     async def _fenced(self, script: str, args: list[Any]) -> None:
-        written = await self._call(
-            "write the checkpoint", lambda: self._scripts[script](keys=self._keys, args=args)
-        )
+        """Write under the lease; a write that fails is tried again while the lease may still hold.
+
+        Writes are idempotent (a header, a batch's record under its index),
+        so a retry after a lost answer records once. A Redis that stays away
+        for the lease's whole life ends the job with :class:`JobLeaseLostError`.
+        """
+        while True:
+            try:
+                written = await self._call(
+                    "write the checkpoint", lambda: self._scripts[script](keys=self._keys, args=args)
+                )
+                break
+            except CheckpointUnavailableError as exc:
+                if time.monotonic() - self._contact >= self._store.lease_ttl:
+                    raise JobLeaseLostError(
+                        f"{self}: could not write the checkpoint within the lease's "
+                        f"{self._store.lease_ttl:g} s ({exc}); stopped here (rerun to resume)"
+                    ) from exc
+                logger.warning("%s: could not write the checkpoint; trying again", self)
+                await anyio.sleep(_RETRY)
         if not written:
             raise JobLeaseLostError(f"{self}: the job's lease was lost, so this process stopped writing")
