@@ -146,10 +146,3 @@ __all__ = [
     "ValidationError",
     "__version__",
 ]
-
-# Errors show (and pickle) under the public name a caller imports them by,
-# ``sendkit_async.ValidationError``, not a private module's.
-for _name in __all__:
-    _member = globals().get(_name)
-    if isinstance(_member, type) and issubclass(_member, BaseException):
-        _member.__module__ = __name__

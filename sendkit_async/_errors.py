@@ -56,8 +56,24 @@ __all__ = [
 ]
 
 
+def _rebuild(cls: type[SendKitError], args: tuple[Any, ...]) -> SendKitError:
+    """An error of ``cls`` with ``args``, its fields to be set from the pickled state."""
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    return error
+
+
 class SendKitError(Exception):
-    """Root of every error this SDK raises."""
+    """Root of every error this SDK raises.
+
+    Every one pickles and unpickles to an equal error (same class, message
+    and fields; the key stays redacted, as it never was in them), so errors
+    travel through multiprocessing, arq and Celery results.
+    """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Exception's own reduce calls cls(*args), which keyword-only fields refuse.
+        return _rebuild, (type(self), self.args), dict(vars(self))
 
 
 class ConfigurationError(SendKitError):

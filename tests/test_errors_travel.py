@@ -1,0 +1,66 @@
+"""Every exported error pickles to an equal error, and every exported class has its source."""
+
+from __future__ import annotations
+
+import inspect
+import pickle
+from datetime import datetime, timezone
+
+import pytest
+
+import sendkit_async
+from sendkit_async import (
+    APIConnectionError,
+    APIStatusError,
+    JobLeaseHeldError,
+    RateLimit,
+    UnexpectedResponseError,
+    ValidationError,
+)
+from sendkit_async.bulk._lease import Holder
+
+EXPORTED = [getattr(sendkit_async, name) for name in sendkit_async.__all__ if not name.startswith("_")]
+CLASSES = [member for member in EXPORTED if isinstance(member, type)]
+ERRORS = [member for member in CLASSES if issubclass(member, BaseException)]
+
+
+def _sample(cls: type[BaseException]) -> BaseException:
+    if issubclass(cls, APIStatusError):
+        return cls(
+            status=429,
+            method="POST",
+            path="/v1/dnc/import",
+            error="Too Many Requests",
+            message="slow down [redacted]",
+            code=42,
+            request_id="req-1",
+            rate_limit=RateLimit(limit=10, remaining=0, reset_after=1.0, observed_at=5.0),
+            retry_after=1.0,
+            body='{"error": "[redacted]"}',
+        )
+    if cls is JobLeaseHeldError:
+        return cls("job-1", Holder("host-1", 42, datetime.now(timezone.utc), "secret-token"))
+    if cls is UnexpectedResponseError:
+        return cls("not JSON", status=200, body="<html>")
+    if issubclass(cls, APIConnectionError):
+        return cls("POST /v1/dnc/import failed", method="POST", path="/v1/dnc/import")
+    return cls("a message")
+
+
+@pytest.mark.parametrize("cls", ERRORS, ids=lambda c: c.__name__)
+def test_every_exported_error_pickles_to_an_equal_error(cls) -> None:
+    error = _sample(cls)
+    copy = pickle.loads(pickle.dumps(error))  # noqa: S301 - our own bytes
+    assert type(copy) is type(error)
+    assert str(copy) == str(error)
+    assert vars(copy) == vars(error)
+
+
+@pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.__name__)
+def test_every_exported_class_has_its_source(cls) -> None:
+    assert f"class {cls.__name__}" in inspect.getsource(cls)
+
+
+def test_a_validation_error_is_still_a_value_error_after_the_trip() -> None:
+    copy = pickle.loads(pickle.dumps(ValidationError("bad")))  # noqa: S301
+    assert isinstance(copy, ValueError)
