@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import itertools
+import re
 from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
 from typing import Any, Final, Literal, TypeAlias, overload
 
@@ -117,14 +118,23 @@ class PreparedEntries(Sequence[DncEntry]):
         return [{"email": email, "type": kind, "reason": reason} for email, kind, reason in self.rows()]
 
     def body(self) -> bytes:
-        """The whole request body, built once.
+        """The whole request body, built once, always valid JSON.
 
-        Every address here matched an ASCII pattern without quotes,
-        backslashes or control characters, so when all entries share a type
-        and a reason the JSON is one join; otherwise orjson writes it.
+        When all entries share a known type and reason and no address holds
+        a character JSON would escape (the batcher's addresses never do:
+        they matched an ASCII pattern without quotes, backslashes or control
+        characters), the JSON is one join; otherwise orjson writes it, so no
+        string can leave its quotes whoever built the columns.
         """
         kinds, reasons = self.kinds, self.reasons
-        if self.emails and isinstance(kinds, str) and isinstance(reasons, str):
+        if (
+            self.emails
+            and isinstance(kinds, str)
+            and isinstance(reasons, str)
+            and kinds in _KINDS
+            and reasons in _REASONS
+            and not _NEEDS_ESCAPE.search("".join(self.emails))
+        ):
             rest = f'","type":"{kinds}","reason":"{reasons}"}}'
             # The brackets ride on the first and last address, so the body is
             # two large allocations (the join, its encoding) and never copied.
@@ -133,6 +143,12 @@ class PreparedEntries(Sequence[DncEntry]):
             emails[-1] += rest + "]}"
             return (rest + ',{"email":"').join(emails).encode()
         return orjson.dumps({"entries": self.wire()})
+
+
+_KINDS: Final = frozenset(kind.value for kind in EntryType)
+_REASONS: Final = frozenset(reason.value for reason in DncReason)
+# What the one-join body cannot hold unescaped: quotes, backslashes, controls, anything past ASCII.
+_NEEDS_ESCAPE: Final = re.compile(r'["\\\x00-\x1f\x7f-\U0010ffff]')
 
 
 def _added(column: list[str] | str, value: str, before: int, count: int = 1) -> list[str] | str:

@@ -64,3 +64,20 @@ def test_every_exported_class_has_its_source(cls) -> None:
 def test_a_validation_error_is_still_a_value_error_after_the_trip() -> None:
     copy = pickle.loads(pickle.dumps(ValidationError("bad")))  # noqa: S301
     assert isinstance(copy, ValueError)
+
+
+def test_no_public_wire_type_puts_an_unescaped_string_into_a_body() -> None:
+    import orjson  # noqa: PLC0415
+
+    from sendkit_async.dnc import PreparedEntries  # noqa: PLC0415
+
+    for entries in (
+        PreparedEntries(['evil@x.com","reason":"complaint']),
+        PreparedEntries(["a@x.com"], reasons='import","x":"y'),
+        PreparedEntries(["a@x.com"], kinds='email","reason":"bounce'),
+        PreparedEntries(["caf\u00e9@x.com", "a\\b@x.com", "a\nb@x.com"]),
+    ):
+        body = orjson.loads(entries.body())
+        assert list(body) == ["entries"]
+        assert all(set(entry) == {"email", "type", "reason"} for entry in body["entries"])
+        assert [entry["email"] for entry in body["entries"]] == entries.emails
