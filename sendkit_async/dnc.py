@@ -246,8 +246,12 @@ def _check_list_args(type: EntryType | str | None, limit: int | None, page: int 
 def _check_walk(mode: object, start: object) -> None:
     if mode not in ("cursor", "page"):
         raise ValidationError(f"mode must be 'cursor' or 'page', got {mode!r}")
-    if (start is not None and not isinstance(start, (int, str))) or isinstance(start, bool):
-        raise ValidationError(f"start must be a page number or a cursor id, got {start!r}")
+    if start is None:
+        return
+    if mode == "page" and (isinstance(start, bool) or not isinstance(start, int) or start < 1):
+        raise ValidationError(f"start must be a page number (1 or more) in page mode, got {start!r}")
+    if mode == "cursor" and not (isinstance(start, str) and start):
+        raise ValidationError(f"start must be a cursor (an entry id) in cursor mode, got {start!r}")
 
 
 async def get_page(
@@ -338,7 +342,9 @@ async def iter_pages(
     limiter = session.in_flight(concurrency)
     fetch = functools.partial(get_page, session.with_options(flow=limiter), type=type, limit=limit)
     if mode == "page":
-        walk = walk_pages(fetch, limiter=limiter, prefetch=prefetch, start=int(start or 1))
+        walk = walk_pages(
+            fetch, limiter=limiter, prefetch=prefetch, start=start if isinstance(start, int) else 1
+        )
     else:
         walk = walk_cursor(
             fetch, limiter=limiter, prefetch=prefetch, start=None if start is None else str(start)

@@ -81,3 +81,22 @@ def test_no_public_wire_type_puts_an_unescaped_string_into_a_body() -> None:
         assert list(body) == ["entries"]
         assert all(set(entry) == {"email", "type", "reason"} for entry in body["entries"])
         assert [entry["email"] for entry in body["entries"]] == entries.emails
+
+
+async def test_bad_walk_starts_and_budget_settings_are_typed_errors() -> None:
+    from sendkit_async import LocalBudget, RateCap, SendKitError, SystemClock  # noqa: PLC0415
+    from sendkit_async.testing import FakeSendKit  # noqa: PLC0415
+
+    async with FakeSendKit() as fake, fake.client() as client:
+        for kwargs in ({"start": "x", "mode": "page"}, {"start": 0, "mode": "page"}, {"start": 3}):
+            with pytest.raises(SendKitError):
+                async for _ in client.dnc.list(**kwargs):
+                    pass
+        assert fake.stats.requests == 0
+    for build in (
+        lambda: LocalBudget(share=2),
+        lambda: LocalBudget(max_pause=-1),
+        lambda: RateCap(LocalBudget(), 0, clock=SystemClock()),
+    ):
+        with pytest.raises(ValidationError):
+            build()

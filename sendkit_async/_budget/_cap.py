@@ -7,6 +7,7 @@ import math
 import anyio.lowlevel
 
 from sendkit_async._clock import Clock
+from sendkit_async._errors import ValidationError
 
 from ._protocol import BudgetSnapshot, Lane, Observation, Permit, RateBudget
 
@@ -28,9 +29,9 @@ class RateCap:
 
     def __init__(self, inner: RateBudget, rate: float, *, clock: Clock, capacity: int = 1) -> None:
         if not rate > 0 or not math.isfinite(rate):
-            raise ValueError(f"rate must be a positive number, got {rate!r}")
+            raise ValidationError(f"rate must be a positive number, got {rate!r}")
         if capacity < 1:
-            raise ValueError(f"capacity must be at least 1, got {capacity!r}")
+            raise ValidationError(f"capacity must be at least 1, got {capacity!r}")
         self._inner = inner
         self._clock = clock
         self._interval = 1.0 / rate

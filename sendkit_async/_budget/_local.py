@@ -7,6 +7,7 @@ import math
 
 from sendkit_async._clock import Clock, SystemClock
 from sendkit_async._config import DEFAULT_MAX_RETRY_WAIT
+from sendkit_async._errors import ValidationError
 
 from ._admit import Admission, decide, take
 from ._gate import Gate
@@ -52,9 +53,9 @@ class LocalBudget:
         self, *, clock: Clock | None = None, max_pause: float = DEFAULT_MAX_RETRY_WAIT, share: float = 1.0
     ) -> None:
         if not max_pause >= 0 or math.isinf(max_pause):
-            raise ValueError(f"max_pause must be a finite number of seconds, got {max_pause!r}")
+            raise ValidationError(f"max_pause must be a finite number of seconds, got {max_pause!r}")
         if not 0 < share <= 1:
-            raise ValueError(f"share must be in (0, 1], got {share!r}")
+            raise ValidationError(f"share must be in (0, 1], got {share!r}")
         self._clock: Clock = clock or SystemClock()
         self._learner = Learner(max_pause=max_pause, share=share)
         self._plan: Plan = self._learner.plan()

@@ -22,6 +22,7 @@ from typing_extensions import Self
 
 from sendkit_async._clock import Clock, SystemClock
 from sendkit_async._config import DEFAULT_MAX_RETRY_WAIT
+from sendkit_async._errors import ValidationError
 from sendkit_async._redis_owner import RedisOwner
 from sendkit_async._redis_url import (
     AnyRedis,
@@ -149,7 +150,7 @@ class RedisBudget(RedisOwner):
             ("in_flight_ttl", in_flight_ttl),
         ):
             if not value > 0 or math.isinf(value):
-                raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+                raise ValidationError(f"{name} must be a positive number of seconds, got {value!r}")
         check_key_part("prefix", prefix)
         super().__init__(client)
         self._clock: Clock = clock or SystemClock()
