@@ -362,13 +362,17 @@ class Session:
                 delay = 0.0
             else:
                 retries += 1
-            logger.warning(
-                "%s %s failed (%s); retrying in %.2fs",
-                method,
-                path,
-                status if status is not None else type(outcome).__name__,
-                delay,
-            )
+            what = status if status is not None else type(outcome).__name__
+            if status == 429:  # noqa: PLR2004
+                paused = budget.snapshot().paused_for
+                logger.warning(
+                    "%s %s failed (429); retrying when the rate budget allows (paused %.2fs)",
+                    method,
+                    path,
+                    paused,
+                )
+            else:
+                logger.warning("%s %s failed (%s); retrying in %.2fs", method, path, what, delay)
             if delay:
                 await self._clock.sleep(delay)
 
