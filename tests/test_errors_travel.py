@@ -110,3 +110,16 @@ async def test_a_429_log_line_says_the_budget_does_the_wait(client, mocked, capl
     await client.dnc.get_page(limit=1)
     line = next(r.getMessage() for r in caplog.records if "429" in r.getMessage())
     assert "retrying when the rate budget allows (paused 2.00s)" in line
+
+
+async def test_one_budget_paces_one_key_a_second_key_is_refused(redis_server) -> None:
+    from sendkit_async import ConfigurationError, LocalBudget, RedisBudget, SendKit  # noqa: PLC0415
+
+    local = LocalBudget()
+    async with RedisBudget.from_url(redis_server.url) as shared:
+        for budget in (local, shared):
+            SendKit(api_key="sk_live_first_key_0123456789", rate_budget=budget)
+            SendKit(api_key="sk_live_first_key_0123456789", rate_budget=budget)  # the same key again: fine
+            with pytest.raises(ConfigurationError, match="its own budget") as caught:
+                SendKit(api_key="sk_live_second_key_0123456789", rate_budget=budget)
+            assert "second_key" not in str(caught.value)

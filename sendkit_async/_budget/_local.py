@@ -12,7 +12,7 @@ from sendkit_async._errors import ValidationError
 from ._admit import Admission, decide, take
 from ._gate import Gate
 from ._pacer import Learner, Plan
-from ._protocol import BudgetSnapshot, Lane, Observation, Permit, Shape
+from ._protocol import BudgetSnapshot, Lane, Observation, Permit, Shape, refuse_second_key
 
 __all__ = ["LocalBudget", "learn", "snapshot_of"]
 
@@ -47,7 +47,7 @@ class LocalBudget:
         ValueError: a negative or infinite ``max_pause``, or a share outside (0, 1].
     """
 
-    __slots__ = ("_clock", "_gate", "_learner", "_plan", "_sent", "_state", "_tokens")
+    __slots__ = ("_clock", "_gate", "_key_id", "_learner", "_plan", "_sent", "_state", "_tokens")
 
     def __init__(
         self, *, clock: Clock | None = None, max_pause: float = DEFAULT_MAX_RETRY_WAIT, share: float = 1.0
@@ -63,12 +63,20 @@ class LocalBudget:
         self._gate = Gate(self._clock)
         self._sent: dict[int, tuple[int, float]] = {}
         self._tokens = itertools.count()
+        self._key_id: str | None = None
 
     def __repr__(self) -> str:
         return f"LocalBudget({self.snapshot()!r})"
 
     def bind(self, key_id: str) -> None:
-        """Nothing to do: an in-process budget paces the one client (or clients) holding it."""
+        """Remember the key it paces; a second, different key is refused.
+
+        Raises:
+            ConfigurationError: the budget already paces another key (each
+                key's limit is its own: give each key its own budget).
+        """
+        refuse_second_key(self._key_id, key_id)
+        self._key_id = key_id
 
     async def acquire(self, lane: Lane = Lane.INTERACTIVE) -> Permit:
         """Wait for this caller's slot; cancellation leaves the queue cleanly."""

@@ -12,9 +12,10 @@ from typing import Protocol
 
 import attrs
 
+from sendkit_async._errors import ConfigurationError
 from sendkit_async._rate import RateLimit
 
-__all__ = ["BudgetSnapshot", "Lane", "Observation", "Permit", "RateBudget", "Shape"]
+__all__ = ["BudgetSnapshot", "Lane", "Observation", "Permit", "RateBudget", "Shape", "refuse_second_key"]
 
 
 class Lane(enum.IntEnum):
@@ -126,6 +127,19 @@ class Observation:
         )
 
 
+def refuse_second_key(bound: str | None, key_id: str) -> None:
+    """A budget paces one key: binding it to a second, different one is a mistake, refused.
+
+    Raises:
+        ConfigurationError: naming the fix (never a key or its fingerprint).
+    """
+    if bound is not None and bound != key_id:
+        raise ConfigurationError(
+            "this rate budget already paces another API key; each key has its own limit, so give each "
+            "key (each client of a workspace) its own budget: one Redis client can back many RedisBudgets"
+        )
+
+
 def _at(moment: float, delay: float | None) -> float | None:
     return None if delay is None else moment + delay
 
@@ -171,6 +185,8 @@ class RateBudget(Protocol):
         """Learn which key it paces: the client calls it once, with a fingerprint, never the key.
 
         A budget shared between processes keeps one state per ``key_id``.
+        A budget paces one key: a second, different ``key_id`` raises
+        :class:`ConfigurationError` (one Redis client can back a budget per key).
         """
         ...
 

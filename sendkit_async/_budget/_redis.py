@@ -38,7 +38,7 @@ from ._admit import Admission
 from ._gate import Gate
 from ._local import LocalBudget, learn, snapshot_of
 from ._pacer import Learner, Plan
-from ._protocol import BudgetSnapshot, Lane, Observation, Permit
+from ._protocol import BudgetSnapshot, Lane, Observation, Permit, refuse_second_key
 
 __all__ = ["RedisBudget"]
 
@@ -110,6 +110,7 @@ class RedisBudget(RedisOwner):
         "_clock",
         "_fallback",
         "_gate",
+        "_key_id",
         "_keys",
         "_learner",
         "_local_permits",
@@ -164,6 +165,7 @@ class RedisBudget(RedisOwner):
         self._script = client.register_script(_SCRIPT)
         self._gate = Gate(self._clock)
         self._keys: list[str] | None = None
+        self._key_id: str | None = None
         self._process = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self._tokens = itertools.count()
         self._remote: dict[int, tuple[int, float]] = {}
@@ -196,7 +198,13 @@ class RedisBudget(RedisOwner):
         return f"RedisBudget({describe(self._redis)}, prefix={self.prefix!r}, {state})"
 
     def bind(self, key_id: str) -> None:
-        """Name this budget's keys after the key's fingerprint (the client calls it)."""
+        """Name this budget's keys after the key's fingerprint (the client calls it).
+
+        Raises:
+            ConfigurationError: it already paces another key.
+        """
+        refuse_second_key(self._key_id, key_id)
+        self._key_id = key_id
         base = f"{self.prefix}:{{{key_id}}}"
         self._keys = [f"{base}:{name}" for name in ("state", "flight", "members", "learner")]
 
