@@ -131,8 +131,10 @@ class _CursorWalk:
         self._segment_pages = segment_pages
         self._count = segments
         # Segments walking at once: enough chains for twice the in-flight
-        # limit when the walk began; their requests still wait on the limiter.
-        self._window = max(2, min(2 * limiter.limit, prefetch))
+        # limit when the walk began, as many as the prefetch window holds
+        # whole (more would fill it with parts of segments and leave one chain
+        # running); their requests still wait on the limiter.
+        self._window = max(2, min(2 * limiter.limit, prefetch // segment_pages))
         self._segments: dict[int, _Segment] = {}
         head = _Segment(0, ready=True, cursor=continuation(first, None))
         head.add(first)
@@ -228,7 +230,11 @@ class _CursorWalk:
     def _may_fetch(self, segment: _Segment) -> bool:
         if segment.number == self.out:
             return self.buffered < self._prefetch or not segment.held
-        return self.buffered < self._prefetch and segment.walked <= self._slowest() + 1
+        if self.buffered >= self._prefetch:
+            return False
+        # When every segment walks at once, they keep in step, so that none is
+        # left to finish alone; a rolling window needs no such thing.
+        return self._count > self._window or segment.walked <= self._slowest() + 1
 
     def _slowest(self) -> int:
         walks = [s.walked for s in self._segments.values() if s.walking and not s.done and not s.dropped]
