@@ -209,6 +209,8 @@ class DncAPI(_Resource):
         job: str | None = None,
         lease_wait: float = 0.0,
         max_batch_bytes: int = _engine.DEFAULT_MAX_BATCH_BYTES,
+        max_retries: int = 5,
+        max_rate_limit_retries: int = 30,
     ) -> AsyncGenerator[BatchResult, None]:
         """Run a bulk import, yielding each :class:`BatchResult` as it completes.
 
@@ -232,6 +234,8 @@ class DncAPI(_Resource):
             checkpoint=checkpoint,
             job=job,
             lease_wait=lease_wait,
+            max_retries=max_retries,
+            max_rate_limit_retries=max_rate_limit_retries,
         )
         return _engine.ImportJob(self._session, entries, options).results()
 

@@ -123,3 +123,16 @@ async def test_one_budget_paces_one_key_a_second_key_is_refused(redis_server) ->
             with pytest.raises(ConfigurationError, match="its own budget") as caught:
                 SendKit(api_key="sk_live_second_key_0123456789", rate_budget=budget)
             assert "second_key" not in str(caught.value)
+
+
+async def test_iter_import_takes_the_retry_settings_of_import_bulk() -> None:
+    import contextlib  # noqa: PLC0415
+
+    from sendkit_async.testing import FakeSendKit  # noqa: PLC0415
+
+    async with FakeSendKit(fail_rate=1.0, seed=1) as fake, fake.client() as client:
+        results = client.dnc.iter_import(["a@example.com"], max_retries=0, concurrency=1)
+        async with contextlib.aclosing(results) as batches:
+            outcome = [result async for result in batches]
+    assert len(outcome[0].failed) == 1
+    assert outcome[0].requests == 1  # no retry: max_retries=0 reached the session
