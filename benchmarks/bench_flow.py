@@ -32,7 +32,7 @@ from typing import Any
 
 import aiohttp
 import orjson
-from _harness import HEADERS, KEY, emails, fake_server, stored, wire_batches
+from _harness import HEADERS, KEY, emails, fake_server, post_all, retry_after, stored, wire_batches
 from click.testing import CliRunner
 
 from sendkit_async import SendKit
@@ -40,13 +40,6 @@ from sendkit_async.cli._app import cli
 
 ENTRIES = 1_000_000
 BATCHES = ENTRIES // 10_000
-
-
-def retry_after(headers: Any) -> float:
-    try:
-        return float(headers.get("Retry-After", "1"))
-    except ValueError:
-        return 1.0
 
 
 class Tracker:
@@ -83,22 +76,8 @@ async def sdk_import(url: str, tracker: Tracker, **options: Any) -> dict[str, An
 
 
 async def loop_import(url: str, tracker: Tracker) -> dict[str, Any]:
-    semaphore = asyncio.Semaphore(8)
-    refused = 0
     async with aiohttp.ClientSession(headers=HEADERS, trace_configs=[tracker.config]) as session:
-
-        async def post(body: bytes) -> None:
-            nonlocal refused
-            async with semaphore:
-                while True:
-                    async with session.post(f"{url}/v1/dnc/import", data=body) as response:
-                        await response.read()
-                    if response.status != 429:
-                        return
-                    refused += 1
-                    await asyncio.sleep(retry_after(response.headers))
-
-        await asyncio.gather(*(post(b) for b in wire_batches(ENTRIES)))
+        refused = await post_all(session, url, wire_batches(ENTRIES))
     return {"429s": refused}
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import aiohttp
 import requests
-from _harness import HEADERS, KEY, emails, fake_server, stored, wire_batches
+from _harness import HEADERS, KEY, emails, fake_server, post_all, stored, wire_batches
 
 from sendkit_async import SendKit
 
@@ -49,22 +49,8 @@ async def gather_unlimited(url: str, count: int) -> dict[str, Any]:
 
 async def semaphore_retry_after(url: str, count: int, concurrency: int = 8) -> dict[str, Any]:
     """(c) aiohttp under a semaphore that sleeps on Retry-After and tries again."""
-    semaphore = asyncio.Semaphore(concurrency)
-    rate_limited = 0
     async with aiohttp.ClientSession(headers=HEADERS) as session:
-
-        async def post(body: bytes) -> None:
-            nonlocal rate_limited
-            async with semaphore:
-                while True:
-                    async with session.post(f"{url}/v1/dnc/import", data=body) as response:
-                        await response.read()
-                        if response.status != 429:
-                            return
-                        rate_limited += 1
-                        await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
-
-        await asyncio.gather(*(post(b) for b in wire_batches(count)))
+        rate_limited = await post_all(session, url, wire_batches(count), concurrency)
     return {"429s": rate_limited}
 
 

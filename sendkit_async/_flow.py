@@ -289,7 +289,7 @@ class AdaptiveLimit(_Slots):
         self.wake()
 
     def _cut(self, target: float, now: float) -> None:
-        self._ceiling = max(1.0, min(self._ceiling, float(self._current()), target * 1.0))
+        self._ceiling = max(1.0, min(self._ceiling, float(self._current()), target))
         self._changed = now
         self._ratio = 1.0
 

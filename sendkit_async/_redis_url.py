@@ -46,12 +46,12 @@ __all__ = [
     "AnyRedis",
     "check_key_part",
     "close",
-    "configuration_error",
     "connect",
     "describe",
     "is_redis_url",
     "misconfigured",
     "outage_errors",
+    "refuse_misconfigured",
 ]
 
 AnyRedis: TypeAlias = "aioredis.Redis | RedisCluster"
@@ -196,7 +196,13 @@ def check_key_part(name: str, value: str) -> None:
         )
 
 
-def configuration_error(exc: BaseException, where: str) -> ConfigurationError:
-    """The typed error for a misconfigured Redis, naming the problem and the place, never the password."""
-    reason = str(exc).split("\n", 1)[0][:200]
-    return ConfigurationError(f"Redis at {where} refused: {type(exc).__name__}: {reason} (fix the setting)")
+def refuse_misconfigured(exc: BaseException, where: str) -> None:
+    """Raise :class:`ConfigurationError` for a failure that is a setting to fix; return for an outage.
+
+    Its message names the problem and the place, never the password.
+    """
+    if misconfigured(exc):
+        reason = str(exc).split("\n", 1)[0][:200]
+        raise ConfigurationError(
+            f"Redis at {where} refused: {type(exc).__name__}: {reason} (fix the setting)"
+        ) from None

@@ -27,11 +27,10 @@ from sendkit_async._redis_owner import RedisOwner
 from sendkit_async._redis_url import (
     AnyRedis,
     check_key_part,
-    configuration_error,
     connect,
     describe,
-    misconfigured,
     outage_errors,
+    refuse_misconfigured,
 )
 
 from ._admit import Admission
@@ -318,8 +317,7 @@ class RedisBudget(RedisOwner):
             with anyio.fail_after(self._timeout):
                 return await self._script(keys=self._keys, args=[operation, given, *args])
         except outage_errors() as exc:
-            if misconfigured(exc):
-                raise configuration_error(exc, describe(self._redis)) from None
+            refuse_misconfigured(exc, describe(self._redis))
             if self._fallback is None and self._retry_at < self._clock.monotonic():
                 logger.warning(
                     "the shared rate budget in Redis is unreachable (%s); pacing this process alone at a "

@@ -22,11 +22,10 @@ from sendkit_async._redis_owner import RedisOwner
 from sendkit_async._redis_url import (
     AnyRedis,
     check_key_part,
-    configuration_error,
     connect,
     describe,
-    misconfigured,
     outage_errors,
+    refuse_misconfigured,
 )
 from sendkit_async._validate import check_seconds
 
@@ -205,8 +204,7 @@ def _answered(what: str) -> Iterator[None]:
     try:
         yield
     except outage_errors() as exc:
-        if misconfigured(exc):
-            raise configuration_error(exc, what) from None
+        refuse_misconfigured(exc, what)
         raise CheckpointUnavailableError(f"Redis checkpoint: could not {what}: {exc}") from exc
 
 
