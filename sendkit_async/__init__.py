@@ -31,6 +31,7 @@ from ._types import NOT_GIVEN, NotGiven
 from ._version import VERSION as __version__  # noqa: N811 - the dunder every package has
 from .bulk import (
     BatchResult,
+    CheckpointLostError,
     CheckpointMismatchError,
     CheckpointStore,
     CheckpointUnavailableError,
@@ -90,6 +91,7 @@ __all__ = [
     "BadRequestError",
     "BatchResult",
     "BudgetSnapshot",
+    "CheckpointLostError",
     "CheckpointMismatchError",
     "CheckpointStore",
     "CheckpointUnavailableError",

@@ -19,6 +19,7 @@ Needs the ``redis`` extra.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, TypeAlias
 from urllib.parse import parse_qs, unquote
 
@@ -143,6 +144,23 @@ async def close(client: AnyRedis) -> None:
     if isinstance(pool, SentinelConnectionPool):
         for sentinel in pool.sentinel_manager.sentinels:
             await sentinel.aclose()
+
+
+async def follow_master(client: AnyRedis) -> None:
+    """Ask a Sentinel-managed client's Sentinels where the master is now; idle connections move there.
+
+    A write the master could not get a replica to confirm may be going to a
+    demoted master that does not know it yet: asking the Sentinels moves the
+    next write to the promoted one. Other clients follow on their own (a
+    cluster on ``MOVED``). Never raises for an outage.
+    """
+    pool = getattr(client, "connection_pool", None)
+    if isinstance(pool, SentinelConnectionPool):
+        with contextlib.suppress(*outage_errors()):
+            await pool.get_master_address()  # type: ignore[no-untyped-call]
+            # Idle connections reconnect through the Sentinels on their next
+            # use, also those that were busy when the master last changed.
+            await pool.disconnect(inuse_connections=False)
 
 
 def describe(client: object) -> str:

@@ -124,6 +124,91 @@ def stop_redis(server: RedisServer) -> None:
         server.process.wait(timeout=10)
 
 
+def redis_port(url: str) -> int:
+    return int(url.rsplit(":", 1)[1].split("/", 1)[0])
+
+
+@attrs.define
+class RedisGroup:
+    """Real redis-servers started together: a cluster or a Sentinel group; ``url`` reaches them."""
+
+    url: str
+    servers: list[RedisServer]
+
+    def stop(self) -> None:
+        for server in self.servers:
+            stop_redis(server)
+
+
+def _cli(*args: str) -> bytes:
+    cli = redis_binary().replace("redis-server", "redis-cli")
+    return subprocess.run([cli, *args], capture_output=True, check=True, timeout=30).stdout
+
+
+# A replica's first sync starts at once (Redis waits 5 s by default for more replicas to share it).
+_SYNC_AT_ONCE = ("--repl-diskless-sync-delay", "0")
+
+
+def spawn_cluster(folder, *, masters: int = 3, replicas: int = 1) -> RedisGroup:
+    """A cluster of ``masters`` masters with ``replicas`` replicas each (``redis-cli --cluster create``).
+
+    ``servers`` lists the masters first. The url names the masters only.
+    """
+    # The bus port is given: the default, port + 10,000, may be taken or past 65,535.
+    options = ("--cluster-enabled", "yes", "--cluster-node-timeout", "2000", *_SYNC_AT_ONCE)
+    servers = [
+        spawn_redis(
+            folder / str(n),
+            *options,
+            "--cluster-config-file",
+            f"nodes-{n}.conf",
+            "--cluster-port",
+            str(free_port()),
+        )
+        for n in range(masters * (1 + replicas))
+    ]
+    addresses = [f"127.0.0.1:{redis_port(server.url)}" for server in servers]
+    _cli("--cluster", "create", *addresses, "--cluster-replicas", str(replicas), "--cluster-yes")
+    deadline = time.monotonic() + 30
+    for address in addresses:
+        while b"cluster_state:ok" not in _cli("-p", address.split(":")[1], "cluster", "info"):
+            if time.monotonic() > deadline:
+                pytest.fail("the cluster did not come up")
+            time.sleep(0.1)
+    for address in addresses[masters:]:
+        while b"master_link_status:up" not in _cli("-p", address.split(":")[1], "info", "replication"):
+            if time.monotonic() > deadline:
+                pytest.fail("a replica did not catch up")
+            time.sleep(0.05)
+    return RedisGroup(f"redis+cluster://{','.join(addresses[:masters])}/", servers)
+
+
+def spawn_sentinel_group(folder) -> RedisGroup:
+    """A master, a replica and three Sentinels watching ``mymaster``.
+
+    ``servers`` lists the master, the replica, then the Sentinels.
+    """
+    master = spawn_redis(folder / "master", *_SYNC_AT_ONCE)
+    port = redis_port(master.url)
+    replica = spawn_redis(folder / "replica", "--replicaof", "127.0.0.1", str(port), *_SYNC_AT_ONCE)
+    sentinels = []
+    for number in range(3):
+        config = folder / f"sentinel-{number}.conf"
+        config.write_text(
+            f"sentinel monitor mymaster 127.0.0.1 {port} 2\n"
+            "sentinel down-after-milliseconds mymaster 1000\n"
+            "sentinel failover-timeout mymaster 3000\n"
+        )
+        sentinels.append(spawn_redis(folder / f"s{number}", str(config), "--sentinel", port=free_port()))
+    deadline = time.monotonic() + 20
+    while b"master_link_status:up" not in _cli("-p", str(redis_port(replica.url)), "info", "replication"):
+        if time.monotonic() > deadline:
+            pytest.fail("the replica did not catch up")
+        time.sleep(0.05)
+    hosts = ",".join(f"127.0.0.1:{redis_port(s.url)}" for s in sentinels)
+    return RedisGroup(f"redis+sentinel://{hosts}/mymaster/0", [master, replica, *sentinels])
+
+
 @pytest.fixture
 def redis_server(tmp_path) -> Iterator[RedisServer]:
     """A real ``redis-server`` from PATH (CI installs Debian's package; elsewhere the test is skipped)."""

@@ -20,6 +20,7 @@ from sendkit_async import (
     RedisCheckpoints,
     ValidationError,
 )
+from sendkit_async._clock import SystemClock
 from sendkit_async.bulk import FailureKind, Holder, ImportOptions
 from sendkit_async.testing import DEFAULT_WORKSPACE_ID, FakeSendKit
 
@@ -284,7 +285,9 @@ async def test_a_dead_holders_lease_ends_within_its_ttl(redis_server):
     watcher = sync_redis.Redis.from_url(redis_server.url)
     async with RedisCheckpoints.from_url(redis_server.url, lease_ttl=0.5) as store:
         ghost = Holder("gone-host", 4242, datetime.now(timezone.utc), "t")
-        await store.job("orphan").claim(ghost, wait=0)  # and then it "dies": never renews
+        await store.job("orphan").claim(
+            ghost, wait=0, clock=SystemClock()
+        )  # and then it "dies": never renews
         assert 0 < watcher.pttl("sendkit:job:{orphan}:lease") <= 500
         async with FakeSendKit() as fake, fake.client() as client:
             with pytest.raises(ImportAbortedError) as caught:

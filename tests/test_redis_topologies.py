@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -14,73 +12,23 @@ from sendkit_async import ConfigurationError, RedisBudget, RedisCheckpoints, Val
 from sendkit_async._redis_url import connect, describe
 from sendkit_async.testing import FakeSendKit
 
-from .conftest import free_port, redis_binary, spawn_redis, stop_redis
-
-
-def _port(url: str) -> int:
-    return int(url.rsplit(":", 1)[1].split("/", 1)[0])
+from .conftest import spawn_cluster, spawn_sentinel_group
 
 
 @pytest.fixture(scope="module")
 def redis_cluster(tmp_path_factory) -> Iterator[str]:
-    """Three masters, no replicas, slots spread by ``redis-cli --cluster create``; yields a cluster URL."""
-    folder = tmp_path_factory.mktemp("cluster")
-    # The bus port is given: the default, port + 10,000, may be taken or past 65,535.
-    cluster = ("--cluster-enabled", "yes", "--cluster-node-timeout", "2000")
-    nodes = [
-        spawn_redis(
-            folder / str(n),
-            *cluster,
-            "--cluster-config-file",
-            f"nodes-{n}.conf",
-            "--cluster-port",
-            str(free_port()),
-        )
-        for n in range(3)
-    ]
-    addresses = [f"127.0.0.1:{_port(node.url)}" for node in nodes]
-    cli = redis_binary().replace("redis-server", "redis-cli")
-    subprocess.run(
-        [cli, "--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes"],
-        check=True,
-        capture_output=True,
-        timeout=30,
-    )
-    deadline = time.monotonic() + 20
-    while (
-        b"cluster_state:ok"
-        not in subprocess.run(
-            [cli, "-p", addresses[0].split(":")[1], "cluster", "info"], capture_output=True, check=False
-        ).stdout
-    ):
-        if time.monotonic() > deadline:
-            pytest.fail("the cluster did not come up")
-        time.sleep(0.1)
-    yield f"redis+cluster://{','.join(addresses)}/"
-    for node in nodes:
-        stop_redis(node)
+    """Three masters with a replica each; yields a cluster URL naming the masters."""
+    cluster = spawn_cluster(tmp_path_factory.mktemp("cluster"))
+    yield cluster.url
+    cluster.stop()
 
 
 @pytest.fixture(scope="module")
 def redis_sentinels(tmp_path_factory) -> Iterator[str]:
     """A master, a replica and three Sentinels watching ``mymaster``; yields a Sentinel URL."""
-    folder = tmp_path_factory.mktemp("sentinel")
-    master = spawn_redis(folder / "master")
-    port = _port(master.url)
-    replica = spawn_redis(folder / "replica", "--replicaof", "127.0.0.1", str(port))
-    sentinels = []
-    for number in range(3):
-        config = folder / f"sentinel-{number}.conf"
-        config.write_text(
-            f"sentinel monitor mymaster 127.0.0.1 {port} 2\n"
-            "sentinel down-after-milliseconds mymaster 1000\n"
-            "sentinel failover-timeout mymaster 3000\n"
-        )
-        sentinels.append(spawn_redis(folder / f"s{number}", str(config), "--sentinel", port=free_port()))
-    hosts = ",".join(f"127.0.0.1:{_port(s.url)}" for s in sentinels)
-    yield f"redis+sentinel://{hosts}/mymaster/0"
-    for server in (*sentinels, replica, master):
-        stop_redis(server)
+    group = spawn_sentinel_group(tmp_path_factory.mktemp("sentinel"))
+    yield group.url
+    group.stop()
 
 
 async def _import_through(budget: RedisBudget, store: RedisCheckpoints, job: str) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from ._checkpoint import CheckpointMismatchError
 from ._engine import DEFAULT_CONCURRENCY, DEFAULT_MAX_BATCH_BYTES, ImportJob, ImportOptions
 from ._inbox import DEFAULT_IDS_PER_REQUEST, UpdateOutcome
-from ._lease import Holder, JobLeaseHeldError, JobLeaseLostError
+from ._lease import CheckpointLostError, Holder, JobLeaseHeldError, JobLeaseLostError
 from ._prepare import DryRunReport
 from ._report import (
     BatchResult,
@@ -27,6 +27,7 @@ __all__ = [
     "DEFAULT_IDS_PER_REQUEST",
     "DEFAULT_MAX_BATCH_BYTES",
     "BatchResult",
+    "CheckpointLostError",
     "CheckpointMismatchError",
     "CheckpointStore",
     "CheckpointUnavailableError",

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import anyio
 
+from sendkit_async._clock import Clock
 from sendkit_async._config import REDIS_URL_SCHEMES
 from sendkit_async._errors import ConfigurationError, SendKitError, ValidationError
 from sendkit_async._logs import logger
@@ -39,10 +40,11 @@ class CheckpointMismatchError(ValidationError):
 class Checkpoint:
     """Reads landed batches at start and records each newly landed one, holding the job's lease."""
 
-    __slots__ = ("_header", "_landed", "_lock", "_owned", "_store")
+    __slots__ = ("_clock", "_header", "_landed", "_lock", "_owned", "_store")
 
-    def __init__(self, store: JobStore, settings: dict[str, Any], *, owned: Any = None) -> None:
+    def __init__(self, store: JobStore, settings: dict[str, Any], *, clock: Clock, owned: Any = None) -> None:
         self._store = store
+        self._clock = clock
         self._header = {"version": VERSION, **settings}
         self._landed: dict[int, dict[str, Any]] = {}
         self._lock = anyio.Lock()
@@ -61,7 +63,7 @@ class Checkpoint:
             CheckpointMismatchError: the store holds another job's checkpoint.
         """
         try:
-            await self._store.claim(Holder.here(), wait=wait)
+            await self._store.claim(Holder.here(), wait=wait, clock=self._clock)
             try:
                 found = await self._store.read()
             except NotACheckpointError as exc:
@@ -163,19 +165,22 @@ def is_unknown_url(value: object) -> bool:
 
 
 def checkpoint_for(
-    checkpoint: str | os.PathLike[str] | CheckpointStore, job: str | None, settings: dict[str, Any]
+    checkpoint: str | os.PathLike[str] | CheckpointStore,
+    job: str | None,
+    settings: dict[str, Any],
+    clock: Clock,
 ) -> Checkpoint:
-    """The checkpoint ``checkpoint=`` and ``job=`` name (not opened yet).
+    """The checkpoint ``checkpoint=`` and ``job=`` name (not opened yet), timed on the client's ``clock``.
 
     Raises:
         ConfigurationError: a Redis URL without the ``redis`` extra installed.
     """
     if isinstance(checkpoint, CheckpointStore):
-        return Checkpoint(checkpoint.job(str(job)), settings)
+        return Checkpoint(checkpoint.job(str(job)), settings, clock=clock)
     if is_store_url(checkpoint):
         store = redis_checkpoints(str(checkpoint))
-        return Checkpoint(store.job(str(job)), settings, owned=store)
-    return Checkpoint(FileJob(checkpoint), settings)
+        return Checkpoint(store.job(str(job)), settings, clock=clock, owned=store)
+    return Checkpoint(FileJob(checkpoint), settings, clock=clock)
 
 
 def redis_checkpoints(url: str, **options: Any) -> RedisCheckpoints:

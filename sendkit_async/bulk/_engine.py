@@ -328,7 +328,7 @@ class ImportJob:
         if options.checkpoint is None:
             return
         settings = {**options.settings(), "account": self._session.config.key_id}
-        checkpoint = checkpoint_for(options.checkpoint, options.job, settings)
+        checkpoint = checkpoint_for(options.checkpoint, options.job, settings, self._session.clock)
         await checkpoint.open(wait=options.lease_wait)
         self._checkpoint = checkpoint
 

@@ -13,9 +13,17 @@ import anyio
 import attrs
 import orjson
 
+from sendkit_async._clock import Clock
 from sendkit_async._errors import SendKitError, ValidationError
 
-__all__ = ["Holder", "JobLeaseHeldError", "JobLeaseLostError", "check_job_name", "claim_within"]
+__all__ = [
+    "CheckpointLostError",
+    "Holder",
+    "JobLeaseHeldError",
+    "JobLeaseLostError",
+    "check_job_name",
+    "claim_within",
+]
 
 MAX_JOB_NAME: Final = 200
 # How often a waiting claim looks again.
@@ -84,6 +92,15 @@ class JobLeaseLostError(SendKitError):
     """This process lost its lease on the job (it could not renew it in time), so it stopped."""
 
 
+class CheckpointLostError(JobLeaseLostError):
+    """The store lost the job's lease and its checkpoint (a restart without its data, a flush).
+
+    The job stops at once, before it writes records no header explains; a
+    rerun starts the job over, and entries the server already holds come
+    back as duplicates, so the reports still account for every entry.
+    """
+
+
 def check_job_name(name: object) -> None:
     """Refuse a job name that is not 1-200 printable characters without spaces or braces.
 
@@ -101,25 +118,24 @@ def check_job_name(name: object) -> None:
         raise ValidationError(f"job must not hold braces ({{ or }}), got {name!r}")
 
 
-async def claim_within(attempt: Callable[[], Awaitable[Holder | None]], *, job: str, wait: float) -> None:
+async def claim_within(
+    attempt: Callable[[], Awaitable[Holder | None]], *, job: str, wait: float, clock: Clock
+) -> None:
     """Try ``attempt`` (``None`` when it took the lease, else who holds it) until ``wait`` seconds pass.
 
     Each attempt runs whole (shielded): a claim cut off mid-way could hold
-    the lease without knowing it.
+    the lease without knowing it. ``clock`` measures the wait.
 
     Raises:
         JobLeaseHeldError: the lease was still held when the wait ran out.
     """
-    holder = await attempt()
-    if holder is None:
-        return
-    held: Holder = holder
-    with anyio.move_on_after(wait):
-        while True:
-            await anyio.sleep(_POLL)
-            with anyio.CancelScope(shield=True):
-                again = await attempt()
-            if again is None:
-                return
-            held = again
-    raise JobLeaseHeldError(job, held)
+    deadline = clock.monotonic() + wait
+    while True:
+        with anyio.CancelScope(shield=True):
+            held = await attempt()
+        if held is None:
+            return
+        left = deadline - clock.monotonic()
+        if left <= 0:
+            raise JobLeaseHeldError(job, held)
+        await clock.sleep(min(_POLL, left))

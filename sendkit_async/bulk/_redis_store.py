@@ -7,15 +7,16 @@ from __future__ import annotations
 
 import contextlib
 import math
-import time
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import timedelta
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import anyio
 import orjson
+from redis.asyncio.cluster import RedisCluster
 from typing_extensions import Self
 
+from sendkit_async._clock import Clock, SystemClock
 from sendkit_async._errors import ValidationError
 from sendkit_async._logs import logger
 from sendkit_async._redis_owner import RedisOwner
@@ -24,28 +25,42 @@ from sendkit_async._redis_url import (
     check_key_part,
     connect,
     describe,
+    follow_master,
     outage_errors,
     refuse_misconfigured,
 )
 from sendkit_async._validate import check_seconds
 
-from ._lease import Holder, JobLeaseLostError, check_job_name, claim_within
+from ._lease import CheckpointLostError, Holder, JobLeaseLostError, check_job_name, claim_within
 from ._stores import CheckpointUnavailableError, NotACheckpointError
 
 __all__ = ["RedisCheckpoints"]
 
 # KEYS: lease, header, batches. Every write is fenced by the lease: a holder
 # that lost it (paused past its TTL while another took over) writes nothing.
+# Fenced scripts answer 1 (done), 0 (another holder has the lease), -1 (the
+# lease lapsed) or -2 (the lease and the header are gone: Redis lost its data).
+_LOST: Final = """
+local lease = redis.call('GET', KEYS[1])
+if lease == ARGV[1] then return false end
+if lease then return 0 end
+if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
+return -2
+"""
 _CLAIM: Final = """
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 0 end
-return redis.call('GET', KEYS[1])
-"""
-_RENEW: Final = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+local lease = redis.call('GET', KEYS[1])
+if lease == ARGV[1] or redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 0
 end
-return 0
+return lease
 """
+_RENEW: Final = (
+    "local lost = (function()" + _LOST + "end)()\n"
+    "if lost then return lost end\n"
+    "redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
+    "return 1\n"
+)
 _BEGIN: Final = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[2], ARGV[2], 'NX')
@@ -53,13 +68,14 @@ redis.call('PEXPIRE', KEYS[2], ARGV[3])
 redis.call('PEXPIRE', KEYS[3], ARGV[3])
 return 1
 """
-_APPEND: Final = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[3], ARGV[2], ARGV[3])
-redis.call('PEXPIRE', KEYS[2], ARGV[4])
-redis.call('PEXPIRE', KEYS[3], ARGV[4])
-return 1
-"""
+_APPEND: Final = (
+    "local lost = (function()" + _LOST + "end)()\n"
+    "if lost then return lost end\n"
+    "redis.call('HSET', KEYS[3], ARGV[2], ARGV[3])\n"
+    "redis.call('PEXPIRE', KEYS[2], ARGV[4])\n"
+    "redis.call('PEXPIRE', KEYS[3], ARGV[4])\n"
+    "return 1\n"
+)
 _RELEASE: Final = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 if ARGV[2] ~= '' then
@@ -68,6 +84,7 @@ if ARGV[2] ~= '' then
 end
 return 1
 """
+_SCRIPTS: Final = {"claim": _CLAIM, "renew": _RENEW, "begin": _BEGIN, "append": _APPEND, "release": _RELEASE}
 _MIN_LEASE: Final = 0.3
 _LEASE_TTL: Final = 5.0
 # A renewal or write that failed is tried again this soon (within the lease's life).
@@ -112,6 +129,22 @@ class RedisCheckpoints(RedisOwner):
       after the last write of a job that never does: nothing grows without
       bound. Rerunning a completed job within ``completed_ttl`` sends nothing.
 
+    * **Failover.** Behind Sentinel or in a Cluster, a write counts only
+      once ``replicas`` replicas acknowledged it (``WAIT``; ``"auto"``: one,
+      when the master has any replica at claim time, else none). A demoted
+      master cannot confirm, so a holder cut off from the group writes
+      nothing it believes, and its lease counts as held only up to a
+      renewal a replica has: the promoted master's copy of the lease lapses
+      no sooner than the holder stops. A landed batch's record is on a
+      replica before the job counts it, so it survives the promotion.
+      Writes that fail (the promotion takes seconds) are tried again for as
+      long as the lease may still hold.
+    * **Lost data.** A Redis that restarts without its data (or is
+      flushed) loses the lease and the header together: the holder stops at
+      its next renewal or write with :class:`CheckpointLostError`, and a
+      rerun starts the job over (the server's duplicates account for what
+      already landed).
+
     The API key is never stored; the header holds a fingerprint of the
     account, so a job name reused with another key is refused, not resumed.
     Every call runs whole, even when the job is cancelled, so give a client
@@ -127,8 +160,14 @@ class RedisCheckpoints(RedisOwner):
         completed_ttl: float | timedelta = timedelta(days=7),
         idle_ttl: float | timedelta = timedelta(days=30),
         prefix: str = "sendkit:job",
+        replicas: int | Literal["auto"] = "auto",
     ) -> None:
         super().__init__(redis)
+        if replicas != "auto" and (
+            isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 0
+        ):
+            raise ValidationError(f"replicas must be 'auto' or a whole number >= 0, got {replicas!r}")
+        self.replicas = replicas
         self.lease_ttl = _seconds("lease_ttl", lease_ttl, _MIN_LEASE)
         self.completed_ttl = _seconds("completed_ttl", completed_ttl)
         self.idle_ttl = _seconds("idle_ttl", idle_ttl)
@@ -137,8 +176,7 @@ class RedisCheckpoints(RedisOwner):
         check_key_part("prefix", prefix)
         self.prefix = prefix
         self._eviction_checked = False
-        scripts = {"claim": _CLAIM, "renew": _RENEW, "begin": _BEGIN, "append": _APPEND, "release": _RELEASE}
-        self._scripts = {name: redis.register_script(source) for name, source in scripts.items()}
+        self._scripts = {name: redis.register_script(source) for name, source in _SCRIPTS.items()}
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> Self:
@@ -211,7 +249,17 @@ def _answered(what: str) -> Iterator[None]:
 class _RedisJob:
     """One job's keys in a :class:`RedisCheckpoints` store."""
 
-    __slots__ = ("_contact", "_holder", "_keys", "_name", "_redis", "_scripts", "_store")
+    __slots__ = (
+        "_clock",
+        "_contact",
+        "_holder",
+        "_keys",
+        "_name",
+        "_redis",
+        "_replication",
+        "_scripts",
+        "_store",
+    )
 
     def __init__(self, store: RedisCheckpoints, name: str, redis: AnyRedis, scripts: dict[str, Any]) -> None:
         self._store = store
@@ -221,7 +269,9 @@ class _RedisJob:
         base = f"{store.prefix}:{{{name}}}"
         self._keys = [f"{base}:lease", f"{base}:header", f"{base}:batches"]
         self._holder = b""
-        self._contact = time.monotonic()  # the last time Redis confirmed our lease
+        self._clock: Clock = SystemClock()
+        self._contact = 0.0  # when the last renewal Redis confirmed was sent
+        self._replication: _Replication | None = None  # how writes are confirmed (None: as Redis answers)
 
     def __str__(self) -> str:
         return f"job {self._name!r} in {self._store.where}"
@@ -234,54 +284,142 @@ class _RedisJob:
         with anyio.CancelScope(shield=True), _answered(what):
             return await command()
 
-    async def claim(self, holder: Holder, *, wait: float) -> None:
+    async def _script(self, what: str, name: str, keys: int, args: list[Any]) -> Any:
+        """Run one of the job's scripts; where replicas are followed, it counts once :meth:`_confirmed`."""
+        if self._replication is None:
+            return await self._call(what, lambda: self._scripts[name](keys=self._keys[:keys], args=args))
+        followed = self._replication
+        wait_ms = self._ms(min(1.0, self._store.lease_ttl / 3)) if followed.wait_for else 0
+
+        async def confirmed() -> Any:
+            # One connection (a pipeline): WAIT counts the replicas that have
+            # this connection's writes, and INFO describes that same node.
+            target = _on_key_node(self._redis, self._keys[0])
+            pipe = self._pipeline()
+            pipe.eval(_SCRIPTS[name], keys, *self._keys[:keys], *args)
+            pipe.execute_command("INFO", "replication", **target)
+            pipe.execute_command("WAIT", followed.wait_for, wait_ms, **target)
+            result, info, acknowledged = await pipe.execute()
+            if followed.confirmed(info, acknowledged):
+                return result
+            await follow_master(self._redis)
+            raise CheckpointUnavailableError(
+                f"Redis checkpoint: could not {what}: the master did not confirm the write on a "
+                f"replica within {wait_ms} ms (a failover under way?)"
+            )
+
+        return await self._call(what, confirmed)
+
+    async def _until(
+        self,
+        deadline: Callable[[], float],
+        what: str,
+        run: Callable[[], Awaitable[Any]],
+        give_up: Callable[[CheckpointUnavailableError], BaseException] | None = None,
+    ) -> Any:
+        """``run()``, tried again every ``_RETRY`` s while Redis is away, until ``deadline()``.
+
+        Then the last error is raised, or what ``give_up`` makes of it.
+        """
+        while True:
+            try:
+                return await run()
+            except CheckpointUnavailableError as exc:
+                if self._clock.monotonic() >= deadline():
+                    if give_up is None:
+                        raise
+                    raise give_up(exc) from exc
+                logger.warning("%s: could not %s (%s); trying again", self, what, exc)
+                await self._clock.sleep(_RETRY)
+
+    def _pipeline(self) -> Any:
+        if isinstance(self._redis, RedisCluster):
+            return self._redis.pipeline()
+        return self._redis.pipeline(transaction=False)
+
+    async def claim(self, holder: Holder, *, wait: float, clock: Clock) -> None:
         await self._store.check_eviction()
+        self._clock = clock
+        self._replication = await self._follow()
         value = holder.encode()
         args = [value, self._ms(self._store.lease_ttl)]
 
         async def attempt() -> Holder | None:
-            current = await self._call(
-                "take the job's lease", lambda: self._scripts["claim"](keys=self._keys[:1], args=args)
+            sent = clock.monotonic()
+            current = await self._until(
+                lambda: sent + self._store.lease_ttl,
+                "take the job's lease",
+                lambda: self._script("take the job's lease", "claim", 1, args),
             )
             if current == 0:
                 self._holder = value
-                self._contact = time.monotonic()
+                self._contact = sent
                 return None
             return Holder.decode(current)
 
-        await claim_within(attempt, job=self._name, wait=wait)
+        await claim_within(attempt, job=self._name, wait=wait, clock=clock)
+
+    async def _follow(self) -> _Replication | None:
+        """How the job's writes are confirmed: ``None`` for a master with no replica (nothing to wait for)."""
+        wanted = self._store.replicas
+        if wanted == 0:
+            return None
+
+        async def info() -> Any:
+            pipe = self._pipeline()
+            pipe.execute_command("INFO", "replication", **_on_key_node(self._redis, self._keys[0]))
+            return (await pipe.execute())[0]
+
+        found = await self._call("read the master's replication", info)
+        if wanted == "auto" and not _replicas(found):
+            return None
+        return _Replication(str(found.get("master_replid", "")), 1 if wanted == "auto" else wanted, wanted)
+
+    def _lost(self, answer: object, doing: str) -> None:
+        """Raise for a fenced script's answer that says the lease is not ours (see ``_LOST``)."""
+        if answer == 0:
+            raise JobLeaseLostError(f"{self}: another process took over the job's lease; stopped {doing}")
+        if answer == -1:
+            raise JobLeaseLostError(
+                f"{self}: the job's lease lapsed in Redis (this process was away longer than its "
+                f"{self._store.lease_ttl:g} s); stopped {doing} (rerun to resume)"
+            )
+        if answer == -2:  # noqa: PLR2004 - the script's code for "gone"
+            raise CheckpointLostError(
+                f"{self}: Redis lost the job's lease and checkpoint (restarted without its data, or "
+                f"flushed); stopped {doing} before another worker takes the job; a rerun starts it over"
+            )
 
     async def keep(self) -> None:
-        """Renew the lease every third of its life; a renewal that fails is tried again at once.
+        """Renew the lease every third of its life; a renewal that fails is tried again soon.
 
-        The lease is taken for lost only when it may really have lapsed: no
-        renewal got through for a whole ``lease_ttl`` (or another process holds it).
+        The lease is taken for lost only when it may really have lapsed: a
+        whole ``lease_ttl`` after the last renewal Redis (and, with replicas,
+        a replica) confirmed was sent, or when Redis says another process
+        holds it or it is gone.
         """
         ttl = self._store.lease_ttl
         every = ttl / 3
         args = [self._holder, self._ms(ttl)]
+        clock = self._clock
         wait = every
         while True:
-            await anyio.sleep(wait)
-            try:
-                held = await self._call(
-                    "renew the job's lease", lambda: self._scripts["renew"](keys=self._keys[:1], args=args)
-                )
-            except CheckpointUnavailableError:
-                held = None
-            if held == 0:
-                raise JobLeaseLostError(f"{self}: another process took over the job's lease")
-            if held:
-                self._contact = time.monotonic()
-                wait = every
-            elif time.monotonic() - self._contact >= ttl:
+            await clock.sleep(max(0.0, min(wait, self._contact + ttl - clock.monotonic())))
+            if clock.monotonic() - self._contact >= ttl:
                 raise JobLeaseLostError(
                     f"{self}: could not renew the job's lease within its {ttl:g} s, so another "
                     "worker may take the job over; stopped here (rerun to resume)"
                 )
-            else:
-                logger.warning("%s: could not renew the job's lease; trying again", self)
+            sent = clock.monotonic()
+            try:
+                held = await self._script("renew the job's lease", "renew", 2, args)
+            except CheckpointUnavailableError as exc:
+                logger.warning("%s: could not renew the job's lease (%s); trying again", self, exc)
                 wait = min(_RETRY, every)
+                continue
+            self._lost(held, "here")
+            self._contact = sent
+            wait = every
 
     async def read(self) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
         header = await self._call("read the checkpoint", lambda: self._redis.get(self._keys[1]))
@@ -307,9 +445,7 @@ class _RedisJob:
 
     async def release(self, *, completed: bool) -> None:
         args = [self._holder, self._ms(self._store.completed_ttl) if completed else ""]
-        await self._call(
-            "release the job's lease", lambda: self._scripts["release"](keys=self._keys, args=args)
-        )
+        await self._script("release the job's lease", "release", 3, args)
 
     async def _fenced(self, script: str, args: list[Any]) -> None:
         """Write under the lease; a write that fails is tried again while the lease may still hold.
@@ -318,19 +454,68 @@ class _RedisJob:
         so a retry after a lost answer records once. A Redis that stays away
         for the lease's whole life ends the job with :class:`JobLeaseLostError`.
         """
-        while True:
-            try:
-                written = await self._call(
-                    "write the checkpoint", lambda: self._scripts[script](keys=self._keys, args=args)
-                )
-                break
-            except CheckpointUnavailableError as exc:
-                if time.monotonic() - self._contact >= self._store.lease_ttl:
-                    raise JobLeaseLostError(
-                        f"{self}: could not write the checkpoint within the lease's "
-                        f"{self._store.lease_ttl:g} s ({exc}); stopped here (rerun to resume)"
-                    ) from exc
-                logger.warning("%s: could not write the checkpoint; trying again", self)
-                await anyio.sleep(_RETRY)
-        if not written:
+        ttl = self._store.lease_ttl
+
+        def lost(exc: CheckpointUnavailableError) -> JobLeaseLostError:
+            return JobLeaseLostError(
+                f"{self}: could not write the checkpoint within the lease's {ttl:g} s ({exc}); "
+                "stopped here (rerun to resume)"
+            )
+
+        written = await self._until(
+            lambda: self._contact + ttl,
+            "write the checkpoint",
+            lambda: self._script("write the checkpoint", script, 3, args),
+            lost,
+        )
+        self._lost(written, "writing")
+        if written != 1:
             raise JobLeaseLostError(f"{self}: the job's lease was lost, so this process stopped writing")
+
+
+def _replicas(info: object) -> int:
+    """How many replicas ``INFO replication`` says are connected."""
+    count = info.get("connected_slaves", 0) if isinstance(info, dict) else 0
+    return count if isinstance(count, int) else 0
+
+
+class _Replication:
+    """Which writes count, when the job's master has replicas: the failover rule of :class:`RedisCheckpoints`.
+
+    A write counts once ``wait_for`` replicas acknowledged it (``WAIT``), on
+    the master the job claimed on (``replid``, its replication id). A node
+    with another id was promoted since: the master the group follows now.
+    Alone (its replicas gone with the old master), it has none to wait for,
+    so its writes count as they land, until a replica attaches again. The old
+    master, demoted but not yet told, keeps the old id and has lost its
+    replica: nothing written there counts.
+    """
+
+    __slots__ = ("fixed", "replid", "wait_for")
+
+    def __init__(self, replid: str, wait_for: int, fixed: int | Literal["auto"]) -> None:
+        self.replid = replid
+        self.wait_for = wait_for
+        self.fixed = fixed
+
+    def confirmed(self, info: object, acknowledged: object) -> bool:
+        acked = acknowledged if isinstance(acknowledged, int) else 0
+        if not isinstance(info, dict) or info.get("role") != "master":
+            return False
+        if self.fixed != "auto":
+            return acked >= self.fixed
+        promoted = str(info.get("master_replid", "")) != self.replid
+        if acked >= self.wait_for > 0:
+            return True
+        if not promoted:
+            return False
+        alone = _replicas(info) == 0
+        self.wait_for = 0 if alone else 1  # the next write waits for the replica that attached
+        return alone
+
+
+def _on_key_node(redis: AnyRedis, key: str) -> dict[str, Any]:
+    """``target_nodes=`` for a command without keys that must run where ``key`` lives (Cluster only)."""
+    if isinstance(redis, RedisCluster):
+        return {"target_nodes": redis.get_node_from_key(key)}
+    return {}

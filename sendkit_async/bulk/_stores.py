@@ -9,6 +9,7 @@ Redis store is in :mod:`._redis_store`.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from pathlib import Path
@@ -18,6 +19,7 @@ import anyio
 import anyio.to_thread
 import orjson
 
+from sendkit_async._clock import Clock
 from sendkit_async._errors import SendKitError
 
 from ._lease import Holder, claim_within
@@ -41,8 +43,10 @@ class JobStore(Protocol):
     :class:`CheckpointUnavailableError`.
     """
 
-    async def claim(self, holder: Holder, *, wait: float) -> None:
-        """Take the job's lease, waiting up to ``wait`` seconds for another holder's to end.
+    async def claim(self, holder: Holder, *, wait: float, clock: Clock) -> None:
+        """Take the job's lease, waiting up to ``wait`` seconds (on ``clock``) for another holder's to end.
+
+        ``clock`` is the client's: the store keeps and renews the lease on it.
 
         Raises:
             JobLeaseHeldError: another process holds it still.
@@ -106,8 +110,9 @@ class FileJob:
     def __str__(self) -> str:
         return f"checkpoint {self._path}"
 
-    async def claim(self, holder: Holder, *, wait: float) -> None:
-        await claim_within(lambda: self._io(self._try_lock, holder), job=str(self._path), wait=wait)
+    async def claim(self, holder: Holder, *, wait: float, clock: Clock) -> None:
+        attempt = functools.partial(self._io, self._try_lock, holder)
+        await claim_within(attempt, job=str(self._path), wait=wait, clock=clock)
 
     async def keep(self) -> None:
         await anyio.sleep_forever()  # the kernel holds a flock for as long as the process lives

@@ -1,0 +1,254 @@
+"""A job's checkpoint through failovers, freezes and lost data, on real Sentinel groups and clusters.
+
+Each test builds its own group (a failover changes it for good) and runs a
+job of 200 batches through it while the fault happens; then it checks the
+store's records against what the fake server really received.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+
+import anyio
+import pytest
+import redis.asyncio as aioredis
+
+from sendkit_async import (
+    CheckpointLostError,
+    ImportAbortedError,
+    ImportReport,
+    JobLeaseLostError,
+    RedisCheckpoints,
+)
+from sendkit_async._redis_url import close, connect
+from sendkit_async.testing import FakeSendKit
+
+from .conftest import RedisGroup, spawn_cluster, spawn_sentinel_group
+from .test_bulk import distinct_valid
+
+ENTRIES = list(distinct_valid(20_000))
+BATCHES = 200
+IMPORTS = "POST /v1/dnc/import"
+
+
+@pytest.fixture
+def sentinel_group(tmp_path) -> Iterator[RedisGroup]:
+    group = spawn_sentinel_group(tmp_path)
+    yield group
+    group.stop()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory) -> Iterator[RedisGroup]:
+    """One cluster for the module: each test's job lives in its own slot (a failover moves only its own)."""
+    group = spawn_cluster(tmp_path_factory.mktemp("cluster"))
+    yield group
+    group.stop()
+
+
+async def _sentinel_knows_the_replica(group: RedisGroup) -> aioredis.Redis:
+    sentinel = aioredis.Redis.from_url(group.servers[2].url)
+    deadline = time.monotonic() + 20
+    while not await sentinel.execute_command("SENTINEL", "REPLICAS", "mymaster"):
+        assert time.monotonic() < deadline, "the Sentinels never saw the replica"
+        await anyio.sleep(0.1)
+    return sentinel
+
+
+async def _records(url: str, job: str) -> set[int]:
+    client = connect(url, timeout=2.0)
+    try:
+        fields = await client.hkeys(f"sendkit:job:{{{job}}}:batches")
+    finally:
+        await close(client)
+    return {int(field) for field in fields}
+
+
+async def _run(fake: FakeSendKit, store: RedisCheckpoints, job: str, on_progress) -> ImportReport:
+    """The job to its end; a lost lease is an end too (the report says what landed)."""
+    async with fake.client() as client:
+        try:
+            return await client.dnc.import_bulk(
+                ENTRIES, batch_size=100, concurrency=4, checkpoint=store, job=job, on_progress=on_progress
+            )
+        except ImportAbortedError as exc:
+            stopped = exc
+    assert isinstance(stopped.__cause__, JobLeaseLostError), stopped.__cause__
+    assert stopped.report is not None
+    return stopped.report
+
+
+def _completed(report: ImportReport) -> bool:
+    return report.balanced and not report.failed and report.imported == len(ENTRIES)
+
+
+async def _assert_nothing_lost_nor_sent_twice(url: str, fake: FakeSendKit, job: str, report: ImportReport):
+    """A completed job keeps every record; a stopped one leaves a rerun only what it had not confirmed."""
+    completed = _completed(report)
+    if completed:
+        assert await _records(url, job) == set(range(BATCHES))
+    sent_before = fake.stats.by_route[IMPORTS]
+    async with RedisCheckpoints.from_url(url, lease_ttl=8) as store:
+        rerun = await _run(fake, store, job, None)
+    assert rerun.balanced
+    assert await _records(url, job) == set(range(BATCHES))
+    if completed:  # the rerun sends nothing
+        assert fake.stats.by_route[IMPORTS] == sent_before
+    # One send per batch, plus at most those in flight or unconfirmed when a run stopped.
+    assert fake.stats.by_route[IMPORTS] <= BATCHES + 8
+    assert len(fake.dnc_emails()) == len(ENTRIES)
+
+
+async def test_a_sentinel_failover_mid_job_loses_no_record_and_never_runs_the_job_twice(sentinel_group):
+    """``SENTINEL FAILOVER``: the demoted master cannot confirm a write, so nothing is counted on it alone.
+
+    A second worker waits for the job all along; it must never send while
+    the first one does (the first run's last request ends before its first).
+    """
+    sentinel = await _sentinel_knows_the_replica(sentinel_group)
+    job = "sentinel-failover"
+    async with FakeSendKit(latency=0.02) as fake, RedisCheckpoints.from_url(sentinel_group.url) as store:
+
+        async def failover(progress) -> None:
+            if progress.batches == 20:
+                await sentinel.execute_command("SENTINEL", "FAILOVER", "mymaster")
+
+        first = await _run(fake, store, job, failover)
+        assert _completed(first)  # the job followed the promotion within its lease
+        await sentinel.aclose()
+        await _assert_nothing_lost_nor_sent_twice(sentinel_group.url, fake, job, first)
+
+
+async def test_a_second_worker_never_sends_while_the_first_holds_the_job_through_a_failover(sentinel_group):
+    sentinel = await _sentinel_knows_the_replica(sentinel_group)
+    job = "sentinel-two-workers"
+    spans: dict[str, list[float]] = {"first": [], "second": []}
+    async with FakeSendKit(latency=0.02) as fake:
+
+        async def worker(name: str, delay: float) -> None:
+            await anyio.sleep(delay)
+
+            def seen(progress) -> None:
+                spans[name].append(time.monotonic())
+                if name == "first" and progress.batches == 20:
+                    tasks.start_soon(sentinel.execute_command, "SENTINEL", "FAILOVER", "mymaster")
+
+            async with RedisCheckpoints.from_url(sentinel_group.url) as store, fake.client() as client:
+                with contextlib.suppress(ImportAbortedError):  # a lost lease; the spans tell the rest
+                    await client.dnc.import_bulk(
+                        ENTRIES,
+                        batch_size=100,
+                        concurrency=4,
+                        checkpoint=store,
+                        job=job,
+                        on_progress=seen,
+                        lease_wait=60,
+                    )
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(worker, "first", 0)
+            tasks.start_soon(worker, "second", 0.3)
+    await sentinel.aclose()
+    assert spans["first"]
+    if spans["second"]:  # the second took over only after the first had stopped
+        assert min(spans["second"]) > max(spans["first"])
+    assert fake.stats.by_route[IMPORTS] <= BATCHES + 4
+    assert await _records(sentinel_group.url, job) == set(range(BATCHES))
+
+
+async def test_a_killed_master_costs_the_job_time_not_its_life(sentinel_group):
+    """The master dies; Sentinel promotes the replica in a few seconds; writes wait within the lease."""
+    await (await _sentinel_knows_the_replica(sentinel_group)).aclose()
+    job = "sentinel-kill"
+    master = sentinel_group.servers[0]
+    async with (
+        FakeSendKit(latency=0.02) as fake,
+        RedisCheckpoints.from_url(sentinel_group.url, lease_ttl=10) as store,
+    ):
+
+        def kill(progress) -> None:
+            if progress.batches == 20:
+                master.kill()
+
+        report = await _run(fake, store, job, kill)
+    assert report.balanced
+    assert not report.failed, report.failed[:3]
+    assert report.imported == len(ENTRIES)
+    assert await _records(sentinel_group.url, job) == set(range(BATCHES))
+
+
+async def test_data_lost_in_a_restart_stops_the_job_with_a_typed_error_and_a_rerun_accounts(redis_server):
+    """``FLUSHALL`` mid-job, as a restart without persistence: the lease and the header are gone."""
+    job = "flushed"
+    async with (
+        FakeSendKit(latency=0.02) as fake,
+        RedisCheckpoints.from_url(redis_server.url, lease_ttl=1.5) as store,
+        aioredis.Redis.from_url(redis_server.url) as admin,
+        fake.client() as client,
+    ):
+
+        async def flush(progress) -> None:
+            if progress.batches == 20:
+                await admin.flushall()
+
+        with pytest.raises(ImportAbortedError) as caught:
+            await client.dnc.import_bulk(
+                ENTRIES, batch_size=100, concurrency=4, checkpoint=store, job=job, on_progress=flush
+            )
+        assert isinstance(caught.value.__cause__, CheckpointLostError)
+        assert "lost the job's lease and checkpoint" in str(caught.value)
+        first = caught.value.report
+        assert first is not None
+        assert first.balanced
+        rerun = await client.dnc.import_bulk(
+            ENTRIES, batch_size=100, concurrency=4, checkpoint=store, job=job
+        )
+    assert rerun.balanced
+    assert rerun.resumed_batches == 0  # nothing survived to resume from: the job starts over
+    assert rerun.imported + rerun.skipped == len(ENTRIES)
+    assert len(fake.dnc_emails()) == len(ENTRIES)
+
+
+@pytest.mark.parametrize(("freeze", "survives"), [(0.6, True), (3.5, False)])
+async def test_a_frozen_cluster_node_costs_time_or_ends_the_job_with_a_report(cluster, freeze, survives):
+    """``CLIENT PAUSE`` on the job's node under a 2.4 s lease: shorter survives, longer stops, typed."""
+    job = f"frozen-{survives}"
+    async with (
+        FakeSendKit(latency=0.02) as fake,
+        RedisCheckpoints.from_url(cluster.url, lease_ttl=2.4) as store,
+    ):
+        await store._redis.initialize()
+        node = store._redis.get_node_from_key(f"sendkit:job:{{{job}}}:lease")
+        admin = aioredis.Redis(host=node.host, port=node.port)
+
+        async def pause(progress) -> None:
+            if progress.batches == 20:
+                await admin.execute_command("CLIENT", "PAUSE", str(int(freeze * 1000)), "ALL")
+
+        report = await _run(fake, store, job, pause)
+        assert report.balanced
+        assert _completed(report) is survives
+        await admin.aclose()
+
+
+async def test_a_cluster_failover_mid_job_keeps_every_record(cluster):
+    """``CLUSTER FAILOVER`` on the replica of the job's master: the client follows, the records stay."""
+    job = "cluster-failover"
+    async with FakeSendKit(latency=0.02) as fake, RedisCheckpoints.from_url(cluster.url) as store:
+        await store._redis.initialize()
+        node = store._redis.get_node_from_key(f"sendkit:job:{{{job}}}:lease")
+        master = aioredis.Redis(host=node.host, port=node.port)
+        replica_port = int((await master.execute_command("ROLE"))[2][0][1])
+        replica = aioredis.Redis(host=node.host, port=replica_port)
+
+        async def failover(progress) -> None:
+            if progress.batches == 20:
+                await replica.execute_command("CLUSTER", "FAILOVER")
+
+        first = await _run(fake, store, job, failover)
+        assert _completed(first)
+        await master.aclose()
+        await replica.aclose()
+        await _assert_nothing_lost_nor_sent_twice(cluster.url, fake, job, first)
