@@ -167,7 +167,7 @@ def describe(client: object) -> str:
     """Where ``client`` points, with no password: a URL in the forms above. Never raises."""
     try:
         if isinstance(client, RedisCluster):
-            nodes = client.get_nodes() or client.startup_nodes
+            nodes = client.get_nodes() or list(client.nodes_manager.startup_nodes.values())
             hosts = ",".join(f"{n.host}:{n.port}" for n in nodes[:3])
             return f"redis+cluster://{hosts}{',...' if len(nodes) > 3 else ''}/"  # noqa: PLR2004
         pool = client.connection_pool  # type: ignore[attr-defined]

@@ -87,7 +87,7 @@ async def test_a_plain_url_to_one_cluster_node_is_a_configuration_error_not_an_o
             except ConfigurationError as exc:
                 messages.append(str(exc))
     assert len(messages) == 2  # the job's slot lives on one node; the other two answer MOVED
-    assert all("MovedError" in message for message in messages)
+    assert all("moved" in message.lower() for message in messages)  # MovedError, or redis-py 5.0's reply
 
 
 async def test_a_wrong_password_is_a_configuration_error_naming_no_password(redis_server) -> None:
