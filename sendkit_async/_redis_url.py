@@ -23,6 +23,7 @@ import contextlib
 from typing import Any, TypeAlias
 from urllib.parse import parse_qs, unquote
 
+import anyio
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
@@ -144,6 +145,22 @@ async def close(client: AnyRedis) -> None:
     if isinstance(pool, SentinelConnectionPool):
         for sentinel in pool.sentinel_manager.sentinels:
             await sentinel.aclose()
+
+
+# A cluster client maps the slots on its first call: more than one call's worth of time.
+FIRST_CALL_TIMEOUT = 2.0
+
+
+async def first_call(client: AnyRedis) -> None:
+    """Do what a client does before its first command (a cluster maps its slots), within its own time.
+
+    A budget gives each call a fraction of a second; the first one to a
+    cluster also connects to every node, which can take longer on a loaded
+    host, and should not be taken for an outage.
+    """
+    if isinstance(client, RedisCluster):
+        with anyio.fail_after(FIRST_CALL_TIMEOUT):
+            await client.initialize()
 
 
 async def follow_master(client: AnyRedis) -> None:

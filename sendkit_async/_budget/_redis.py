@@ -29,6 +29,7 @@ from sendkit_async._redis_url import (
     check_key_part,
     connect,
     describe,
+    first_call,
     outage_errors,
     refuse_misconfigured,
 )
@@ -122,6 +123,7 @@ class RedisBudget(RedisOwner):
         "_retry_every",
         "_script",
         "_script_time",
+        "_started",
         "_state",
         "_timeout",
         "_tokens",
@@ -157,6 +159,7 @@ class RedisBudget(RedisOwner):
         self.max_pause = max_pause
         self.prefix = prefix
         self._timeout = timeout
+        self._started = False  # the client's first call is behind it
         self._retry_every = retry_every
         self.in_flight_ttl = in_flight_ttl
         self.keep = keep
@@ -314,6 +317,9 @@ class RedisBudget(RedisOwner):
     async def _call(self, operation: str, *args: Any) -> Any:
         given = "" if self._script_time is None else repr(self._script_time())
         try:
+            if not self._started:
+                await first_call(self._redis)
+                self._started = True
             with anyio.fail_after(self._timeout):
                 return await self._script(keys=self._keys, args=[operation, given, *args])
         except outage_errors() as exc:
