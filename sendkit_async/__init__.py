@@ -23,10 +23,13 @@ from ._errors import (
     RateLimitError,
     RedirectError,
     SendKitError,
+    TransportError,
+    TransportTimeoutError,
     UnexpectedResponseError,
     UnprocessableEntityError,
     ValidationError,
 )
+from ._transport import AiohttpTransport, AsyncTransport, WireRequest, WireResponse
 from ._types import NOT_GIVEN, NotGiven
 from ._version import VERSION as __version__  # noqa: N811 - the dunder every package has
 from .bulk import (
@@ -87,6 +90,8 @@ __all__ = [
     "APIConnectionError",
     "APIStatusError",
     "APITimeoutError",
+    "AiohttpTransport",
+    "AsyncTransport",
     "AuthenticationError",
     "BadRequestError",
     "BatchResult",
@@ -142,9 +147,13 @@ __all__ = [
     "Shape",
     "SystemClock",
     "Timeout",
+    "TransportError",
+    "TransportTimeoutError",
     "UnexpectedResponseError",
     "UnprocessableEntityError",
     "UpdateOutcome",
     "ValidationError",
+    "WireRequest",
+    "WireResponse",
     "__version__",
 ]

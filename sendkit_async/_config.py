@@ -35,6 +35,8 @@ DEFAULT_TOTAL_TIMEOUT: Final = 60.0
 DEFAULT_BACKOFF_BASE: Final = 0.5
 DEFAULT_BACKOFF_CAP: Final = 8.0
 DEFAULT_MAX_RETRY_WAIT: Final = 60.0
+# The connection pool's cap when the client owns its aiohttp session.
+DEFAULT_CONNECTION_LIMIT: Final = 100
 # Requests a bulk helper keeps in flight ("auto": about rate x latency, see
 # _flow.py), the most "auto" ever allows (memory is about one batch body per
 # request in flight: ~600 KB for 10,000 typical addresses, so 64 hold ~40 MB),

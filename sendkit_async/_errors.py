@@ -11,6 +11,9 @@
     │                                   (defined beside the report, in sendkit_async.bulk)
     ├── APIConnectionError ............ no HTTP answer: refused, dropped, DNS, TLS
     │   └── APITimeoutError ........... no answer in time
+    ├── TransportError ................ a transport's word for "no answer" (the session
+    │   │                               turns it into APIConnectionError; never raised to you)
+    │   └── TransportTimeoutError ..... a transport's "no answer in time" (→ APITimeoutError)
     └── APIStatusError ................ the API answered with an error status
         ├── RedirectError .............. 3xx: not followed, so the key never leaves the origin
         ├── BadRequestError ............ 400
@@ -49,6 +52,8 @@ __all__ = [
     "RateLimitError",
     "RedirectError",
     "SendKitError",
+    "TransportError",
+    "TransportTimeoutError",
     "UnexpectedResponseError",
     "UnprocessableEntityError",
     "ValidationError",
@@ -108,6 +113,19 @@ class APIConnectionError(SendKitError):
 
 class APITimeoutError(APIConnectionError):
     """The request did not complete within its timeout."""
+
+
+class TransportError(SendKitError):
+    """Raised by an :class:`~sendkit_async.AsyncTransport`'s ``send`` when no answer came.
+
+    The session makes it an :class:`APIConnectionError` (redacted, with the
+    method and path), so callers never see it; a transport of your own
+    raises it for a failed connection.
+    """
+
+
+class TransportTimeoutError(TransportError):
+    """Raised by a transport when no answer came within the request's timeout (→ :class:`APITimeoutError`)."""
 
 
 class APIStatusError(SendKitError):

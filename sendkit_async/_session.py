@@ -1,19 +1,18 @@
 """The async session wrapper: the one place that sends HTTP requests.
 
-It owns (or borrows) the ``aiohttp.ClientSession``, builds the auth headers,
-applies timeouts, retries per :mod:`._retry`, asks the client's rate budget
-(:mod:`._budget`) before every attempt and tells it every answer, remembers
-the last rate-limit headers and maps failures onto :mod:`._errors`. Endpoint
-coroutines call :meth:`Session.request`; nothing else touches aiohttp.
+It builds the auth headers, applies timeouts, retries per :mod:`._retry`,
+asks the client's rate budget (:mod:`._budget`) before every attempt and
+tells it every answer, remembers the last rate-limit headers, and hands
+each attempt to the client's transport (:mod:`._transport`, the one place
+that touches aiohttp), whose answer :mod:`._answers` maps onto
+:mod:`._errors`. Endpoint coroutines call :meth:`Session.request`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import platform
 import random
-import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -21,9 +20,9 @@ import aiohttp
 import anyio
 import attrs
 import orjson
-from multidict import CIMultiDictProxy
 from yarl import URL
 
+from ._answers import decode, redact, request_id, status_error
 from ._budget import Lane, LocalBudget, Observation, Permit, RateBudget
 from ._clock import Clock, SystemClock
 from ._config import DEFAULT_MAX_CONCURRENCY, ClientConfig, RetryPolicy, Timeout
@@ -32,25 +31,20 @@ from ._errors import (
     APIStatusError,
     APITimeoutError,
     ClientClosedError,
-    RedirectError,
     SendKitError,
-    UnexpectedResponseError,
-    status_error_class,
+    TransportError,
+    TransportTimeoutError,
 )
 from ._flow import AdaptiveLimit, Concurrency, FixedLimit, InFlight
 from ._logs import logger
 from ._rate import RateLimit
-from ._retry import next_delay, parse_rate_limit, parse_retry_after
+from ._retry import next_delay, parse_rate_limit
 from ._tracing import attempt_span, record_attempt
+from ._transport import AiohttpTransport, AsyncTransport, WireRequest, WireResponse
 from ._types import JSON, NOT_GIVEN, NotGiven
 from ._version import VERSION
 
 __all__ = ["CallStats", "Session", "Transport"]
-
-_REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-correlation-id", "x-amzn-requestid")
-_TAG = re.compile(r"<[^>]*>")
-_SPACE = re.compile(r"\s+")
-_EXCERPT = 200
 
 
 def _user_agent() -> str:
@@ -71,41 +65,25 @@ class CallStats:
     rate_limited: int = 0
 
 
-class _State(enum.Enum):
-    UNOPENED = "unopened"
-    OPEN = "open"
-    CLOSED = "closed"
-
-
 class Transport:
-    """The connection pool and what is shared across ``with_options`` copies: the rate budget.
+    """What every ``with_options`` copy shares: the wire, the rate budget, the adaptive in-flight limit.
 
-    A pool passed in by the caller is borrowed: :meth:`close` leaves it open.
+    ``wire`` is the :class:`~._transport.AsyncTransport` each attempt goes
+    through (an :class:`~._transport.AiohttpTransport` by default); closing
+    closes it.
     """
 
-    __slots__ = (
-        "_adaptive",
-        "_borrowed",
-        "_connection_limit",
-        "_session",
-        "_state",
-        "budget",
-        "max_concurrency",
-        "rate_limit",
-    )
+    __slots__ = ("_adaptive", "_closed", "budget", "max_concurrency", "rate_limit", "wire")
 
     def __init__(
         self,
-        session: aiohttp.ClientSession | None = None,
+        wire: AsyncTransport | None = None,
         *,
-        connection_limit: int = 100,
         budget: RateBudget | None = None,
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
     ) -> None:
-        self._session = session
-        self._borrowed = session is not None
-        self._connection_limit = connection_limit
-        self._state = _State.UNOPENED
+        self.wire: AsyncTransport = wire if wire is not None else AiohttpTransport()
+        self._closed = False
         self.rate_limit: RateLimit | None = None
         self.budget: RateBudget = budget if budget is not None else LocalBudget()
         self.max_concurrency = max_concurrency
@@ -135,36 +113,33 @@ class Transport:
     @property
     def closed(self) -> bool:
         """Whether :meth:`close` has run."""
-        return self._state is _State.CLOSED
+        return self._closed
 
-    def session(self) -> aiohttp.ClientSession:
-        """The pool, opened on first use (inside the running event loop)."""
-        if self._state is _State.CLOSED:
+    def open(self) -> None:
+        """Open the pool now (inside the running event loop), where the wire has one.
+
+        Raises:
+            ClientClosedError: the client was closed.
+        """
+        self._check_open()
+        if isinstance(self.wire, AiohttpTransport):
+            self.wire.open()
+
+    async def send(self, request: WireRequest) -> WireResponse:
+        """One attempt through the wire (see :class:`~._transport.AsyncTransport`)."""
+        self._check_open()
+        return await self.wire.send(request)
+
+    def _check_open(self) -> None:
+        if self._closed:
             raise ClientClosedError("this SendKit client is closed; create a new one")
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self._connection_limit),
-                raise_for_status=False,
-            )
-        self._state = _State.OPEN
-        return self._session
 
     async def close(self) -> None:
-        """Close an owned pool; idempotent."""
-        if self._state is _State.CLOSED:
+        """Close the wire (a borrowed aiohttp session stays open); idempotent."""
+        if self._closed:
             return
-        self._state = _State.CLOSED
-        if self._session is not None and not self._borrowed:
-            await self._session.close()
-
-
-def _redact(text: str, secret: str) -> str:
-    return text.replace(secret, "[redacted]") if secret and secret in text else text
-
-
-def _excerpt(text: str) -> str:
-    plain = _SPACE.sub(" ", _TAG.sub(" ", text)).strip()
-    return plain if len(plain) <= _EXCERPT else plain[: _EXCERPT - 1] + "…"
+        self._closed = True
+        await self.wire.aclose()
 
 
 def _query(params: Mapping[str, Any] | None) -> dict[str, str]:
@@ -427,45 +402,34 @@ class Session:
         attempt: int = 1,
         trace: dict[str, Any] | None = None,
     ) -> tuple[int | None, RateLimit | None, JSON]:
-        """One HTTP exchange, never raising for a failed answer.
+        """One exchange through the transport, never raising for a failed answer.
 
         Returns its status (``None`` for no answer), its rate-limit headers,
-        and the decoded body or the error it came to.
+        and the decoded body or the error it came to (see :mod:`._answers`).
         """
-        timeout = aiohttp.ClientTimeout(total=self.config.timeout.total, connect=self.config.timeout.connect)
+        key = self.config.api_key
+        request = WireRequest(
+            method, url.with_query(query) if query else url, self._headers, body, self.config.timeout
+        )
         started = self._clock.monotonic()
         try:
-            async with self._transport.session().request(
-                method,
-                url,
-                data=body,
-                params=query,
-                headers=self._headers,
-                timeout=timeout,
-                # A redirect would carry the key to wherever it points (aiohttp
-                # drops only Authorization): never follow one.
-                allow_redirects=False,
-            ) as response:
-                raw = await response.read()
-                status, headers = response.status, response.headers
-        except asyncio.TimeoutError:
+            response = await self._transport.send(request)
+        except TransportTimeoutError:
             logger.info("%s %s -> no answer in time (attempt %d)", method, path, attempt)
             return None, None, APITimeoutError(f"{method} {path} timed out", method=method, path=path)
-        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
-            detail = _redact(str(exc), self.config.api_key) or type(exc).__name__
+        except TransportError as exc:
+            detail = redact(str(exc), key) or type(exc).__name__
             logger.info("%s %s -> no answer: %s (attempt %d)", method, path, detail, attempt)
             error = APIConnectionError(f"{method} {path} failed: {detail}", method=method, path=path)
             return None, None, error
         now = self._clock.monotonic()
-        rate = parse_rate_limit(headers, observed_at=now, now=self._clock.wall())
+        status = response.status
+        rate = parse_rate_limit(response.headers, observed_at=now, now=self._clock.wall())
         if rate is not None:
             self._transport.rate_limit = rate
-        request_id = next((headers[h] for h in _REQUEST_ID_HEADERS if h in headers), None)
-        if request_id is not None:
-            # An echo of the key is redacted here, once, for the log, the span and any error.
-            request_id = _redact(request_id, self.config.api_key)
-            if trace is not None:
-                trace["sendkit.request_id"] = request_id
+        answer_id = request_id(response, key)
+        if answer_id is not None and trace is not None:
+            trace["sendkit.request_id"] = answer_id
         logger.info(
             "%s %s -> %d in %.3fs (attempt %d%s)",
             method,
@@ -473,72 +437,20 @@ class Session:
             status,
             now - started,
             attempt,
-            "" if request_id is None else f", request id {request_id}",
+            "" if answer_id is None else f", request id {answer_id}",
         )
         if 200 <= status < 300:  # noqa: PLR2004
-            return status, rate, self._decode(raw, status)
-        return status, rate, self._status_error(method, path, status, headers, raw, rate, request_id)
-
-    def _decode(self, raw: bytes, status: int) -> JSON:
-        if not raw.strip():
-            return None
-        try:
-            return orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            text = _redact(raw.decode("utf-8", "replace"), self.config.api_key)
-            return UnexpectedResponseError(
-                f"the API answered {status} with a body that is not JSON: {_excerpt(text)!r}",
-                status=status,
-                body=text,
-            )
-
-    def _status_error(
-        self,
-        method: str,
-        path: str,
-        status: int,
-        headers: CIMultiDictProxy[str],
-        raw: bytes,
-        rate: RateLimit | None,
-        request_id: str | None,
-    ) -> APIStatusError:
-        """The error an answer came to; ``request_id`` is already redacted."""
-        text = raw.decode("utf-8", "replace")
-        error: str | None = None
-        message = ""
-        code: Any = None
-        try:
-            decoded = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            decoded = None
-        if isinstance(decoded, dict):
-            # The documented shape is {"error", "message", "code"}; RFC 7807
-            # problem documents say "title" and "detail" instead.
-            raw_error = decoded.get("error", decoded.get("title"))
-            if isinstance(raw_error, dict):  # {"error": {"message": ...}} from some gateways
-                message = str(raw_error.get("message", ""))
-                raw_error = raw_error.get("type") or raw_error.get("code")
-            error = None if raw_error is None else str(raw_error)
-            message = str(decoded.get("message") or decoded.get("detail") or message)
-            code = decoded.get("code", decoded.get("status"))
-        if not message:
-            message = _excerpt(text) or (headers.get("Reason") or "")
-        # Everything below came from the answer, which may echo the key back:
-        # redact it here, once, for every field the error carries.
-        key = self.config.api_key
-        exc = status_error_class(status)(
-            status=status,
-            method=method,
-            path=path,
-            error=None if error is None else _redact(error, key),
-            message=_redact(message, key),
-            code=_redact(code, key) if isinstance(code, str) else code,
-            request_id=request_id,
-            rate_limit=rate,
-            retry_after=parse_retry_after(headers, self._clock.wall()),
-            body=_redact(text, key),
+            return status, rate, decode(response, key)
+        return (
+            status,
+            rate,
+            status_error(
+                response,
+                method=method,
+                path=path,
+                key=key,
+                rate=rate,
+                request_id=answer_id,
+                wall=self._clock.wall(),
+            ),
         )
-        if isinstance(exc, RedirectError):
-            location = headers.get("Location")
-            exc.location = None if location is None else _redact(location, key)
-        return exc

@@ -18,6 +18,7 @@ from ._budget import BudgetSnapshot, Lane, LocalBudget, RateBudget
 from ._clock import Clock
 from ._config import (
     DEFAULT_CONCURRENCY,
+    DEFAULT_CONNECTION_LIMIT,
     DEFAULT_MAX_CONCURRENCY,
     DEFAULT_MAX_RETRIES,
     DEFAULT_MAX_RETRY_WAIT,
@@ -25,9 +26,11 @@ from ._config import (
     RetryPolicy,
     Timeout,
 )
+from ._errors import ConfigurationError
 from ._flow import Concurrency
 from ._logs import configure_from_environment
 from ._session import Session, Transport
+from ._transport import AiohttpTransport, AsyncTransport
 from ._types import JSON, NOT_GIVEN, NotGiven
 from ._validate import check_whole
 from .bulk import _engine
@@ -296,6 +299,9 @@ class SendKit:
         headers: extra headers for every request (auth headers cannot be overridden).
         clock: time source for retry waits and pacing; tests pass a fake one.
         connection_limit: the pool's connection cap when the client owns it.
+        transport: what sends each attempt (an :class:`AsyncTransport`),
+            instead of an aiohttp pool: ``sendkit_async.testing.MockTransport``
+            in tests, or a wire of your own. Closing the client closes it.
         rate_budget: the rate budget every call of this client (and of its
             ``with_options`` copies) asks before each attempt and tells each
             answer. Defaults to a :class:`LocalBudget` of its own; pass one
@@ -323,7 +329,8 @@ class SendKit:
         allow_insecure_http: bool = False,
         headers: Mapping[str, str] | None = None,
         clock: Clock | None = None,
-        connection_limit: int = 100,
+        connection_limit: int = DEFAULT_CONNECTION_LIMIT,
+        transport: AsyncTransport | None = None,
         rate_budget: RateBudget | None = None,
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
     ) -> None:
@@ -342,10 +349,17 @@ class SendKit:
             rate_budget if rate_budget is not None else LocalBudget(clock=clock, max_pause=max_retry_wait)
         )
         budget.bind(config.key_id)
-        transport = Transport(
-            session, connection_limit=connection_limit, budget=budget, max_concurrency=max_concurrency
+        if transport is not None and session is not None:
+            raise ConfigurationError("pass session= (an aiohttp pool to borrow) or transport=, not both")
+        if transport is not None and not isinstance(transport, AsyncTransport):
+            raise ConfigurationError(f"transport must have async send() and aclose(), got {transport!r}")
+        wire = (
+            transport
+            if transport is not None
+            else AiohttpTransport(session, connection_limit=connection_limit)
         )
-        self._bind(Session(config, transport, clock=clock), owner=True)
+        shared = Transport(wire, budget=budget, max_concurrency=max_concurrency)
+        self._bind(Session(config, shared, clock=clock), owner=True)
 
     def _bind(self, session: Session, *, owner: bool) -> None:
         self._session = session
@@ -358,7 +372,7 @@ class SendKit:
         return f"SendKit(base_url={str(config.base_url)!r}, workspace_id={config.workspace_id!r})"
 
     async def __aenter__(self) -> Self:
-        self._session.transport.session()
+        self._session.transport.open()
         return self
 
     async def __aexit__(

@@ -1,7 +1,7 @@
 import pytest
 
-from sendkit_async import APITimeoutError, ConfigurationError, SendKit, Timeout
-from sendkit_async._session import Session
+from sendkit_async import APITimeoutError, ConfigurationError, SendKit, Timeout, TransportTimeoutError
+from sendkit_async.testing import MockTransport
 
 from .conftest import KEY, PLATFORM_KEY
 
@@ -91,13 +91,12 @@ def test_retry_settings_must_be_numbers_in_range(setting):
         SendKit(api_key=KEY, **setting)
 
 
-async def test_a_silent_server_holds_a_call_no_longer_than_the_documented_worst_case(clock, monkeypatch):
-    async def silent(self, method, path, *_request, **_options):
-        await clock.sleep(self.config.timeout.total)  # every attempt runs into its timeout
-        return None, None, APITimeoutError(f"{method} {path} timed out", method=method, path=path)
+async def test_a_silent_server_holds_a_call_no_longer_than_the_documented_worst_case(clock):
+    async def silent(request):
+        await clock.sleep(request.timeout.total)  # every attempt runs into its timeout
+        raise TransportTimeoutError("no answer in time")
 
-    monkeypatch.setattr(Session, "_attempt", silent)
-    async with SendKit(api_key=KEY, clock=clock) as client:
+    async with SendKit(api_key=KEY, clock=clock, transport=MockTransport(silent)) as client:
         started = clock.monotonic()
         with pytest.raises(APITimeoutError):
             await client.dnc.get_page()

@@ -13,11 +13,15 @@ As pytest fixtures: add ``pytest_plugins = ["sendkit_async.testing.pytest_plugin
 to your ``conftest.py`` and take ``fake_sendkit`` or ``sendkit_client``.
 
 As a command: ``python -m sendkit_async.testing --port 8080``.
+
+Without a server: ``SendKit(transport=MockTransport(handler))`` answers every
+attempt from ``handler(request)``.
 """
 
 from __future__ import annotations
 
 from ._clock import FakeClock
+from ._mock import MockTransport, json_response
 from ._server import (
     DEFAULT_PLATFORM_KEY,
     DEFAULT_WORKSPACE_ID,
@@ -34,5 +38,7 @@ __all__ = [
     "FakeClock",
     "FakeConversation",
     "FakeSendKit",
+    "MockTransport",
     "ServerStats",
+    "json_response",
 ]
