@@ -220,14 +220,18 @@ async def test_closing_iter_import_early_cancels_what_is_in_flight():
 
 
 async def test_cancelling_the_task_stops_promptly_and_leaves_nothing_behind():
-    async with FakeSendKit(latency=5) as fake, fake.client() as client:
-        task = asyncio.create_task(client.dnc.import_bulk(distinct_valid(10_000), batch_size=100))
-        while fake.stats.in_flight < 4:  # noqa: ASYNC110 - waiting for the server to see the requests
+    server_time = FakeClock(auto_advance=False)  # the server holds each request 5 s of its time
+    async with FakeSendKit(latency=5, clock=server_time) as fake, fake.client() as client:
+        job = client.dnc.import_bulk(distinct_valid(10_000), batch_size=100, concurrency=4)
+        task = asyncio.create_task(job)
+        # A budget that has heard no answer lets one request out: the server holds it.
+        while fake.stats.in_flight < 1:  # noqa: ASYNC110 - waiting for the server to see the request
             await asyncio.sleep(0.01)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await asyncio.wait_for(task, timeout=1)
         assert client_tasks() == []
+        server_time.advance(5)  # the server finishes what it held, so it shuts down at once
 
 
 async def test_transient_failures_past_the_retries_are_failed_not_lost():

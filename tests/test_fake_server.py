@@ -168,3 +168,25 @@ async def test_stats_count_in_flight_requests():
         assert fake.stats.in_flight == 0
         fake.stats.reset()
         assert fake.stats.requests == 0
+
+
+async def test_the_servers_limiter_and_latency_run_on_its_clock():
+    """Windows in the server's virtual time: a test moves them without waiting."""
+    from sendkit_async import RateLimitError, RetryPolicy  # noqa: PLC0415
+    from sendkit_async.testing import FakeClock  # noqa: PLC0415
+
+    server_time = FakeClock()
+    from sendkit_async import dnc  # noqa: PLC0415
+
+    async with (
+        FakeSendKit(rate_limit=2, limiter="fixed", clock=server_time) as fake,
+        fake.client(clock=FakeClock()) as client,
+    ):
+        once = client._session.with_options(retry=RetryPolicy(max_retries=0, max_rate_limit_retries=0))
+        await dnc.get_page(once)
+        await dnc.get_page(once)
+        with pytest.raises(RateLimitError):
+            await dnc.get_page(once)  # the third in the same second of the server's time
+        server_time.advance(1.0)
+        await dnc.get_page(once)  # the next window, without a real second passing
+    assert fake.stats.rate_limited == 1

@@ -252,3 +252,53 @@ async def test_a_cluster_failover_mid_job_keeps_every_record(cluster):
         await master.aclose()
         await replica.aclose()
         await _assert_nothing_lost_nor_sent_twice(cluster.url, fake, job, first)
+
+
+async def test_the_lease_is_renewed_every_third_and_lost_only_a_whole_lease_after_the_last_renewal(
+    redis_server,
+):
+    """In virtual time: renewals every ttl/3; with Redis gone, the keeper gives up at ttl, not before."""
+    from datetime import datetime, timezone  # noqa: PLC0415
+
+    from sendkit_async.bulk import Holder  # noqa: PLC0415
+    from sendkit_async.testing import FakeClock  # noqa: PLC0415
+
+    clock = FakeClock(auto_advance=False)
+    key = "sendkit:job:{renewed}:lease"
+    async with (
+        RedisCheckpoints.from_url(redis_server.url, lease_ttl=6) as store,
+        aioredis.Redis.from_url(redis_server.url) as admin,
+    ):
+        job = store.job("renewed")
+        await job.claim(Holder("here", 1, datetime.now(timezone.utc), "t"), wait=0, clock=clock)
+        await admin.pexpire(key, 100_000)  # a renewal will bring it back to 6 s
+        outcome: list[BaseException] = []
+
+        async def keep() -> None:
+            try:
+                await job.keep()
+            except JobLeaseLostError as exc:
+                outcome.append(exc)
+
+        async def step(seconds: float) -> None:
+            clock.advance(seconds)
+            await anyio.sleep(0.005)
+            while clock.waiting == 0 and not outcome:  # noqa: ASYNC110 - a renewal's real round trip is out
+                await anyio.sleep(0.005)
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(keep)
+            await step(0)  # the keeper starts its first wait
+            await step(1.9)
+            assert await admin.pttl(key) > 10_000  # not yet a third of the lease
+            await step(0.1)
+            assert await admin.pttl(key) <= 6_000  # renewed at ttl/3
+            redis_server.kill()
+            elapsed = 0.0  # since the last renewal was sent (at t=2)
+            while not outcome and elapsed < 10:
+                await step(0.25)
+                elapsed += 0.25
+            group.cancel_scope.cancel()
+    assert outcome, "the keeper never gave up"
+    assert 6.0 <= elapsed <= 6.5
+    assert "within its 6 s" in str(outcome[0])

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import math
 
-import anyio.lowlevel
-
 from sendkit_async._clock import Clock
 from sendkit_async._errors import ValidationError
 
@@ -22,7 +20,7 @@ class RateCap:
     budget.
 
     Raises:
-        ValueError: a rate or capacity that is not positive.
+        ValidationError: a rate or capacity that is not positive.
     """
 
     __slots__ = ("_clock", "_inner", "_interval", "_tat", "_tolerance")
@@ -43,16 +41,27 @@ class RateCap:
         self._inner.bind(key_id)
 
     async def acquire(self, lane: Lane = Lane.INTERACTIVE) -> Permit:
-        """Wait for a token of this cap, then for the inner budget."""
-        now = self._clock.monotonic()
-        tat = max(self._tat, now)
-        slot = max(now, tat - self._tolerance)
-        self._tat = tat + self._interval
-        if slot > now:
+        """Wait for a token of this cap, then for the inner budget.
+
+        The token is taken only when it is due (no await between the check
+        and the take), so a caller cancelled while it waits costs the others
+        nothing; one cancelled in the inner budget gives its token back when
+        nobody took a later one.
+        """
+        while True:
+            now = self._clock.monotonic()
+            tat = max(self._tat, now)
+            slot = tat - self._tolerance
+            if slot <= now:
+                break
             await self._clock.sleep(slot - now)
-        else:
-            await anyio.lowlevel.checkpoint()
-        return await self._inner.acquire(lane)
+        taken = self._tat = tat + self._interval
+        try:
+            return await self._inner.acquire(lane)
+        except BaseException:
+            if self._tat == taken:  # the latest token: nobody waits behind it yet
+                self._tat -= self._interval
+            raise
 
     async def observe(self, permit: Permit, observation: Observation) -> None:
         """Pass the answer on to the inner budget."""

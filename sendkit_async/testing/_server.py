@@ -31,6 +31,7 @@ import orjson
 from aiohttp import web
 from typing_extensions import Self
 
+from sendkit_async._clock import Clock, SystemClock
 from sendkit_async._errors import ValidationError
 from sendkit_async._validate import all_normal_emails, is_object_id, normalize_domain, normalize_email
 from sendkit_async.client import SendKit
@@ -176,6 +177,10 @@ class FakeSendKit:
         workspace_keys: workspace key -> workspace id.
         platform_keys: platform key -> workspace ids it may act on.
         host, port: where to listen (port 0 picks a free one).
+        clock: the server's time: its latency waits and its rate limiter's
+            windows (a :class:`FakeClock` puts them in virtual time; a test
+            with ``auto_advance=False`` holds requests in flight until it
+            advances the clock).
 
     Faults and latency are attributes, so a test may change them mid-run.
     """
@@ -207,7 +212,9 @@ class FakeSendKit:
         platform_keys: Mapping[str, Iterable[str]] | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        clock: Clock | None = None,
     ) -> None:
+        self.clock: Clock = clock if clock is not None else SystemClock()
         self.latency = latency
         self.latency_per_entry = latency_per_entry
         if (capacity is not None and capacity < 1) or (queue_limit is not None and queue_limit < 0):
@@ -403,7 +410,7 @@ class FakeSendKit:
             limit_headers = self._count_rate(key)
             async with self._served():
                 if self.latency:
-                    await asyncio.sleep(self.latency)
+                    await self.clock.sleep(self.latency)
                 if self._dropped(request):
                     return web.Response(status=499)
                 if request.method in {"POST", "PATCH"} and request.content_type != "application/json":
@@ -515,7 +522,7 @@ class FakeSendKit:
 
     def _server_now(self) -> float:
         """The server's epoch seconds (its clock may run ahead of or behind the real one)."""
-        return time.time() + self.spelling.clock_offset
+        return self.clock.wall() + self.spelling.clock_offset
 
     def _count_rate(self, key: str) -> dict[str, str]:
         """Count a request on arrival and return the headers its answer carries; 429 past the limit."""
@@ -568,7 +575,7 @@ class FakeSendKit:
                 self._validator, self._check_entries, entries
             )
         if self.latency_per_entry:
-            await asyncio.sleep(self.latency_per_entry * len(entries))
+            await self.clock.sleep(self.latency_per_entry * len(entries))
         store, now = _WORKSPACE.get().dnc, iso_now()
         imported = store.add_many(rows, now)
         return _json({"success": True, "data": {"imported": imported, "skipped": len(rows) - imported}})
