@@ -44,6 +44,15 @@ DEFAULT_CONNECTION_LIMIT: Final = 100
 DEFAULT_CONCURRENCY: Final = "auto"
 DEFAULT_MAX_CONCURRENCY: Final = 64
 DEFAULT_IDS_PER_REQUEST: Final = 1_000
+# A bulk job's retries per request: more than a single call's, as a job of
+# hours should ride out a rough minute; 429s are paced by the budget.
+DEFAULT_BULK_RETRIES: Final = 5
+DEFAULT_BULK_RATE_LIMIT_RETRIES: Final = 30
+# Requests a job may spend splitting refused batches down to their bad entries.
+DEFAULT_MAX_SPLIT_REQUESTS: Final = 256
+# A typical 10,000-entry body is about 600 KB; this bound only bites for
+# unusually long addresses, keeping bodies under common 5 MB proxy limits.
+DEFAULT_MAX_BATCH_BYTES: Final = 2 * 1024 * 1024
 
 # The Redis URL forms a budget or a checkpoint store takes (see _redis_url.py).
 REDIS_URL_SCHEMES: Final = (

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Concatenate, Generic, TypeVar, overload
 
 import aiohttp
 import attrs
-from typing_extensions import ParamSpec, Self
+from typing_extensions import ParamSpec, Self, Unpack
 
 from . import dnc as _dnc
 from . import inbox as _inbox
@@ -35,11 +34,10 @@ from ._types import JSON, NOT_GIVEN, NotGiven
 from ._validate import check_whole
 from .bulk import _engine
 from .bulk import _inbox as _bulk_inbox
+from .bulk._engine import ImportOptions, ImportSettings
 from .bulk._prepare import DryRunReport, EntrySource, dry_run
 from .bulk._report import BatchResult, ImportReport
-from .bulk._stores import CheckpointStore
 from .models import (
-    DncReason,
     RateLimit,
 )
 
@@ -98,19 +96,10 @@ class DncAPI(_Resource):
     async def import_bulk(
         self,
         entries: EntrySource,
+        options: ImportOptions | None = None,
         *,
-        batch_size: int = _dnc.MAX_IMPORT_ENTRIES,
-        concurrency: Concurrency = DEFAULT_CONCURRENCY,
-        max_rate: float | None = None,
-        dedupe: bool = True,
-        reason: DncReason | str | None = None,
         on_progress: _engine.ProgressCallback | None = None,
-        checkpoint: str | os.PathLike[str] | CheckpointStore | None = None,
-        job: str | None = None,
-        lease_wait: float = 0.0,
-        max_batch_bytes: int = _engine.DEFAULT_MAX_BATCH_BYTES,
-        max_retries: int = 5,
-        max_rate_limit_retries: int = 30,
+        **settings: Unpack[ImportSettings],
     ) -> ImportReport:
         """Import any number of entries: validated, deduplicated, batched and sent concurrently.
 
@@ -119,47 +108,30 @@ class DncAPI(_Resource):
         flight, plus two, plus the dedupe set (about 100 bytes per distinct
         address; pass ``dedupe=False`` for constant memory). Batches hold at
         most ``batch_size`` entries and ``max_batch_bytes`` of JSON, go out
-        as many at a time as ``concurrency`` allows through the client's rate budget
-        (in its bulk lane, paced from the server's answers, one shared pause
-        after a 429, and at most ``max_rate`` requests per second if given), and are
-        retried by the session on transient failures (``max_retries``;
-        429s have their own ``max_rate_limit_retries``). A batch refused with
-        400/413/422 is split in halves until the bad entries stand alone.
+        as many at a time as ``concurrency`` allows through the client's
+        rate budget (in its bulk lane, paced from the server's answers, one
+        shared pause after a 429, and at most ``max_rate`` requests per
+        second if given), and are retried by the session on transient
+        failures (``max_retries``; 429s have their own
+        ``max_rate_limit_retries``). A batch refused with 400/413/422 is
+        split in halves until the bad entries stand alone.
 
         Args:
             entries: the input.
-            batch_size: entries per request, 1..10,000.
-            concurrency: requests in flight: ``"auto"`` (the default) keeps
-                about the rate the budget allows times the latency observed,
-                less when the server slows as more arrive, and at most the
-                client's ``max_concurrency``; a number is a fixed cap. With
-                ``"auto"``, a budget that has heard no answer yet first
-                learns the key's rate from one ``GET /v1/dnc?limit=1``.
-            max_rate: requests per second at most (``None``: as the server allows).
-            dedupe: drop repeats of an address within the job, as duplicates.
-            reason: the reason for items that give none (default ``import``).
+            options: the job's settings as one :class:`ImportOptions` (every
+                field is described there); keywords override its fields.
             on_progress: called (or awaited) with an :class:`ImportProgress` after every batch.
-            checkpoint: where landed batches are recorded, so that running the
-                same job again skips them: a file path, or a store shared by
-                every host (a ``redis://`` URL or :class:`RedisCheckpoints`,
-                with ``job``). It never holds the API key. While the job runs
-                it holds a lease on the checkpoint, so a second run of the same
-                job refuses to start (:class:`JobLeaseHeldError`) instead of
-                doubling the load; a job killed on one host resumes on another.
-            job: the job's name in a checkpoint store (1-200 printable
-                characters, no spaces): the same name resumes the same job.
-            lease_wait: seconds to wait for another run's lease on the job to
-                end (0 refuses at once; ``math.inf`` waits as long as it runs).
-            max_batch_bytes: the bound on one request body.
-            max_retries: transient retries per request.
-            max_rate_limit_retries: 429 retries per request.
+            **settings: any field of :class:`ImportOptions`, such as
+                ``batch_size=``, ``concurrency=``, ``checkpoint=``, ``job=``.
 
         Returns:
             An :class:`ImportReport` where ``read == rejected + duplicates +
-            imported + skipped + failed``.
+            imported + skipped + failed``. A cancelled import raises the
+            cancellation with the report of what landed so far as its
+            ``.report``.
 
         Raises:
-            ValueError: ``batch_size`` outside 1..10,000, or another bad setting.
+            ValidationError: ``batch_size`` outside 1..10,000, or another bad setting.
             ImportAbortedError: a 401/403/404, an input that raised, a
                 checkpoint of another job, a job held by another process
                 (``__cause__`` is a :class:`JobLeaseHeldError` naming it) or a
@@ -169,55 +141,26 @@ class DncAPI(_Resource):
             >>> report = await client.dnc.import_bulk(read_lines("dnc.txt"), concurrency=8)  # doctest: +SKIP
             >>> report.imported, report.skipped, len(report.rejected)  # doctest: +SKIP
         """
-        options = _engine.ImportOptions(
-            batch_size=batch_size,
-            max_batch_bytes=max_batch_bytes,
-            concurrency=concurrency,
-            max_rate=max_rate,
-            dedupe=dedupe,
-            reason=reason,
-            checkpoint=checkpoint,
-            job=job,
-            lease_wait=lease_wait,
-            max_retries=max_retries,
-            max_rate_limit_retries=max_rate_limit_retries,
-        )
-        return await _engine.import_bulk(self._session, entries, options, on_progress)
+        job = _engine.resolve_options(options, settings)
+        return await _engine.import_bulk(self._session, entries, job, on_progress)
 
     async def validate_bulk(
-        self,
-        entries: EntrySource,
-        *,
-        batch_size: int = _dnc.MAX_IMPORT_ENTRIES,
-        dedupe: bool = True,
-        reason: DncReason | str | None = None,
-        max_batch_bytes: int = _engine.DEFAULT_MAX_BATCH_BYTES,
+        self, entries: EntrySource, options: ImportOptions | None = None, **settings: Unpack[ImportSettings]
     ) -> DryRunReport:
-        """Check an input as :meth:`import_bulk` would, sending nothing (a dry run)."""
-        options = _engine.ImportOptions(
-            batch_size=batch_size, max_batch_bytes=max_batch_bytes, dedupe=dedupe, reason=reason
-        )
-        return await dry_run(entries, options.batcher())
+        """Check an input as :meth:`import_bulk` would, sending nothing (a dry run).
+
+        Takes the options of :meth:`import_bulk`; those that decide the
+        batches (``batch_size``, ``max_batch_bytes``, ``dedupe``, ``reason``)
+        shape the report, and every one is validated.
+        """
+        return await dry_run(entries, _engine.resolve_options(options, settings).batcher())
 
     def iter_import(
-        self,
-        entries: EntrySource,
-        *,
-        batch_size: int = _dnc.MAX_IMPORT_ENTRIES,
-        concurrency: Concurrency = DEFAULT_CONCURRENCY,
-        max_rate: float | None = None,
-        dedupe: bool = True,
-        reason: DncReason | str | None = None,
-        checkpoint: str | os.PathLike[str] | CheckpointStore | None = None,
-        job: str | None = None,
-        lease_wait: float = 0.0,
-        max_batch_bytes: int = _engine.DEFAULT_MAX_BATCH_BYTES,
-        max_retries: int = 5,
-        max_rate_limit_retries: int = 30,
+        self, entries: EntrySource, options: ImportOptions | None = None, **settings: Unpack[ImportSettings]
     ) -> AsyncGenerator[BatchResult, None]:
         """Run a bulk import, yielding each :class:`BatchResult` as it completes.
 
-        Takes the arguments of :meth:`import_bulk`. Each result accounts for
+        Takes the options of :meth:`import_bulk`. Each result accounts for
         its own span of the input, so summing them gives the report. To stop
         early, close the iterator (``contextlib.aclosing``) so that the
         requests in flight are cancelled at once.
@@ -227,20 +170,8 @@ class DncAPI(_Resource):
             ...     async for result in results:
             ...         print(result.index, result.imported, len(result.failed))
         """
-        options = _engine.ImportOptions(
-            batch_size=batch_size,
-            max_batch_bytes=max_batch_bytes,
-            concurrency=concurrency,
-            max_rate=max_rate,
-            dedupe=dedupe,
-            reason=reason,
-            checkpoint=checkpoint,
-            job=job,
-            lease_wait=lease_wait,
-            max_retries=max_retries,
-            max_rate_limit_retries=max_rate_limit_retries,
-        )
-        return _engine.ImportJob(self._session, entries, options).results()
+        job = _engine.resolve_options(options, settings)
+        return _engine.ImportJob(self._session, entries, job).results()
 
 
 class InboxAPI(_Resource):

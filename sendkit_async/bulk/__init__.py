@@ -7,7 +7,7 @@ Use them through the client (``client.dnc.import_bulk``, ``client.dnc.iter_impor
 from __future__ import annotations
 
 from ._checkpoint import CheckpointMismatchError
-from ._engine import DEFAULT_CONCURRENCY, DEFAULT_MAX_BATCH_BYTES, ImportJob, ImportOptions
+from ._engine import DEFAULT_CONCURRENCY, DEFAULT_MAX_BATCH_BYTES, ImportJob, ImportOptions, ImportSettings
 from ._inbox import DEFAULT_IDS_PER_REQUEST, UpdateOutcome
 from ._lease import CheckpointLostError, Holder, JobLeaseHeldError, JobLeaseLostError
 from ._prepare import DryRunReport
@@ -40,6 +40,7 @@ __all__ = [
     "ImportOptions",
     "ImportProgress",
     "ImportReport",
+    "ImportSettings",
     "JobLeaseHeldError",
     "JobLeaseLostError",
     "JobStore",

@@ -17,7 +17,7 @@ import inspect
 import math
 import os
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from typing import Any, Final
+from typing import Any, Final, TypedDict
 
 import anyio
 import attrs
@@ -26,7 +26,13 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from sendkit_async import dnc
 from sendkit_async._budget import Lane, RateCap, Shape
-from sendkit_async._config import DEFAULT_CONCURRENCY
+from sendkit_async._config import (
+    DEFAULT_BULK_RATE_LIMIT_RETRIES,
+    DEFAULT_BULK_RETRIES,
+    DEFAULT_CONCURRENCY,
+    DEFAULT_MAX_BATCH_BYTES,
+    DEFAULT_MAX_SPLIT_REQUESTS,
+)
 from sendkit_async._errors import (
     APIStatusError,
     AuthenticationError,
@@ -63,13 +69,12 @@ __all__ = [
     "DEFAULT_MAX_BATCH_BYTES",
     "ImportJob",
     "ImportOptions",
+    "ImportSettings",
     "ProgressCallback",
     "import_bulk",
+    "resolve_options",
 ]
 
-# A typical 10,000-entry body is about 600 KB; this bound only bites for
-# unusually long addresses, keeping bodies under common 5 MB proxy limits.
-DEFAULT_MAX_BATCH_BYTES: Final = 2 * 1024 * 1024
 MIN_BATCH_BYTES: Final = 1024
 SPLIT_STATUSES: Final = frozenset({400, 413, 422})
 FATAL_ERRORS: Final = (AuthenticationError, PermissionDeniedError, NotFoundError, UnexpectedResponseError)
@@ -134,7 +139,40 @@ def _wait(_instance: object, attribute: attrs.Attribute[Any], value: object) -> 
 
 @attrs.frozen
 class ImportOptions:
-    """Settings of one bulk import; see :meth:`sendkit_async.DncAPI.import_bulk`.
+    """The settings of one bulk job: ``import_bulk``, ``iter_import`` and ``validate_bulk`` take them.
+
+    Pass one as ``options=`` (and reuse it across jobs), or give any of its
+    fields as keywords (:class:`ImportSettings`); keywords override the
+    object's fields. ``validate_bulk`` reads only the fields that decide
+    the batches (``batch_size``, ``max_batch_bytes``, ``dedupe``, ``reason``).
+
+    Attributes:
+        batch_size: entries per request, 1..10,000.
+        max_batch_bytes: the bound on one request body (bytes of JSON).
+        concurrency: requests in flight: ``"auto"`` (the default) keeps
+            about the rate the budget allows times the latency observed,
+            less when the server slows as more arrive, and at most the
+            client's ``max_concurrency``; a number is a fixed cap. With
+            ``"auto"``, a budget that has heard no answer yet first learns
+            the key's rate from one ``GET /v1/dnc?limit=1``.
+        max_rate: requests per second at most (``None``: as the server allows).
+        dedupe: drop repeats of an address within the job, as duplicates.
+        reason: the reason for items that give none (default ``import``).
+        checkpoint: where landed batches are recorded, so that running the
+            same job again skips them: a file path, or a store shared by
+            every host (a ``redis://`` URL or :class:`RedisCheckpoints`, with
+            ``job``). It never holds the API key. While the job runs it holds
+            a lease on the checkpoint, so a second run of the same job
+            refuses to start (:class:`JobLeaseHeldError`) instead of doubling
+            the load; a job killed on one host resumes on another.
+        job: the job's name in a checkpoint store (1-200 printable
+            characters, no spaces): the same name resumes the same job.
+        lease_wait: seconds to wait for another run's lease on the job to
+            end (0 refuses at once; ``math.inf`` waits as long as it runs).
+        max_retries: transient retries per request.
+        max_rate_limit_retries: 429 retries per request.
+        max_split_requests: requests at most spent splitting batches the
+            server refused (400/413/422) down to their bad entries.
 
     Raises:
         ValidationError: a setting of the wrong type or out of range.
@@ -151,9 +189,9 @@ class ImportOptions:
     )
     job: str | None = attrs.field(default=None, validator=_job)
     lease_wait: float = attrs.field(default=0.0, validator=_wait)
-    max_retries: int = attrs.field(default=5, validator=_whole(0))
-    max_rate_limit_retries: int = attrs.field(default=30, validator=_whole(0))
-    max_split_requests: int = attrs.field(default=256, validator=_whole(0))
+    max_retries: int = attrs.field(default=DEFAULT_BULK_RETRIES, validator=_whole(0))
+    max_rate_limit_retries: int = attrs.field(default=DEFAULT_BULK_RATE_LIMIT_RETRIES, validator=_whole(0))
+    max_split_requests: int = attrs.field(default=DEFAULT_MAX_SPLIT_REQUESTS, validator=_whole(0))
 
     @batch_size.validator
     def _check_batch_size(self, _attribute: attrs.Attribute[int], value: int) -> None:
@@ -192,6 +230,38 @@ class ImportOptions:
             "dedupe": self.dedupe,
             "reason": reason,
         }
+
+
+class ImportSettings(TypedDict, total=False):
+    """:class:`ImportOptions`' fields as keywords (a test keeps the two in step)."""
+
+    batch_size: int
+    max_batch_bytes: int
+    concurrency: Concurrency
+    max_rate: float | None
+    dedupe: bool
+    reason: DncReason | str | None
+    checkpoint: str | os.PathLike[str] | CheckpointStore | None
+    job: str | None
+    lease_wait: float
+    max_retries: int
+    max_rate_limit_retries: int
+    max_split_requests: int
+
+
+def resolve_options(options: ImportOptions | None, settings: ImportSettings) -> ImportOptions:
+    """``options`` (or the defaults) with ``settings`` laid over them, validated.
+
+    Raises:
+        ValidationError: a setting out of range, of the wrong type, or unknown.
+    """
+    if options is not None and not isinstance(options, ImportOptions):
+        raise ValidationError(f"options must be an ImportOptions, got {type(options).__name__}")
+    unknown = set(settings) - set(attrs.fields_dict(ImportOptions))
+    if unknown:
+        raise ValidationError(f"unknown import setting(s): {', '.join(sorted(unknown))}")
+    base = options if options is not None else ImportOptions()
+    return attrs.evolve(base, **settings) if settings else base
 
 
 class _Stopped(Exception):  # noqa: N818 - a control-flow signal, not an error
@@ -481,6 +551,10 @@ async def import_bulk(
                             await outcome
         except ImportAbortedError as exc:
             exc.report = builder.report(clock.monotonic() - started, stopped=True)
+            raise
+        except anyio.get_cancelled_exc_class() as exc:
+            # The cancellation carries the account of what landed before it.
+            exc.report = builder.report(clock.monotonic() - started)  # type: ignore[attr-defined]
             raise
         finally:
             progress = builder.progress(clock.monotonic() - started, job.concurrency)

@@ -9,7 +9,6 @@ import gzip
 import hashlib
 import re
 import sys
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Final
@@ -25,11 +24,11 @@ from sendkit_async.bulk import (
     DEFAULT_CONCURRENCY,
     CheckpointMismatchError,
     ImportAbortedError,
+    ImportOptions,
     ImportReport,
     JobLeaseHeldError,
 )
 from sendkit_async.bulk._checkpoint import is_store_url, redis_checkpoints
-from sendkit_async.bulk._report import ReportBuilder
 
 from ._input import InputFile, UnreadableInputError
 from ._output import ImportDisplay, describe_error, report_json, summary_table, write_rejects
@@ -181,15 +180,11 @@ async def import_file(
             problems = len(report.rejected)
         else:
             display = ImportDisplay(err, source, enabled=not as_json and err.is_terminal)
-            # The CLI folds the batches itself, so that an interrupted job can
-            # still print its account and write the rejects seen so far.
-            builder = ReportBuilder()
-            started = time.monotonic()
             try:
                 async with contextlib.AsyncExitStack() as stack:
                     resume = await stack.enter_async_context(_resuming(checkpoint, source))
-                    results = client.dnc.iter_import(
-                        source.entries(),
+                    stack.enter_context(display.running())
+                    options = ImportOptions(
                         batch_size=batch_size,
                         concurrency=concurrency,
                         max_rate=max_rate,
@@ -197,36 +192,31 @@ async def import_file(
                         reason=reason,
                         **resume,
                     )
-                    stack.enter_context(display.running())
-                    async with contextlib.aclosing(results):
-                        async for result in results:
-                            builder.add(result)
-                            limit = (
-                                concurrency
-                                if isinstance(concurrency, int)
-                                else client.budget_snapshot().in_flight_limit
-                            )
-                            display.update(builder.progress(time.monotonic() - started, limit or 0))
+                    report = await client.dnc.import_bulk(
+                        source.entries(), options, on_progress=display.update
+                    )
             except ImportAbortedError as exc:
-                stopped = builder.report(time.monotonic() - started, stopped=True)
+                stopped = exc.report
+                assert stopped is not None  # noqa: S101 - import_bulk always attaches its report
                 finish(stopped, source, rejects=rejects, as_json=as_json, title="import stopped", error=exc)
                 # A file that stops making sense part-way is a usage problem, like one that never did.
                 usage = isinstance(
                     exc.__cause__, (UnreadableInputError, CheckpointMismatchError, JobLeaseHeldError)
                 )
                 return EXIT_USAGE if usage else EXIT_INCOMPLETE
-            except asyncio.CancelledError:
-                partial = builder.report(time.monotonic() - started)
-                finish(
-                    partial,
-                    source,
-                    rejects=rejects,
-                    as_json=as_json,
-                    title="import interrupted",
-                    interrupted=True,
-                )
+            except asyncio.CancelledError as exc:
+                # import_bulk attaches what landed before the interruption.
+                partial = getattr(exc, "report", None)
+                if partial is not None:
+                    finish(
+                        partial,
+                        source,
+                        rejects=rejects,
+                        as_json=as_json,
+                        title="import interrupted",
+                        interrupted=True,
+                    )
                 raise
-            report = builder.report(time.monotonic() - started)
             problems = len(report.rejected) + len(report.failed)
             if report.read == 0:
                 err.print(f"[yellow]warning:[/] {source.path} holds no entries; nothing was imported")
