@@ -48,6 +48,7 @@ from .bulk import (
     ImportSettings,
     JobLeaseHeldError,
     JobLeaseLostError,
+    NotACheckpointError,
     RejectedEntry,
     UpdateOutcome,
 )
@@ -131,6 +132,7 @@ __all__ = [
     "Lane",
     "LocalBudget",
     "MarkReadResult",
+    "NotACheckpointError",
     "NotFoundError",
     "NotGiven",
     "Observation",

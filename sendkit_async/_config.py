@@ -7,6 +7,7 @@ import ipaddress
 import math
 import os
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any, Final
 
 import attrs
@@ -53,6 +54,17 @@ DEFAULT_MAX_SPLIT_REQUESTS: Final = 256
 # A typical 10,000-entry body is about 600 KB; this bound only bites for
 # unusually long addresses, keeping bodies under common 5 MB proxy limits.
 DEFAULT_MAX_BATCH_BYTES: Final = 2 * 1024 * 1024
+
+# A job's lease in a checkpoint store lives this long, renewed every third of
+# it; a store's calls time out well inside it. A completed job's records stay
+# a week (a rerun then sends nothing); a job that never completes, a month.
+DEFAULT_LEASE_TTL: Final = 5.0
+MIN_LEASE_TTL: Final = 0.3
+DEFAULT_COMPLETED_TTL: Final = timedelta(days=7)
+DEFAULT_IDLE_TTL: Final = timedelta(days=30)
+# The longest one call to a shared budget in Redis may take before the
+# process paces alone (a budget call sits in front of every request).
+DEFAULT_BUDGET_REDIS_TIMEOUT: Final = 0.25
 
 # The Redis URL forms a budget or a checkpoint store takes (see _redis_url.py).
 REDIS_URL_SCHEMES: Final = (

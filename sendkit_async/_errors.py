@@ -1,14 +1,19 @@
-"""The exceptions sendkit_async raises.
+"""The exceptions sendkit_async raises: the whole tree (``[bulk]``: defined in ``bulk/_errors.py``).
 
 ::
 
     SendKitError
     ├── ConfigurationError ............ bad client settings, raised before any request
     ├── ValidationError (ValueError) .. bad arguments, raised before sending
+    │   └── CheckpointMismatchError ... [bulk] the checkpoint is another job's (settings, input, account)
     ├── ClientClosedError ............. the client was used after close()
     ├── UnexpectedResponseError ....... a 2xx answer that is not the documented shape
-    ├── ImportAbortedError ............ a bulk import stopped on a fatal error; has .report
-    │                                   (defined beside the report, in sendkit_async.bulk)
+    ├── ImportAbortedError ............ [bulk] a bulk import stopped on a fatal error; has .report
+    ├── CheckpointUnavailableError .... [bulk] the checkpoint store could not be read or written
+    ├── NotACheckpointError ........... [bulk] the store holds something else under the job's name
+    ├── JobLeaseHeldError ............. [bulk] another process runs the job; has .holder
+    ├── JobLeaseLostError ............. [bulk] this process lost the job's lease, so it stopped
+    │   └── CheckpointLostError ....... [bulk] Redis lost the lease and the checkpoint (a restart)
     ├── APIConnectionError ............ no HTTP answer: refused, dropped, DNS, TLS
     │   └── APITimeoutError ........... no answer in time
     ├── TransportError ................ a transport's word for "no answer" (the session
@@ -24,6 +29,10 @@
         ├── UnprocessableEntityError ... 422
         ├── RateLimitError ............. 429
         └── InternalServerError ........ >= 500
+
+The bulk errors live in ``sendkit_async/bulk/_errors.py`` because they carry
+bulk types (a report, a lease holder) and the core never reaches up into
+``bulk/``; a test holds this drawing and the classes in step.
 
 "No answer" errors stay apart from status errors: a dropped connection may or
 may not have reached the server, while a status error is the server's word.

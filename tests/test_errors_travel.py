@@ -136,3 +136,39 @@ async def test_iter_import_takes_the_retry_settings_of_import_bulk() -> None:
             outcome = [result async for result in batches]
     assert len(outcome[0].failed) == 1
     assert outcome[0].requests == 1  # no retry: max_retries=0 reached the session
+
+
+def test_the_drawn_error_tree_names_every_exported_error_under_its_parent():
+    """The tree in ``_errors``' docstring is the classes' tree: every exported error, each under its base."""
+    import re  # noqa: PLC0415
+
+    import sendkit_async  # noqa: PLC0415
+    from sendkit_async import _errors  # noqa: PLC0415
+
+    drawn: dict[str, str | None] = {}
+    parents: list[tuple[int, str]] = []
+    for line in (_errors.__doc__ or "").splitlines():
+        match = re.match(r"^[\s│├└─]*([A-Z]\w+Error)\b", line)
+        if not match:
+            continue
+        depth = match.start(1) // 4  # each level of the drawing is four columns
+        name = match.group(1)
+        while parents and parents[-1][0] >= depth:
+            parents.pop()
+        drawn[name] = parents[-1][1] if parents else None
+        parents.append((depth, name))
+    exported = {
+        name: cls
+        for name in sendkit_async.__all__
+        if isinstance(cls := getattr(sendkit_async, name), type)
+        and issubclass(cls, sendkit_async.SendKitError)
+    }
+    assert set(exported) == set(drawn)
+    for name, cls in exported.items():
+        parent = drawn[name]
+        bases = {base.__name__ for base in cls.__bases__}
+        assert (parent is None and cls is sendkit_async.SendKitError) or parent in bases, (
+            name,
+            parent,
+            bases,
+        )

@@ -12,7 +12,7 @@ import anyio
 import pytest
 import redis.asyncio as aioredis
 
-from sendkit_async import Lane, Observation, RedisBudget, SendKit, Shape
+from sendkit_async import ConfigurationError, Lane, Observation, RedisBudget, SendKit, Shape
 from sendkit_async.testing import DEFAULT_WORKSPACE_KEY, FakeSendKit
 
 from .conftest import free_port
@@ -206,7 +206,7 @@ async def test_impossible_settings_are_refused(setting, redis_server):
 
 async def test_acquire_before_bind_is_a_clear_error(redis_server):
     async with RedisBudget.from_url(redis_server.url) as budget:
-        with pytest.raises(RuntimeError, match="bind"):
+        with pytest.raises(ConfigurationError, match="bind"):
             await budget.acquire()
 
 

@@ -21,8 +21,8 @@ import orjson
 from typing_extensions import Self
 
 from sendkit_async._clock import Clock, SystemClock
-from sendkit_async._config import DEFAULT_MAX_RETRY_WAIT
-from sendkit_async._errors import ValidationError
+from sendkit_async._config import DEFAULT_BUDGET_REDIS_TIMEOUT, DEFAULT_MAX_RETRY_WAIT
+from sendkit_async._errors import ConfigurationError, ValidationError
 from sendkit_async._redis_owner import RedisOwner
 from sendkit_async._redis_url import (
     AnyRedis,
@@ -140,7 +140,7 @@ class RedisBudget(RedisOwner):
         clock: Clock | None = None,
         max_pause: float = DEFAULT_MAX_RETRY_WAIT,
         prefix: str = "sendkit:budget",
-        timeout: float = 0.25,
+        timeout: float = DEFAULT_BUDGET_REDIS_TIMEOUT,
         retry_every: float = 1.0,
         in_flight_ttl: float = 2.0,
         keep: int = 3600,
@@ -192,7 +192,7 @@ class RedisBudget(RedisOwner):
         Raises:
             ConfigurationError: a URL it does not know.
         """
-        timeout = float(kwargs.get("timeout", 0.25))
+        timeout = float(kwargs.get("timeout", DEFAULT_BUDGET_REDIS_TIMEOUT))
         return cls(connect(url, timeout=timeout, retry=False), **kwargs).owning_client()
 
     def __repr__(self) -> str:
@@ -218,7 +218,9 @@ class RedisBudget(RedisOwner):
     async def acquire(self, lane: Lane = Lane.INTERACTIVE) -> Permit:
         """Wait for this caller's slot in the shared budget (or the local one while Redis is away)."""
         if self._keys is None:
-            raise RuntimeError("bind() the budget to a key first (SendKit does it when given the budget)")
+            raise ConfigurationError(
+                "bind() the budget to a key first (SendKit does it when given the budget)"
+            )
         try:
             token = await self._gate.turn(lane, lambda: self._take(lane))
         except _RedisDownError:

@@ -6,21 +6,28 @@ Use them through the client (``client.dnc.import_bulk``, ``client.dnc.iter_impor
 
 from __future__ import annotations
 
-from ._checkpoint import CheckpointMismatchError
 from ._engine import DEFAULT_CONCURRENCY, DEFAULT_MAX_BATCH_BYTES, ImportJob, ImportOptions, ImportSettings
+from ._errors import (
+    CheckpointLostError,
+    CheckpointMismatchError,
+    CheckpointUnavailableError,
+    ImportAbortedError,
+    JobLeaseHeldError,
+    JobLeaseLostError,
+    NotACheckpointError,
+)
 from ._inbox import DEFAULT_IDS_PER_REQUEST, UpdateOutcome
-from ._lease import CheckpointLostError, Holder, JobLeaseHeldError, JobLeaseLostError
+from ._lease import Holder
 from ._prepare import DryRunReport
 from ._report import (
     BatchResult,
     FailedEntry,
     FailureKind,
-    ImportAbortedError,
     ImportProgress,
     ImportReport,
     RejectedEntry,
 )
-from ._stores import CheckpointStore, CheckpointUnavailableError, JobStore
+from ._stores import CheckpointStore, JobStore
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
@@ -44,6 +51,7 @@ __all__ = [
     "JobLeaseHeldError",
     "JobLeaseLostError",
     "JobStore",
+    "NotACheckpointError",
     "RejectedEntry",
     "UpdateOutcome",
 ]

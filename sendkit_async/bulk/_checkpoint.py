@@ -17,13 +17,14 @@ import anyio
 
 from sendkit_async._clock import Clock
 from sendkit_async._config import REDIS_URL_SCHEMES
-from sendkit_async._errors import ConfigurationError, SendKitError, ValidationError
+from sendkit_async._errors import ConfigurationError, SendKitError
 from sendkit_async._logs import logger
 
+from ._errors import CheckpointMismatchError, NotACheckpointError
 from ._lease import Holder
 from ._prepare import Batch
 from ._report import BatchResult, FailedEntry, FailureKind
-from ._stores import CheckpointStore, FileJob, JobStore, NotACheckpointError
+from ._stores import CheckpointStore, FileJob, JobStore
 
 if TYPE_CHECKING:
     from ._redis_store import RedisCheckpoints
@@ -31,10 +32,6 @@ if TYPE_CHECKING:
 __all__ = ["Checkpoint", "CheckpointMismatchError", "checkpoint_for", "is_store_url", "redis_checkpoints"]
 
 VERSION: Final = 2
-
-
-class CheckpointMismatchError(ValidationError):
-    """The checkpoint was written by a job with other settings, other input, or another account."""
 
 
 class Checkpoint:

@@ -51,13 +51,13 @@ from sendkit_async.dnc import PreparedEntries
 from sendkit_async.models import DncReason, _reason
 
 from ._checkpoint import Checkpoint, checkpoint_for, is_store_url, is_unknown_url
+from ._errors import ImportAbortedError
 from ._lease import check_job_name
 from ._prepare import Batch, Batcher, EntrySource, check_source
 from ._report import (
     BatchResult,
     FailedEntry,
     FailureKind,
-    ImportAbortedError,
     ImportProgress,
     ImportReport,
     ReportBuilder,

@@ -5,29 +5,17 @@ from __future__ import annotations
 import os
 import secrets
 import socket
-from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from typing import Final
 
-import anyio
 import attrs
 import orjson
 
-from sendkit_async._clock import Clock
-from sendkit_async._errors import SendKitError, ValidationError
+from sendkit_async._errors import ValidationError
 
-__all__ = [
-    "CheckpointLostError",
-    "Holder",
-    "JobLeaseHeldError",
-    "JobLeaseLostError",
-    "check_job_name",
-    "claim_within",
-]
+__all__ = ["Holder", "check_job_name"]
 
 MAX_JOB_NAME: Final = 200
-# How often a waiting claim looks again.
-_POLL: Final = 0.25
 
 
 @attrs.frozen
@@ -76,31 +64,6 @@ class Holder:
         return f"{self.host} (pid {self.pid}) since {since}"
 
 
-class JobLeaseHeldError(SendKitError):
-    """Another process holds the job: it is running there now (or died less than a lease ago)."""
-
-    def __init__(self, job: str, holder: Holder) -> None:
-        super().__init__(
-            f"job {job!r} is running on {holder.describe()}; "
-            "pass lease_wait=... to wait for that run to end and take the job over"
-        )
-        self.job = job
-        self.holder = holder
-
-
-class JobLeaseLostError(SendKitError):
-    """This process lost its lease on the job (it could not renew it in time), so it stopped."""
-
-
-class CheckpointLostError(JobLeaseLostError):
-    """The store lost the job's lease and its checkpoint (a restart without its data, a flush).
-
-    The job stops at once, before it writes records no header explains; a
-    rerun starts the job over, and entries the server already holds come
-    back as duplicates, so the reports still account for every entry.
-    """
-
-
 def check_job_name(name: object) -> None:
     """Refuse a job name that is not 1-200 printable characters without spaces or braces.
 
@@ -116,26 +79,3 @@ def check_job_name(name: object) -> None:
     if "{" in name or "}" in name:
         # A brace would end the key's hash tag: a job's keys would spread over cluster slots.
         raise ValidationError(f"job must not hold braces ({{ or }}), got {name!r}")
-
-
-async def claim_within(
-    attempt: Callable[[], Awaitable[Holder | None]], *, job: str, wait: float, clock: Clock
-) -> None:
-    """Try ``attempt`` (``None`` when it took the lease, else who holds it) until ``wait`` seconds pass.
-
-    Each attempt runs whole (shielded): a claim cut off mid-way could hold
-    the lease without knowing it. ``clock`` measures the wait.
-
-    Raises:
-        JobLeaseHeldError: the lease was still held when the wait ran out.
-    """
-    deadline = clock.monotonic() + wait
-    while True:
-        with anyio.CancelScope(shield=True):
-            held = await attempt()
-        if held is None:
-            return
-        left = deadline - clock.monotonic()
-        if left <= 0:
-            raise JobLeaseHeldError(job, held)
-        await clock.sleep(min(_POLL, left))

@@ -17,6 +17,7 @@ from redis.asyncio.cluster import RedisCluster
 from typing_extensions import Self
 
 from sendkit_async._clock import Clock, SystemClock
+from sendkit_async._config import DEFAULT_COMPLETED_TTL, DEFAULT_IDLE_TTL, DEFAULT_LEASE_TTL, MIN_LEASE_TTL
 from sendkit_async._errors import ValidationError
 from sendkit_async._logs import logger
 from sendkit_async._redis_owner import RedisOwner
@@ -31,8 +32,9 @@ from sendkit_async._redis_url import (
 )
 from sendkit_async._validate import check_seconds
 
-from ._lease import CheckpointLostError, Holder, JobLeaseLostError, check_job_name, claim_within
-from ._stores import CheckpointUnavailableError, NotACheckpointError
+from ._errors import CheckpointLostError, CheckpointUnavailableError, JobLeaseLostError, NotACheckpointError
+from ._lease import Holder, check_job_name
+from ._stores import claim_within
 
 __all__ = ["RedisCheckpoints"]
 
@@ -85,8 +87,6 @@ end
 return 1
 """
 _SCRIPTS: Final = {"claim": _CLAIM, "renew": _RENEW, "begin": _BEGIN, "append": _APPEND, "release": _RELEASE}
-_MIN_LEASE: Final = 0.3
-_LEASE_TTL: Final = 5.0
 # A renewal or write that failed is tried again this soon (within the lease's life).
 _RETRY: Final = 0.25
 # Policies under which Redis may evict the lease or the record (all their keys have a TTL).
@@ -156,9 +156,9 @@ class RedisCheckpoints(RedisOwner):
         self,
         redis: AnyRedis,
         *,
-        lease_ttl: float | timedelta = _LEASE_TTL,
-        completed_ttl: float | timedelta = timedelta(days=7),
-        idle_ttl: float | timedelta = timedelta(days=30),
+        lease_ttl: float | timedelta = DEFAULT_LEASE_TTL,
+        completed_ttl: float | timedelta = DEFAULT_COMPLETED_TTL,
+        idle_ttl: float | timedelta = DEFAULT_IDLE_TTL,
         prefix: str = "sendkit:job",
         replicas: int | Literal["auto"] = "auto",
     ) -> None:
@@ -168,7 +168,7 @@ class RedisCheckpoints(RedisOwner):
         ):
             raise ValidationError(f"replicas must be 'auto' or a whole number >= 0, got {replicas!r}")
         self.replicas = replicas
-        self.lease_ttl = _seconds("lease_ttl", lease_ttl, _MIN_LEASE)
+        self.lease_ttl = _seconds("lease_ttl", lease_ttl, MIN_LEASE_TTL)
         self.completed_ttl = _seconds("completed_ttl", completed_ttl)
         self.idle_ttl = _seconds("idle_ttl", idle_ttl)
         if not isinstance(prefix, str) or not prefix:
@@ -190,7 +190,9 @@ class RedisCheckpoints(RedisOwner):
         Raises:
             ConfigurationError: a URL it does not know.
         """
-        timeout = min(2.0, _seconds("lease_ttl", kwargs.get("lease_ttl", _LEASE_TTL), _MIN_LEASE) / 3)
+        timeout = min(
+            2.0, _seconds("lease_ttl", kwargs.get("lease_ttl", DEFAULT_LEASE_TTL), MIN_LEASE_TTL) / 3
+        )
         return cls(connect(url, timeout=timeout), **kwargs).owning_client()
 
     def __repr__(self) -> str:

@@ -11,13 +11,10 @@ import enum
 
 import attrs
 
-from sendkit_async._errors import SendKitError
-
 __all__ = [
     "BatchResult",
     "FailedEntry",
     "FailureKind",
-    "ImportAbortedError",
     "ImportProgress",
     "ImportReport",
     "RejectedEntry",
@@ -258,17 +255,3 @@ class ReportBuilder:
             resumed_batches=self.resumed,
             stopped_at=self.read if stopped else None,
         )
-
-
-class ImportAbortedError(SendKitError):
-    """A bulk import stopped before the end.
-
-    The cause is a fatal API error (401, 403, 404), an input that raised, or
-    a checkpoint written for another job.
-
-    Attributes:
-        report: the account up to the stop; entries that were not sent are
-            in ``report.not_sent``. ``__cause__`` is the error that stopped it.
-    """
-
-    report: ImportReport | None = None

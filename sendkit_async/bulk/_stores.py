@@ -12,27 +12,23 @@ from __future__ import annotations
 import functools
 import os
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Final, Protocol, runtime_checkable
 
 import anyio
 import anyio.to_thread
 import orjson
 
 from sendkit_async._clock import Clock
-from sendkit_async._errors import SendKitError
 
-from ._lease import Holder, claim_within
+from ._errors import CheckpointUnavailableError, JobLeaseHeldError, NotACheckpointError
+from ._lease import Holder
 
-__all__ = ["CheckpointStore", "CheckpointUnavailableError", "FileJob", "JobStore", "NotACheckpointError"]
+__all__ = ["CheckpointStore", "FileJob", "JobStore", "claim_within"]
 
-
-class CheckpointUnavailableError(SendKitError):
-    """The checkpoint store could not be read or written (a disk or Redis error), so the job stopped."""
-
-
-class NotACheckpointError(SendKitError):
-    """What the store holds for this job is not a sendkit_async checkpoint."""
+# How often a waiting claim looks again.
+_CLAIM_POLL: Final = 0.25
 
 
 class JobStore(Protocol):
@@ -211,3 +207,26 @@ class FileJob:
         if lock is not None:
             self._lock_path.unlink(missing_ok=True)
             lock.close()  # closing drops the flock
+
+
+async def claim_within(
+    attempt: Callable[[], Awaitable[Holder | None]], *, job: str, wait: float, clock: Clock
+) -> None:
+    """Try ``attempt`` (``None`` when it took the lease, else who holds it) until ``wait`` seconds pass.
+
+    Each attempt runs whole (shielded): a claim cut off mid-way could hold
+    the lease without knowing it. ``clock`` measures the wait.
+
+    Raises:
+        JobLeaseHeldError: the lease was still held when the wait ran out.
+    """
+    deadline = clock.monotonic() + wait
+    while True:
+        with anyio.CancelScope(shield=True):
+            held = await attempt()
+        if held is None:
+            return
+        left = deadline - clock.monotonic()
+        if left <= 0:
+            raise JobLeaseHeldError(job, held)
+        await clock.sleep(min(_CLAIM_POLL, left))

@@ -19,6 +19,7 @@ import orjson
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from sendkit_async._config import DEFAULT_LEASE_TTL, MIN_LEASE_TTL
 from sendkit_async._flow import Concurrency
 from sendkit_async.bulk import (
     DEFAULT_CONCURRENCY,
@@ -29,6 +30,7 @@ from sendkit_async.bulk import (
     JobLeaseHeldError,
 )
 from sendkit_async.bulk._checkpoint import is_store_url, redis_checkpoints
+from sendkit_async.dnc import MAX_IMPORT_ENTRIES
 
 from ._input import InputFile, UnreadableInputError
 from ._output import ImportDisplay, describe_error, report_json, summary_table, write_rejects
@@ -56,7 +58,9 @@ def dnc() -> None:
 @click.argument("file")
 @concurrency_option
 @click.option("--max-rate", type=click.FloatRange(min=0, min_open=True), help="requests per second at most")
-@click.option("--batch-size", type=click.IntRange(1, 10_000), default=10_000, show_default=True)
+@click.option(
+    "--batch-size", type=click.IntRange(1, MAX_IMPORT_ENTRIES), default=MAX_IMPORT_ENTRIES, show_default=True
+)
 @click.option("--reason", default=None, help="reason for rows without one (default: import)")
 @click.option("--no-dedupe", is_flag=True, help="send repeats of an address instead of dropping them")
 @click.option(
@@ -73,8 +77,8 @@ def dnc() -> None:
 )
 @click.option(
     "--lease-ttl",
-    type=click.FloatRange(min=0.3, min_open=True),
-    default=5,
+    type=click.FloatRange(min=MIN_LEASE_TTL, min_open=True),
+    default=DEFAULT_LEASE_TTL,
     show_default=True,
     help="seconds a Redis job lease outlives a run that died",
 )
@@ -161,7 +165,7 @@ async def import_file(
     *,
     concurrency: Concurrency = DEFAULT_CONCURRENCY,
     max_rate: float | None = None,
-    batch_size: int = 10_000,
+    batch_size: int = MAX_IMPORT_ENTRIES,
     reason: str | None = None,
     dedupe: bool = True,
     checkpoint: Resume | None = None,
@@ -233,7 +237,7 @@ class Resume:
     where: str
     job: str | None = None
     lease_wait: float = 0.0
-    lease_ttl: float = 5.0
+    lease_ttl: float = DEFAULT_LEASE_TTL
 
 
 @contextlib.asynccontextmanager

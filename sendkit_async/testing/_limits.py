@@ -35,6 +35,8 @@ from typing import Final, Literal, Protocol, TypeAlias, get_args
 
 import attrs
 
+from sendkit_async._errors import ValidationError
+
 __all__ = [
     "FixedWindow",
     "HeaderStyle",
@@ -279,7 +281,7 @@ def make_limiter(
     elif shape == "token":
         limiter = TokenBucket(limit, window, burst)
     else:
-        raise ValueError(f"unknown limiter shape {shape!r}; expected one of {', '.join(LIMITER_SHAPES)}")
+        raise ValidationError(f"unknown limiter shape {shape!r}; expected one of {', '.join(LIMITER_SHAPES)}")
     if tenant_share > 0:
         limiter = Tenant(limiter, tenant_share * limit / window, start=start)
     return limiter

@@ -218,18 +218,18 @@ class FakeSendKit:
         self.latency = latency
         self.latency_per_entry = latency_per_entry
         if (capacity is not None and capacity < 1) or (queue_limit is not None and queue_limit < 0):
-            raise ValueError("capacity must be at least 1 and queue_limit 0 or more")
+            raise ValidationError("capacity must be at least 1 and queue_limit 0 or more")
         if list_order not in ("oldest", "newest"):
-            raise ValueError(f"list_order must be 'oldest' or 'newest', got {list_order!r}")
+            raise ValidationError(f"list_order must be 'oldest' or 'newest', got {list_order!r}")
         self.capacity = capacity
         self.queue_limit = queue_limit
         self.list_order: ListOrder = list_order
         self._serving = 0
         self._queue: collections.deque[asyncio.Future[None]] = collections.deque()
         if rate_window <= 0 or burst < 1 or not 0 <= tenant_share < 1:
-            raise ValueError("rate_window must be positive, burst at least 1, tenant_share in [0, 1)")
+            raise ValidationError("rate_window must be positive, burst at least 1, tenant_share in [0, 1)")
         if limiter not in LIMITER_SHAPES:
-            raise ValueError(f"unknown limiter {limiter!r}; expected one of {', '.join(LIMITER_SHAPES)}")
+            raise ValidationError(f"unknown limiter {limiter!r}; expected one of {', '.join(LIMITER_SHAPES)}")
         self.rate_limit = rate_limit
         self.rate_window = rate_window
         self.limiter: LimiterShape = limiter
