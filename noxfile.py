@@ -1,36 +1,99 @@
-"""Sessions: ``nox`` runs tests, lint and typecheck; ``nox -s bench`` runs the benchmarks."""
+"""Sessions: ``nox`` runs the tests on every Python found, lint and typecheck; see each session's docstring.
+
+``nox -s tests`` runs the suite on every Python the package claims that is
+on the machine (with pyenv: ``PYENV_VERSION=3.10.13:3.11.7:3.12.1:3.13.0``);
+``nox -s floors`` on the lowest versions ``pyproject.toml`` allows;
+``nox -s release`` builds, checks and installs the distributions away from
+the source tree; ``nox -s docs`` builds the site strictly; ``nox -s bench``
+runs the benchmarks.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
 
 import nox
 
 nox.options.sessions = ["tests", "lint", "typecheck"]
 nox.options.reuse_existing_virtualenvs = True
-# Every Python the package claims; with pyenv, make them all visible with
-# PYENV_VERSION=3.10.13:3.11.7:3.12.1:3.13.0 nox -s tests
+nox.options.error_on_missing_interpreters = False
+
+# Every Python the package claims (pyproject.toml: requires-python >= 3.10).
 PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
+ROOT = Path(__file__).parent
+FLOORS = ROOT / "constraints" / "floors.txt"
 
 
 @nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
+    """The suite on one Python (``nox -s tests-3.12``); arguments go to pytest."""
     session.install("-e", ".[test]")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session(python=PYTHONS[0])
+def floors(session: nox.Session) -> None:
+    """The suite on the lowest Python and the lowest versions pyproject.toml allows (constraints/)."""
+    session.install("-c", str(FLOORS), "-e", ".[test]")
+    session.run("python", "-m", "pip", "check")
     session.run("pytest", *session.posargs)
 
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    session.install("ruff")
+    """ruff, at the version the test extra pins."""
+    session.install("-e", ".[test]")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
 
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
+    """mypy --strict over the package."""
     session.install("-e", ".[test]")
     session.run("mypy")
 
 
 @nox.session
+def docs(session: nox.Session) -> None:
+    """Build the site strictly (a broken reference or a missing page fails), then check its reference."""
+    session.install("-e", ".[docs]", "pytest", "pytest-asyncio")
+    session.run("mkdocs", "build", "--strict", env={"NO_MKDOCS_2_WARNING": "1"})
+    session.run("pytest", "-p", "no:cacheprovider", "tests/test_docs.py")
+
+
+@nox.session
+def release(session: nox.Session) -> None:
+    """Build the sdist and the wheel, ``twine check`` them, install the wheel away from the source tree.
+
+    From an empty folder, in a fresh venv with the extras, it runs the demo
+    and a Redis-budget import against a real redis-server (see
+    ``tests/release_check.py``).
+    """
+    session.install("build", "twine")
+    dist = Path(tempfile.mkdtemp(prefix="sendkit-dist-"))
+    session.run("python", "-m", "build", "--outdir", str(dist))
+    built = sorted(str(path) for path in dist.iterdir())
+    session.run("twine", "check", "--strict", *built)
+    wheel = next(path for path in built if path.endswith(".whl"))
+    empty = Path(tempfile.mkdtemp(prefix="sendkit-release-"))
+    venv = empty / "venv"
+    session.run("python", "-m", "venv", str(venv))
+    python = str(venv / "bin" / "python")
+    session.run(python, "-m", "pip", "install", "-q", f"{wheel}[cli,redis]", external=True)
+    check = empty / "release_check.py"
+    shutil.copy(ROOT / "tests" / "release_check.py", check)
+    with session.chdir(empty):
+        session.run(python, str(check), external=True)
+    shutil.rmtree(empty)
+    shutil.rmtree(dist)
+
+
+@nox.session
 def bench(session: nox.Session) -> None:
-    """``nox -s bench`` runs every benchmark; ``nox -s bench -- pacing`` (or shared, import, flow) one."""
+    """Every benchmark; ``nox -s bench -- pacing`` (or shared, import, client_cost, flow) runs one."""
     session.install("-e", ".[bench]")
     names = session.posargs or ["pacing", "shared", "import", "client_cost", "flow"]
     for name in names:

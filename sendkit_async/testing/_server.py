@@ -176,7 +176,8 @@ class FakeSendKit:
         max_selection_ids: cap on ids per inbox selection (``None``: no cap).
         workspace_keys: workspace key -> workspace id.
         platform_keys: platform key -> workspace ids it may act on.
-        host, port: where to listen (port 0 picks a free one).
+        host: the address to listen on.
+        port: the port to listen on (0 picks a free one).
         clock: the server's time: its latency waits and its rate limiter's
             windows (a :class:`FakeClock` puts them in virtual time; a test
             with ``auto_advance=False`` holds requests in flight until it

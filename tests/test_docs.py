@@ -1,0 +1,73 @@
+"""The documentation site builds strictly, and its reference names every public name and command.
+
+Runs where the ``docs`` extra is installed (``nox -s docs``, which CI runs);
+skipped elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import sendkit_async
+import sendkit_async.testing
+
+ROOT = Path(__file__).parent.parent
+
+pytest.importorskip("mkdocs", reason="the docs extra is not installed")
+pytest.importorskip("mkdocstrings", reason="the docs extra is not installed")
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("site")
+    subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet", "-d", str(out)],
+        cwd=ROOT,
+        check=True,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+        timeout=300,
+    )
+    return out
+
+
+def _anchors(page: Path) -> set[str]:
+    return set(re.findall(r'id="([\w.]+)"', page.read_text()))
+
+
+def test_every_exported_name_has_its_entry_in_the_api_reference(site):
+    anchors = _anchors(site / "reference" / "api" / "index.html")
+    names = {anchor.rsplit(".", 1)[-1] for anchor in anchors}
+    missing = sorted(set(sendkit_async.__all__) - names - {"__version__"})
+    assert not missing
+
+
+def test_every_testing_helper_has_its_entry(site):
+    anchors = _anchors(site / "reference" / "testing" / "index.html")
+    names = {anchor.rsplit(".", 1)[-1] for anchor in anchors}
+    assert not sorted(set(sendkit_async.testing.__all__) - names)
+
+
+def test_every_cli_command_and_option_is_in_the_cli_reference(site):
+    from click import Group  # noqa: PLC0415
+
+    from sendkit_async.cli._app import cli  # noqa: PLC0415
+
+    text = (site / "reference" / "cli" / "index.html").read_text()
+
+    def walk(group: Group, prefix: str) -> None:
+        for name, command in group.commands.items():
+            assert f"{prefix} {name}" in text
+            for param in command.params:
+                for flag in getattr(param, "opts", []):
+                    if flag.startswith("--"):
+                        assert flag in text, (name, flag)
+            if isinstance(command, Group):
+                walk(command, f"{prefix} {name}")
+
+    walk(cli, "sendkit-async")
