@@ -156,14 +156,31 @@ async def test_injected_faults_are_counted_and_repeatable():
 
 
 async def test_stats_count_in_flight_requests():
-    # A generous limit with headers lets the client's budget, once it has seen
-    # one answer, send all four at once.
-    async with FakeSendKit(latency=0.05, rate_limit=1000) as fake, fake.client() as client:
-        import asyncio  # noqa: PLC0415
+    """The server holds each request until the test moves its clock: four sent together are four in flight."""
+    import asyncio  # noqa: PLC0415
 
-        await client.dnc.get_page()
+    from sendkit_async.testing import FakeClock  # noqa: PLC0415
+
+    server_time = FakeClock(auto_advance=False)
+
+    async def held(count: int) -> None:
+        while server_time.waiting < count:  # noqa: ASYNC110 - until the server holds them all
+            await asyncio.sleep(0.001)
+
+    async with (
+        FakeSendKit(latency=0.05, rate_limit=1000, clock=server_time) as fake,
+        fake.client() as client,
+    ):
+        first = asyncio.ensure_future(client.dnc.get_page())  # teaches the budget the rate
+        await held(1)
+        server_time.advance(0.05)
+        await first
         fake.stats.reset()
-        await asyncio.gather(*(client.dnc.get_page() for _ in range(4)))
+        together = asyncio.gather(*(client.dnc.get_page() for _ in range(4)))
+        await held(4)
+        assert fake.stats.in_flight == 4
+        server_time.advance(0.05)
+        await together
         assert fake.stats.max_in_flight == 4
         assert fake.stats.in_flight == 0
         fake.stats.reset()
