@@ -128,7 +128,9 @@ class DncAPI(_Resource):
             An :class:`ImportReport` where ``read == rejected + duplicates +
             imported + skipped + failed``. A cancelled import raises the
             cancellation with the report of what landed so far as its
-            ``.report``.
+            ``.report``, for the code that awaits it in the same task
+            (``except asyncio.CancelledError as exc: save(exc.report); raise``);
+            a task awaiting that task gets a fresh cancellation.
 
         Raises:
             ValidationError: ``batch_size`` outside 1..10,000, or another bad setting.
