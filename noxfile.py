@@ -59,7 +59,7 @@ def typecheck(session: nox.Session) -> None:
 @nox.session
 def docs(session: nox.Session) -> None:
     """Build the site strictly (a broken reference or a missing page fails), then check its reference."""
-    session.install("-e", ".[docs]", "pytest", "pytest-asyncio")
+    session.install("-e", ".[docs,test]")
     session.run("mkdocs", "build", "--strict", env={"NO_MKDOCS_2_WARNING": "1"})
     session.run("pytest", "-p", "no:cacheprovider", "tests/test_docs.py")
 
