@@ -287,7 +287,10 @@ class _RedisJob:
             return await command()
 
     async def _script(self, what: str, name: str, keys: int, args: list[Any]) -> Any:
-        """Run one of the job's scripts; where replicas are followed, it counts once :meth:`_confirmed`."""
+        """Run one of the job's scripts; where replicas are followed, it counts once they confirm it.
+
+        What confirms a write is :meth:`_Replication.confirmed`'s rule.
+        """
         if self._replication is None:
             return await self._call(what, lambda: self._scripts[name](keys=self._keys[:keys], args=args))
         followed = self._replication
