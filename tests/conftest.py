@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import inspect
 import os
 import shutil
@@ -68,6 +70,31 @@ def sent(mock: aioresponses) -> list[tuple[str, str, dict]]:
     return [
         (method, str(url), call.kwargs) for (method, url), calls in mock.requests.items() for call in calls
     ]
+
+
+@contextlib.asynccontextmanager
+async def loop_lag(every: float = 0.01) -> AsyncIterator[SimpleNamespace]:
+    """Watch this event loop: ``.worst`` is the longest a ``sleep(every)`` overslept while inside.
+
+    A real-time test whose bound only holds on a loop that keeps time (a shared CI
+    machine can stall a process for a tenth of a second) checks ``.worst`` to tell the
+    machine's stall from the code's fault.
+    """
+    seen = SimpleNamespace(worst=0.0)
+
+    async def watch() -> None:
+        while True:
+            started = time.monotonic()
+            await asyncio.sleep(every)
+            seen.worst = max(seen.worst, time.monotonic() - started - every)
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        yield seen
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
 
 
 def free_port() -> int:
