@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import time
-from typing import Protocol
+from collections.abc import Awaitable, Callable
+from typing import Protocol, TypeVar
 
 import anyio
 
-__all__ = ["Clock", "SystemClock"]
+__all__ = ["Clock", "SystemClock", "at_most"]
+
+T = TypeVar("T")
 
 
 class Clock(Protocol):
@@ -39,3 +42,30 @@ class SystemClock:
 
     def __repr__(self) -> str:
         return "SystemClock()"
+
+
+async def at_most(clock: Clock, seconds: float | None, wait: Callable[[], Awaitable[T]]) -> T | None:
+    """``await wait()``, cancelled after ``seconds`` on ``clock``: its result, or ``None`` when cut off.
+
+    ``None`` seconds waits as long as it takes. A result that arrives as the
+    time runs out is kept. ``wait`` must be safe to cancel (it takes nothing
+    it does not give back), as every budget wait is.
+
+    A clock whose every sleep returns at once, moving its time on
+    (``FakeClock(auto_advance=True)``), has no notion of two sleepers at once:
+    a timer would fire first whatever it raced. There the wait is not cut off;
+    ``FakeClock(auto_advance=False)`` with ``drive()`` runs the race exactly.
+    """
+    if seconds is None or getattr(clock, "auto_advance", False):
+        return await wait()
+    found: list[T] = []
+    async with anyio.create_task_group() as group:
+
+        async def alarm() -> None:
+            await clock.sleep(max(seconds, 0.0))
+            group.cancel_scope.cancel()
+
+        group.start_soon(alarm)
+        found.append(await wait())
+        group.cancel_scope.cancel()
+    return found[0] if found else None

@@ -36,6 +36,8 @@ DEFAULT_TOTAL_TIMEOUT: Final = 60.0
 DEFAULT_BACKOFF_BASE: Final = 0.5
 DEFAULT_BACKOFF_CAP: Final = 8.0
 DEFAULT_MAX_RETRY_WAIT: Final = 60.0
+# The longest an interactive call waits for its slots in the rate budget.
+DEFAULT_MAX_QUEUE_WAIT: Final = 60.0
 # The connection pool's cap when the client owns its aiohttp session.
 DEFAULT_CONNECTION_LIMIT: Final = 100
 # Requests a bulk helper keeps in flight ("auto": about rate x latency, see
@@ -115,6 +117,11 @@ def _wait(_instance: object, attribute: attrs.Attribute[Any], value: object) -> 
         )
 
 
+def _optional_wait(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None:
+        _wait(instance, attribute, value)
+
+
 @attrs.frozen
 class Timeout:
     """Per-attempt time limits in seconds (``None`` switches one off).
@@ -151,6 +158,10 @@ class RetryPolicy:
         backoff_cap: the largest backoff ceiling (full jitter draws below it).
         max_retry_wait: the longest ``Retry-After`` the session will honour;
             a longer one raises instead of hanging the caller.
+        max_queue_wait: the longest one call waits for its slots in the rate
+            budget, all attempts together (the budget's pace, and its pause
+            after a 429): past it the call raises :class:`BudgetTimeoutError`.
+            ``None`` waits as long as it takes (bulk jobs, by default).
     """
 
     max_retries: int = attrs.field(default=DEFAULT_MAX_RETRIES, validator=_count)
@@ -158,6 +169,7 @@ class RetryPolicy:
     backoff_base: float = attrs.field(default=DEFAULT_BACKOFF_BASE, validator=_wait)
     backoff_cap: float = attrs.field(default=DEFAULT_BACKOFF_CAP, validator=_wait)
     max_retry_wait: float = attrs.field(default=DEFAULT_MAX_RETRY_WAIT, validator=_wait)
+    max_queue_wait: float | None = attrs.field(default=DEFAULT_MAX_QUEUE_WAIT, validator=_optional_wait)
 
     @property
     def rate_limit_retries(self) -> int:

@@ -7,6 +7,7 @@
     ├── ValidationError (ValueError) .. bad arguments, raised before sending
     │   └── CheckpointMismatchError ... [bulk] the checkpoint is another job's (settings, input, account)
     ├── ClientClosedError ............. the client was used after close()
+    ├── BudgetTimeoutError ............ a call waited past max_queue_wait for its rate-budget slot
     ├── UnexpectedResponseError ....... a 2xx answer that is not the documented shape
     ├── ImportAbortedError ............ [bulk] a bulk import stopped on a fatal error; has .report
     ├── CheckpointUnavailableError .... [bulk] the checkpoint store could not be read or written
@@ -52,6 +53,7 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "BudgetTimeoutError",
     "ClientClosedError",
     "ConfigurationError",
     "ConflictError",
@@ -100,6 +102,26 @@ class ValidationError(SendKitError, ValueError):
 
 class ClientClosedError(SendKitError, RuntimeError):
     """The client was closed and cannot send requests any more."""
+
+
+class BudgetTimeoutError(SendKitError):
+    """The call waited longer than ``max_queue_wait`` for its slot in the rate budget.
+
+    The attempt it waited for was never sent (earlier attempts of the same
+    call may have been, and were answered with a retryable error).
+
+    Attributes:
+        method, path: the call.
+        waited: seconds the call spent waiting for slots, all attempts together.
+        limit: the ``max_queue_wait`` in force.
+    """
+
+    def __init__(self, message: str, *, method: str, path: str, waited: float, limit: float) -> None:
+        super().__init__(message)
+        self.method = method
+        self.path = path
+        self.waited = waited
+        self.limit = limit
 
 
 class UnexpectedResponseError(SendKitError):

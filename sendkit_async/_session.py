@@ -24,12 +24,13 @@ from yarl import URL
 
 from ._answers import decode, redact, request_id, status_error
 from ._budget import Lane, LocalBudget, Observation, Permit, RateBudget
-from ._clock import Clock, SystemClock
+from ._clock import Clock, SystemClock, at_most
 from ._config import DEFAULT_MAX_CONCURRENCY, ClientConfig, RetryPolicy, Timeout
 from ._errors import (
     APIConnectionError,
     APIStatusError,
     APITimeoutError,
+    BudgetTimeoutError,
     ClientClosedError,
     SendKitError,
     TransportError,
@@ -301,12 +302,15 @@ class Session:
         policy = self.config.retry
         budget = self.budget
         retries = rate_limit_retries = 0
+        queued = 0.0  # seconds spent waiting for budget slots, all attempts together
         while True:
             attempt = 1 + retries + rate_limit_retries
             with attempt_span(method, path) as span:
                 asked = self._clock.monotonic()
-                permit = await budget.acquire(self.lane)
-                span["sendkit.budget_wait_seconds"] = self._clock.monotonic() - asked
+                permit = await self._slot(budget, method, path, queued)
+                waited = self._clock.monotonic() - asked
+                queued += waited
+                span["sendkit.budget_wait_seconds"] = waited
                 status, outcome, retry_after = await self._attempt_observed(
                     budget, permit, method, path, url, body, query, attempt=attempt, trace=span
                 )
@@ -350,6 +354,28 @@ class Session:
                 logger.warning("%s %s failed (%s); retrying in %.2fs", method, path, what, delay)
             if delay:
                 await self._clock.sleep(delay)
+
+    async def _slot(self, budget: RateBudget, method: str, path: str, queued: float) -> Permit:
+        """The budget's permit for the next attempt, within what is left of ``max_queue_wait``.
+
+        Raises:
+            BudgetTimeoutError: the call's waits reached ``max_queue_wait``.
+        """
+        limit = self.config.retry.max_queue_wait
+        asked = self._clock.monotonic()
+        left = None if limit is None else limit - queued
+        permit = await at_most(self._clock, left, lambda: budget.acquire(self.lane))
+        if permit is not None:
+            return permit
+        waited = queued + self._clock.monotonic() - asked
+        raise BudgetTimeoutError(
+            f"{method} {path} waited {waited:.2f}s for its slot in the rate budget, "
+            f"past max_queue_wait={limit:g}s; nothing more was sent",
+            method=method,
+            path=path,
+            waited=waited,
+            limit=float(limit or 0.0),
+        )
 
     async def _attempt_observed(
         self,

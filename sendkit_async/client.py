@@ -19,6 +19,7 @@ from ._config import (
     DEFAULT_CONCURRENCY,
     DEFAULT_CONNECTION_LIMIT,
     DEFAULT_MAX_CONCURRENCY,
+    DEFAULT_MAX_QUEUE_WAIT,
     DEFAULT_MAX_RETRIES,
     DEFAULT_MAX_RETRY_WAIT,
     ClientConfig,
@@ -122,7 +123,9 @@ class DncAPI(_Resource):
                 field is described there); keywords override its fields.
             on_progress: called (or awaited) with an :class:`ImportProgress` after every batch.
             **settings: any field of :class:`ImportOptions`, such as
-                ``batch_size=``, ``concurrency=``, ``checkpoint=``, ``job=``.
+                ``batch_size=``, ``concurrency=``, ``checkpoint=``, ``job=``,
+                or ``type="email"`` for a list of addresses (then a stray
+                ``gmail.com`` is rejected instead of blocking a whole domain).
 
         Returns:
             An :class:`ImportReport` where ``read == rejected + duplicates +
@@ -152,7 +155,7 @@ class DncAPI(_Resource):
         """Check an input as :meth:`import_bulk` would, sending nothing (a dry run).
 
         Takes the options of :meth:`import_bulk`; those that decide the
-        batches (``batch_size``, ``max_batch_bytes``, ``dedupe``, ``reason``)
+        batches (``batch_size``, ``max_batch_bytes``, ``dedupe``, ``reason``, ``type``)
         shape the report, and every one is validated.
         """
         return await dry_run(entries, _engine.resolve_options(options, settings).batcher())
@@ -226,6 +229,12 @@ class SendKit:
         timeout: a :class:`Timeout`, or seconds for the whole request.
         max_retries: retries of transient failures (and, by default, of 429s).
         max_retry_wait: the longest ``Retry-After`` honoured before giving up.
+        max_queue_wait: the longest one call waits for its slots in the rate
+            budget (its pace, and its pause after a 429), all attempts
+            together, before it raises :class:`BudgetTimeoutError`; ``None``
+            waits as long as it takes. In a web handler, pass what the
+            handler can afford (say 5). Bulk jobs wait as long as it takes
+            unless their own ``max_queue_wait`` says otherwise.
         session: an ``aiohttp.ClientSession`` to borrow; closing the client
             leaves it open.
         allow_insecure_http: permit ``http://`` to a non-loopback host.
@@ -258,6 +267,7 @@ class SendKit:
         timeout: Timeout | float | None = None,
         max_retries: int = DEFAULT_MAX_RETRIES,
         max_retry_wait: float = DEFAULT_MAX_RETRY_WAIT,
+        max_queue_wait: float | None = DEFAULT_MAX_QUEUE_WAIT,
         session: aiohttp.ClientSession | None = None,
         allow_insecure_http: bool = False,
         headers: Mapping[str, str] | None = None,
@@ -274,7 +284,9 @@ class SendKit:
             base_url=base_url,
             workspace_id=workspace_id,
             timeout=timeout,
-            retry=RetryPolicy(max_retries=max_retries, max_retry_wait=max_retry_wait),
+            retry=RetryPolicy(
+                max_retries=max_retries, max_retry_wait=max_retry_wait, max_queue_wait=max_queue_wait
+            ),
             headers=headers,
             allow_insecure_http=allow_insecure_http,
         )
@@ -359,6 +371,7 @@ class SendKit:
         timeout: Timeout | float | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
         max_retry_wait: float | NotGiven = NOT_GIVEN,
+        max_queue_wait: float | NotGiven | None = NOT_GIVEN,
         headers: Mapping[str, str] | NotGiven = NOT_GIVEN,
         lane: Lane | NotGiven = NOT_GIVEN,
     ) -> SendKit:
@@ -376,6 +389,8 @@ class SendKit:
             retry = attrs.evolve(retry, max_retries=max_retries)
         if not isinstance(max_retry_wait, NotGiven):
             retry = attrs.evolve(retry, max_retry_wait=max_retry_wait)
+        if not isinstance(max_queue_wait, NotGiven):
+            retry = attrs.evolve(retry, max_queue_wait=max_queue_wait)
         copy = object.__new__(SendKit)
         copy._bind(
             self._session.with_options(timeout=timeout, retry=retry, headers=headers, lane=lane), owner=False

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Literal, TypeVar
 
 import attrs
 
@@ -20,6 +20,7 @@ __all__ = [
     "DncReason",
     "DncRecord",
     "EntryType",
+    "EntryTypeOption",
     "ImportResult",
     "InboxDncResult",
     "MarkReadResult",
@@ -83,6 +84,33 @@ def _infer_type(entry: DncEntry) -> EntryType:
     return EntryType.EMAIL if "@" in str(entry.email) else EntryType.DOMAIN
 
 
+EntryTypeOption = Literal["auto", "email", "domain"] | EntryType
+"""An import's ``type=``: the type of every item that does not state its own.
+
+``"email"``: each is an address, and a value without ``@`` is rejected (it
+looks like a domain) instead of blocking a whole domain by accident.
+``"domain"``: each is a whole domain. ``"auto"``: a value with ``@`` is an
+address, one without is a domain (the rule :class:`DncEntry` applies when
+its type is left out).
+"""
+
+
+def entry_type_option(value: object) -> EntryType | None:
+    """An import's ``type=`` setting as the type it forces, ``None`` for ``"auto"``.
+
+    Raises:
+        ValidationError: not ``auto``, ``email`` or ``domain``.
+    """
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return None
+    if not isinstance(value, (str, EntryType)):
+        raise ValidationError(f"type must be 'auto', 'email' or 'domain', got {type(value).__name__}")
+    try:
+        return _entry_type(value)
+    except ValidationError:
+        raise ValidationError(f"type must be 'auto', 'email' or 'domain', got {value!r}") from None
+
+
 @attrs.frozen
 class DncEntry:
     """One entry to put on the Do Not Contact list.
@@ -119,14 +147,22 @@ class DncEntry:
         return entry
 
     @classmethod
-    def coerce(cls, value: DncEntry | str | Mapping[str, Any], *, reason: object = None) -> DncEntry:
+    def coerce(
+        cls,
+        value: DncEntry | str | Mapping[str, Any],
+        *,
+        reason: object = None,
+        type: EntryType | None = None,  # noqa: A002 - the entry's own field name
+    ) -> DncEntry:
         """Build an entry from an entry, a plain string, or a mapping.
 
         A mapping takes ``email`` (or ``domain``), ``type`` and ``reason``, and
         nothing else: another key is refused, naming it, rather than dropped,
         since a misspelt ``"reasn"`` would otherwise lose its reason without a
-        word. (The command line keeps only those columns of a file.)
-        ``reason`` is the default for inputs without one.
+        word. (The command line keeps only those columns of a file.) A
+        mapping's ``domain`` key makes a domain entry.
+        ``reason`` and ``type`` are the defaults for inputs without their own
+        (``type=None`` infers it: ``@`` or not, see :data:`EntryTypeOption`).
         """
         if isinstance(value, DncEntry):
             return value
@@ -143,11 +179,12 @@ class DncEntry:
             address = value.get("email", value.get("domain"))
             if not isinstance(address, str):
                 raise ValidationError("entry has no 'email' string")
-            given_type, given_reason = value.get("type") or None, value.get("reason") or reason
+            given_type = value.get("type") or ("domain" if "email" not in value else None)
+            given_reason = value.get("reason") or reason
         else:
-            raise ValidationError(f"cannot make a DNC entry from {type(value).__name__}")
+            raise ValidationError(f"cannot make a DNC entry from {value.__class__.__name__}")
         if given_type is None:
-            kind = EntryType.EMAIL if "@" in address else EntryType.DOMAIN
+            kind = type or (EntryType.EMAIL if "@" in address else EntryType.DOMAIN)
         else:
             kind = _entry_type(given_type)
         chosen = DncReason.IMPORT if given_reason is None else _reason(given_reason)
@@ -160,7 +197,14 @@ ENTRY_FIELDS: Final = frozenset({"email", "domain", "type", "reason"})
 def _normalize(address: object, kind: EntryType) -> str:
     if not isinstance(address, str):
         raise ValidationError(f"entry address must be a string, got {type(address).__name__}")
-    return normalize_email(address) if kind is EntryType.EMAIL else normalize_domain(address)
+    if kind is EntryType.DOMAIN:
+        return normalize_domain(address)
+    if "@" not in address:
+        raise ValidationError(
+            f"{address.strip()!r} has no '@': it looks like a domain, not an email address; "
+            "to block the whole domain, import it with type domain (or type auto)"
+        )
+    return normalize_email(address)
 
 
 @attrs.frozen

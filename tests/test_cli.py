@@ -111,11 +111,14 @@ def test_formats_are_detected_from_content(tmp_path, name, text, compress):
     rejects = tmp_path / "rejects.csv"
     result = invoke("dnc", "import", path, "--json", "--rejects", str(rejects))
     report = json.loads(result.stdout)
-    assert (report["imported"], report["rejected"]) == (3, 1)
     rows = list(csv.DictReader(rejects.read_text().splitlines()))
-    assert [(r["line"], r["kind"]) for r in rows] == [
-        ("5", "rejected") if "csv" not in name else ("6", "rejected")
-    ]
+    if "csv" in name:  # an email column: spam.com is not an address, and is not taken for a domain
+        assert (report["imported"], report["domains"], report["rejected"]) == (2, 0, 2)
+        assert [(r["line"], r["kind"]) for r in rows] == [("5", "rejected"), ("6", "rejected")]
+        assert "looks like a domain" in rows[0]["reason"]
+    else:
+        assert (report["imported"], report["domains"], report["rejected"]) == (3, 1, 1)
+        assert [(r["line"], r["kind"]) for r in rows] == [("5", "rejected")]
 
 
 @pytest.mark.usefixtures("server")
@@ -495,3 +498,132 @@ def test_an_interrupted_import_prints_its_partial_account_and_writes_the_rejects
     )
     rows = list(csv.DictReader(rejects.read_text().splitlines()))
     assert len(rows) == account["rejected"] + account["failed"] > 0
+
+
+@pytest.mark.parametrize(
+    ("text", "options", "stored"),
+    [
+        # An email column: a value without @ is rejected, never taken for a whole domain.
+        ("Email\nann@example.com\ngmail.com\njohn.doe.example.com\n", [], {"ann@example.com": "email"}),
+        (
+            "Email\nann@example.com\ngmail.com\n",
+            ["--type", "auto"],
+            {"ann@example.com": "email", "gmail.com": "domain"},
+        ),
+        ("domain\nSpamtrap.com\nother.org\n", [], {"spamtrap.com": "domain", "other.org": "domain"}),
+        ("spamtrap.com\nann@example.com\n", [], {"spamtrap.com": "domain", "ann@example.com": "email"}),
+        ("spamtrap.com\nann@example.com\n", ["--type", "email"], {"ann@example.com": "email"}),
+        ('{"Email": "gmail.com"}\n{"email": "x.org", "type": "domain"}\n', [], {"x.org": "domain"}),
+        ('{"Email": "gmail.com"}\n', ["--type", "domain"], {"gmail.com": "domain"}),
+    ],
+    ids=[
+        "email-column",
+        "email-column-auto",
+        "domain-column",
+        "list-auto",
+        "list-email",
+        "jsonl",
+        "jsonl-domain",
+    ],
+)
+def test_the_entry_type_comes_from_the_column_name_or_type(server, tmp_path, text, options, stored):
+    path = write(tmp_path / "input.txt", text)
+    result = invoke("dnc", "import", path, "--json", *options)
+    report = json.loads(result.stdout)
+    found = {row.email: row.type for row in server.workspace().dnc.page(None, 1, 100)}
+    assert found == stored
+    assert report["domains"] == sum(kind == "domain" for kind in stored.values())
+    for failure in report["rejections"]:
+        assert "looks like a domain" in failure["reason"]
+
+
+@pytest.mark.usefixtures("server")
+def test_the_summary_counts_whole_domains(tmp_path):
+    path = write(tmp_path / "input.txt", "spamtrap.com\nann@example.com\nx.org\n")
+    result = invoke("dnc", "import", path)
+    assert "of them whole domains" in result.stderr + result.stdout
+    line = next(line for line in (result.stderr + result.stdout).splitlines() if "whole domains" in line)
+    assert line.replace("│", " ").split()[-1] == "2"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["dnc", "export", "nodir/x.csv"], "there is no folder 'nodir'"),
+        (["dnc", "export", "."], "is a folder"),
+        (["dnc", "import", "input.txt", "--rejects", "nodir/r.csv"], "there is no folder 'nodir'"),
+        (["dnc", "import", "."], "is a folder, not a file"),
+    ],
+)
+def test_a_path_mistake_is_a_usage_error_before_anything_is_sent(server, tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path / "input.txt", "a@example.com\n")
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2
+    assert message in result.stderr + result.stdout
+    assert result.exception is None or isinstance(result.exception, SystemExit)  # no traceback
+    assert server.stats.requests == 0
+
+
+def test_an_unwritable_rejects_file_is_refused_before_the_import(server, tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.access(locked, os.W_OK):
+            pytest.skip("running as root: every folder is writable")
+        path = write(tmp_path / "input.txt", "a@example.com\n")
+        result = CliRunner().invoke(cli, ["dnc", "import", path, "--rejects", str(locked / "r.csv")])
+    finally:
+        locked.chmod(0o700)
+    assert result.exit_code == 2
+    assert "permission denied" in result.stderr
+    assert server.stats.requests == 0
+
+
+@pytest.mark.usefixtures("server")
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["dnc", "list", "--limit", "1", "--fake"],
+        ["dnc", "list", "--fake", "--limit", "1"],
+        ["dnc", "list", "--limit", "1", "--base-url", "fake"],
+        ["dnc", "list", "--limit", "1", "--base-url=fake"],
+        ["--base-url", "fake", "dnc", "list", "--limit", "1"],
+    ],
+)
+def test_a_root_option_after_the_command_is_taken_as_the_roots(args, monkeypatch):
+    monkeypatch.delenv("SENDKIT_BASE_URL")
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.stderr
+
+
+def test_no_command_has_an_option_named_like_a_root_option():
+    import click
+
+    root = {name for param in cli.params for name in param.opts if name.startswith("--")}
+
+    def walk(command):
+        yield command
+        for sub in getattr(command, "commands", {}).values():
+            yield from walk(sub)
+
+    for command in walk(cli):
+        if command is cli:
+            continue
+        names = {name for param in command.params if isinstance(param, click.Option) for name in param.opts}
+        assert not names & root, command.name
+
+
+def test_messages_are_not_wrapped_mid_sentence_when_stderr_is_a_pipe(tmp_path):
+    long_name = "x" * 120
+    result = subprocess.run(
+        [sys.executable, "-m", "sendkit_async", "--fake", "dnc", "import", str(tmp_path / long_name)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "COLUMNS": "80"},
+    )
+    assert result.returncode == 2
+    [line] = [line for line in result.stderr.splitlines() if "no such file" in line]
+    assert line.endswith(long_name)

@@ -12,6 +12,7 @@ import sendkit_async
 from sendkit_async import (
     APIConnectionError,
     APIStatusError,
+    BudgetTimeoutError,
     JobLeaseHeldError,
     RateLimit,
     UnexpectedResponseError,
@@ -42,6 +43,8 @@ def _sample(cls: type[BaseException]) -> BaseException:
         return cls("job-1", Holder("host-1", 42, datetime.now(timezone.utc), "secret-token"))
     if cls is UnexpectedResponseError:
         return cls("not JSON", status=200, body="<html>")
+    if cls is BudgetTimeoutError:
+        return cls("waited 5.00s", method="PATCH", path="/v1/inbox/x", waited=5.0, limit=5.0)
     if issubclass(cls, APIConnectionError):
         return cls("POST /v1/dnc/import failed", method="POST", path="/v1/dnc/import")
     return cls("a message")

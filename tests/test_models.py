@@ -23,7 +23,8 @@ def test_entries_are_normalised_and_typed(value, email, type_):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"email": "no-at-sign-but-email", "type": "email"}, "invalid email"),
+        ({"email": "no-at-sign-but-email", "type": "email"}, "looks like a domain"),
+        ({"email": "two@@example.com", "type": "email"}, "invalid email"),
         ({"email": "a@b"}, "invalid email"),
         ({"email": "a..b@example.com"}, "invalid email"),
         ({"email": "@example.com"}, "invalid email"),

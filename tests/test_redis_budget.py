@@ -177,7 +177,9 @@ async def test_an_interactive_call_in_one_process_goes_ahead_of_another_processe
 
         async with loop_lag() as lag, anyio.create_task_group() as group:
             group.start_soon(handler_calls)
-            report = await importer.dnc.import_bulk([f"i{i}@example.com" for i in range(6000)], batch_size=100)
+            report = await importer.dnc.import_bulk(
+                [f"i{i}@example.com" for i in range(6000)], batch_size=100
+            )
         async with aioredis.Redis.from_url(redis_server.url) as probe:
             [state] = [key async for key in probe.scan_iter(match="*:state")]
             booked = int(await probe.hget(state, "seq"))

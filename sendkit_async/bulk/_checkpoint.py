@@ -22,7 +22,7 @@ from sendkit_async._logs import logger
 
 from ._errors import CheckpointMismatchError, NotACheckpointError
 from ._lease import Holder
-from ._prepare import Batch
+from ._prepare import Batch, landed_domains
 from ._report import BatchResult, FailedEntry, FailureKind
 from ._stores import CheckpointStore, FileJob, JobStore
 
@@ -78,7 +78,7 @@ class Checkpoint:
         if header != self._header:
             raise CheckpointMismatchError(
                 f"{self._store} was written with other settings ({header}); use the same "
-                "batch size, byte bound, dedupe, reason and account, or start a new checkpoint",
+                "batch size, byte bound, dedupe, reason, type and account, or start a new checkpoint",
             )
         self._landed = {int(record["batch"]): record for record in records}
 
@@ -132,6 +132,7 @@ class Checkpoint:
             rejected=tuple(batch.rejected),
             duplicates=batch.duplicates,
             failed=failed,
+            domains=landed_domains(batch, failed),
             resumed=True,
         )
 

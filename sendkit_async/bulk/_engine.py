@@ -48,12 +48,12 @@ from sendkit_async._tracing import job_span
 from sendkit_async._types import NOT_GIVEN
 from sendkit_async._validate import check_seconds, check_whole
 from sendkit_async.dnc import PreparedEntries
-from sendkit_async.models import DncReason, _reason
+from sendkit_async.models import DncReason, EntryType, EntryTypeOption, _reason, entry_type_option
 
 from ._checkpoint import Checkpoint, checkpoint_for, is_store_url, is_unknown_url
 from ._errors import ImportAbortedError
 from ._lease import check_job_name
-from ._prepare import Batch, Batcher, EntrySource, check_source
+from ._prepare import Batch, Batcher, EntrySource, check_source, landed_domains
 from ._report import (
     BatchResult,
     FailedEntry,
@@ -137,6 +137,18 @@ def _wait(_instance: object, attribute: attrs.Attribute[Any], value: object) -> 
     check_seconds(attribute.name, value, finite=False)  # math.inf: wait as long as it takes
 
 
+def _optional_wait(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None:
+        check_seconds(attribute.name, value)
+
+
+def _type_option(value: object) -> EntryTypeOption:
+    forced = entry_type_option(value)
+    if forced is None:
+        return "auto"
+    return "email" if forced is EntryType.EMAIL else "domain"
+
+
 @attrs.frozen
 class ImportOptions:
     """The settings of one bulk job: ``import_bulk``, ``iter_import`` and ``validate_bulk`` take them.
@@ -144,7 +156,7 @@ class ImportOptions:
     Pass one as ``options=`` (and reuse it across jobs), or give any of its
     fields as keywords (:class:`ImportSettings`); keywords override the
     object's fields. ``validate_bulk`` reads only the fields that decide
-    the batches (``batch_size``, ``max_batch_bytes``, ``dedupe``, ``reason``).
+    the batches (``batch_size``, ``max_batch_bytes``, ``dedupe``, ``reason``, ``type``).
 
     Attributes:
         batch_size: entries per request, 1..10,000.
@@ -158,6 +170,12 @@ class ImportOptions:
         max_rate: requests per second at most (``None``: as the server allows).
         dedupe: drop repeats of an address within the job, as duplicates.
         reason: the reason for items that give none (default ``import``).
+        type: the type of items that state none: ``"email"`` (each is an
+            address; one without ``@`` is rejected as looking like a domain),
+            ``"domain"`` (each is a whole domain), or ``"auto"`` (the
+            default: with ``@`` an address, without it a domain). Pass
+            ``"email"`` for a list of addresses, so that a stray
+            ``gmail.com`` cannot block a whole domain.
         checkpoint: where landed batches are recorded, so that running the
             same job again skips them: a file path, or a store shared by
             every host (a ``redis://`` URL or :class:`RedisCheckpoints`, with
@@ -173,6 +191,11 @@ class ImportOptions:
         max_rate_limit_retries: 429 retries per request.
         max_split_requests: requests at most spent splitting batches the
             server refused (400/413/422) down to their bad entries.
+        max_queue_wait: the longest one batch request waits for its slots in
+            the rate budget before it fails (``gave_up``, with a
+            :class:`BudgetTimeoutError` as its reason). ``None``, the default:
+            as long as it takes, since a job's batches queue behind each other
+            (and behind interactive calls) by design.
 
     Raises:
         ValidationError: a setting of the wrong type or out of range.
@@ -184,6 +207,7 @@ class ImportOptions:
     max_rate: float | None = attrs.field(default=None, validator=_rate)
     dedupe: bool = attrs.field(default=True, validator=_flag)
     reason: DncReason | None = attrs.field(default=None, converter=attrs.converters.optional(_reason))
+    type: EntryTypeOption = attrs.field(default="auto", converter=_type_option)
     checkpoint: str | os.PathLike[str] | CheckpointStore | None = attrs.field(
         default=None, validator=_checkpoint
     )
@@ -192,6 +216,7 @@ class ImportOptions:
     max_retries: int = attrs.field(default=DEFAULT_BULK_RETRIES, validator=_whole(0))
     max_rate_limit_retries: int = attrs.field(default=DEFAULT_BULK_RATE_LIMIT_RETRIES, validator=_whole(0))
     max_split_requests: int = attrs.field(default=DEFAULT_MAX_SPLIT_REQUESTS, validator=_whole(0))
+    max_queue_wait: float | None = attrs.field(default=None, validator=_optional_wait)
 
     @batch_size.validator
     def _check_batch_size(self, _attribute: attrs.Attribute[int], value: int) -> None:
@@ -219,7 +244,9 @@ class ImportOptions:
 
     def batcher(self) -> Batcher:
         """The validator and batcher these settings describe."""
-        return Batcher(self.batch_size, self.max_batch_bytes, self.dedupe, self.reason)
+        return Batcher(
+            self.batch_size, self.max_batch_bytes, self.dedupe, self.reason, entry_type_option(self.type)
+        )
 
     def settings(self) -> dict[str, Any]:
         """What decides how input becomes batches (a checkpoint must match it)."""
@@ -229,6 +256,8 @@ class ImportOptions:
             "max_batch_bytes": self.max_batch_bytes,
             "dedupe": self.dedupe,
             "reason": reason,
+            # Left out when "auto", so a checkpoint from before the setting still matches.
+            **({} if self.type == "auto" else {"type": self.type}),
         }
 
 
@@ -241,12 +270,14 @@ class ImportSettings(TypedDict, total=False):
     max_rate: float | None
     dedupe: bool
     reason: DncReason | str | None
+    type: EntryTypeOption
     checkpoint: str | os.PathLike[str] | CheckpointStore | None
     job: str | None
     lease_wait: float
     max_retries: int
     max_rate_limit_retries: int
     max_split_requests: int
+    max_queue_wait: float | None
 
 
 def resolve_options(options: ImportOptions | None, settings: ImportSettings) -> ImportOptions:
@@ -279,6 +310,7 @@ class ImportJob:
             session.config.retry,
             max_retries=options.max_retries,
             max_rate_limit_retries=options.max_rate_limit_retries,
+            max_queue_wait=options.max_queue_wait,
         )
         budget = (
             NOT_GIVEN
@@ -479,6 +511,7 @@ class ImportJob:
             rejected=tuple(batch.rejected),
             duplicates=batch.duplicates,
             failed=tuple(failed),
+            domains=landed_domains(batch, failed),
             requests=counts.requests,
             retries=counts.retries,
             rate_limited=counts.rate_limited,

@@ -16,9 +16,9 @@ import attrs
 from sendkit_async._errors import ValidationError
 from sendkit_async._validate import all_normal_emails
 from sendkit_async.dnc import PreparedEntries
-from sendkit_async.models import DncEntry, DncReason
+from sendkit_async.models import DncEntry, DncReason, EntryType
 
-from ._report import RejectedEntry
+from ._report import FailedEntry, RejectedEntry
 
 __all__ = [
     "Batch",
@@ -28,6 +28,7 @@ __all__ = [
     "UnreadableItem",
     "check_source",
     "dry_run",
+    "landed_domains",
 ]
 
 
@@ -62,10 +63,22 @@ class Batch:
     duplicates: int = 0
     size: int = _BODY_OVERHEAD
 
+    def domains(self) -> int:
+        """Entries of type ``domain`` (each blocks a whole domain)."""
+        kinds = self.entries.kinds
+        if isinstance(kinds, str):
+            return len(self.entries) if kinds == EntryType.DOMAIN.value else 0
+        return kinds.count(EntryType.DOMAIN.value)
+
     def digest(self) -> str:
         """A fingerprint of the entries, to check a checkpoint against the same input."""
         content = "\n".join(self.entries.emails).encode()
         return hashlib.blake2b(content, digest_size=16).hexdigest()
+
+
+def landed_domains(batch: Batch, failed: Iterable[FailedEntry]) -> int:
+    """The batch's domain entries less those that failed (a domain never holds an ``@``)."""
+    return batch.domains() - sum("@" not in entry.email for entry in failed)
 
 
 def _show(item: object) -> str:
@@ -188,7 +201,7 @@ class Batcher:
     """Validates and groups entries.
 
     Each input item is coerced with :meth:`DncEntry.coerce` (strings, mappings
-    or entries; ``reason`` is the default for items without one). Invalid items
+    or entries; ``reason`` and ``type`` are the defaults for items without their own). Invalid items
     become :class:`RejectedEntry` records with their position; with ``dedupe``,
     an address seen before in the job counts as a duplicate. A batch closes at
     ``batch_size`` entries or when the next entry would take its JSON body
@@ -202,13 +215,14 @@ class Batcher:
     max_bytes: int
     dedupe: bool
     reason: DncReason | None = None
+    type: EntryType | None = None  # None: inferred per item (``"auto"``)
     seen: SeenAddresses = attrs.Factory(SeenAddresses)
 
     async def batches(self, source: EntrySource) -> AsyncIterator[Batch]:
         """Yield batches in input order; memory holds one open batch at a time."""
         cursor = _Cursor(Batch(index=0, start=0))
         async for chunk in _chunks(source):
-            normal = _normalised(chunk)
+            normal = _normalised(chunk) if self.type is not EntryType.DOMAIN else None
             closed = self._slices(cursor, normal) if normal is not None else None
             for batch in closed if closed is not None else self._items(cursor, chunk, normal):
                 yield batch
@@ -255,7 +269,13 @@ class Batcher:
         """A chunk item by item: coerce, reject, dedupe, and close batches at the bounds."""
         # This loop may run once per input item: names are bound locally and
         # the size is a cheap upper bound, to keep it lean.
-        coerce, reason, seen, dedupe = DncEntry.coerce, self.reason, self.seen, self.dedupe
+        coerce, reason, kind_given, seen, dedupe = (
+            DncEntry.coerce,
+            self.reason,
+            self.type,
+            self.seen,
+            self.dedupe,
+        )
         default_reason = (reason or DncReason.IMPORT).value
         closed: list[Batch] = []
         for index, item in enumerate(chunk):
@@ -265,7 +285,7 @@ class Batcher:
                 elif isinstance(item, Exception):  # a reader's word that this item did not parse
                     raise ValidationError(str(item))  # noqa: TRY301 - one rejection path
                 else:
-                    entry = coerce(item, reason=reason)
+                    entry = coerce(item, reason=reason, type=kind_given)
                     email, kind, why = entry.email, entry.type.value, entry.reason.value
             except ValidationError as exc:
                 cursor.batch.rejected.append(RejectedEntry(cursor.position, _show(item), str(exc)))
@@ -319,6 +339,8 @@ class DryRunReport:
     duplicates: int
     valid: int
     batches: int
+    domains: int = 0
+    """How many of the valid entries are whole domains."""
 
     @property
     def balanced(self) -> bool:
@@ -329,12 +351,13 @@ class DryRunReport:
 async def dry_run(source: EntrySource, batcher: Batcher) -> DryRunReport:
     """Validate, dedupe and batch the input exactly as an import would, sending nothing."""
     check_source(source)
-    read = duplicates = valid = batches = 0
+    read = duplicates = valid = batches = domains = 0
     rejected: list[RejectedEntry] = []
     async for batch in batcher.batches(source):
         read = batch.end
         rejected.extend(batch.rejected)
         duplicates += batch.duplicates
         valid += len(batch.entries)
+        domains += batch.domains()
         batches += bool(batch.entries)
-    return DryRunReport(read, tuple(rejected), duplicates, valid, batches)
+    return DryRunReport(read, tuple(rejected), duplicates, valid, batches, domains)

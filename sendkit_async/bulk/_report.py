@@ -75,6 +75,8 @@ class BatchResult:
         start, end: the input positions it covers, ``[start, end)``.
         sent: entries in the batch (after validation and dedupe).
         imported, skipped: the server's counts, summed over any split requests.
+        domains: how many of the entries that landed (imported or skipped)
+            are whole domains, ``type: domain`` (the server counts both types together).
         rejected: items in the span that failed client-side validation.
         duplicates: repeats in the span dropped client-side.
         failed: entries that did not land, with reasons.
@@ -91,6 +93,7 @@ class BatchResult:
     rejected: tuple[RejectedEntry, ...] = ()
     duplicates: int = 0
     failed: tuple[FailedEntry, ...] = ()
+    domains: int = 0
     requests: int = 0
     retries: int = 0
     rate_limited: int = 0
@@ -142,6 +145,8 @@ class ImportReport:
     holds for every job, whatever failed.
 
     Attributes:
+        domains: how many of the entries imported or skipped are whole
+            domains (``type: domain``); the rest are single addresses.
         stopped_at: when a fatal error stopped the job, the input position of
             the first item it never read (``None`` when it read to the end):
             items before it are all in this account, items from it on were
@@ -161,6 +166,7 @@ class ImportReport:
     elapsed: float
     resumed_batches: int = 0
     stopped_at: int | None = None
+    domains: int = 0
 
     @property
     def entries_per_second(self) -> float:
@@ -198,6 +204,7 @@ class ReportBuilder:
     retries: int = 0
     rate_limited: int = 0
     resumed: int = 0
+    domains: int = 0
     rejected: list[RejectedEntry] = attrs.Factory(list)
     failed: list[FailedEntry] = attrs.Factory(list)
 
@@ -212,6 +219,7 @@ class ReportBuilder:
         self.retries += result.retries
         self.rate_limited += result.rate_limited
         self.resumed += result.resumed
+        self.domains += result.domains
         self.rejected.extend(result.rejected)
         self.failed.extend(result.failed)
 
@@ -254,4 +262,5 @@ class ReportBuilder:
             elapsed=elapsed,
             resumed_batches=self.resumed,
             stopped_at=self.read if stopped else None,
+            domains=self.domains,
         )

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import click
@@ -20,7 +21,46 @@ from ._runner import Settings
 __all__ = ["cli", "write_sample"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Root(click.Group):
+    """The root group: its options are taken anywhere on the line, before or after the command.
+
+    ``sendkit-async dnc import f.csv --fake`` means ``sendkit-async --fake dnc
+    import f.csv``: the root's options are moved ahead of the command before
+    click parses (no command has an option of the same name; a test keeps it
+    so). ``--`` ends the options, as everywhere.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, self._hoisted(args))
+
+    def _hoisted(self, args: list[str]) -> list[str]:
+        takes_value = {
+            name: not (isinstance(param, click.Option) and param.is_flag)
+            for param in self.params
+            for name in (*param.opts, *param.secondary_opts)
+            if name.startswith("--")
+        }
+        ahead, rest = [], []
+        words = iter(args)
+        seen_command = False
+        for arg in words:
+            if arg == "--":
+                rest += [arg, *words]
+                break
+            name = arg.split("=", 1)[0]
+            if name in takes_value:
+                ahead.append(arg)
+                if takes_value[name] and "=" not in arg:
+                    ahead.extend(itertools.islice(words, 1))
+            elif seen_command or not arg.startswith("-"):
+                seen_command = True
+                rest.append(arg)
+            else:
+                ahead.append(arg)  # --help, --version: the root's own, before the command
+        return ahead + rest
+
+
+@click.group(cls=_Root, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--api-key-file", type=click.Path(dir_okay=False, path_type=Path), help="read the API key from this file"
 )

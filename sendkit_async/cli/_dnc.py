@@ -11,7 +11,7 @@ import re
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import attrs
 import click
@@ -31,6 +31,7 @@ from sendkit_async.bulk import (
 )
 from sendkit_async.bulk._checkpoint import is_store_url, redis_checkpoints
 from sendkit_async.dnc import MAX_IMPORT_ENTRIES
+from sendkit_async.models import EntryTypeOption
 
 from ._input import InputFile, UnreadableInputError
 from ._output import ImportDisplay, describe_error, report_json, summary_table, write_rejects
@@ -38,6 +39,7 @@ from ._runner import (
     EXIT_INCOMPLETE,
     EXIT_OK,
     EXIT_USAGE,
+    OutputPath,
     Settings,
     concurrency_option,
     err,
@@ -62,6 +64,13 @@ def dnc() -> None:
     "--batch-size", type=click.IntRange(1, MAX_IMPORT_ENTRIES), default=MAX_IMPORT_ENTRIES, show_default=True
 )
 @click.option("--reason", default=None, help="reason for rows without one (default: import)")
+@click.option(
+    "--type",
+    "entry_type",
+    type=click.Choice(["email", "domain", "auto"]),
+    help="what rows without a type column are: addresses, whole domains, or auto (@ or not)  "
+    "[default: from the column's name; auto for a bare list]",
+)
 @click.option("--no-dedupe", is_flag=True, help="send repeats of an address instead of dropping them")
 @click.option(
     "--checkpoint",
@@ -82,9 +91,7 @@ def dnc() -> None:
     show_default=True,
     help="seconds a Redis job lease outlives a run that died",
 )
-@click.option(
-    "--rejects", type=click.Path(dir_okay=False), help="write rejected and failed entries here as CSV"
-)
+@click.option("--rejects", type=OutputPath(), help="write rejected and failed entries here as CSV")
 @click.option("--dry-run", is_flag=True, help="validate and count; send nothing")
 @click.option("--json", "as_json", is_flag=True, help="print the report as one JSON object, no progress bar")
 @click.option("--column", help="the address column of a CSV, by name or 1-based number (default: found)")
@@ -98,6 +105,7 @@ def dnc_import(
     max_rate: float | None,
     batch_size: int,
     reason: str | None,
+    entry_type: str | None,
     no_dedupe: bool,
     checkpoint: str | None,
     job: str | None,
@@ -116,6 +124,13 @@ def dnc_import(
     (email, e-mail, email address, mail, ...) or its content; lines starting
     with # are comments. A reason column must hold reasons; --reason
     replaces it for every row.
+
+    Values in a column named like an address column (email, e-mail, mail)
+    must be addresses: one without @ (gmail.com, or a typo like
+    john.doe.example.com) is rejected rather than blocking a whole domain;
+    --type domain or --type auto imports such values as domains. A column
+    named domain holds domains; a bare list is auto (@ or not). A type
+    column, where there is one, decides for its row.
 
     With --checkpoint redis://HOST:PORT/DB the job's record lives in Redis,
     under --job (default: a name from the file's path and size), so a job
@@ -140,6 +155,7 @@ def dnc_import(
         delimiter=delimiter,
         header=False if no_header else None,
         reason_given=reason is not None,
+        type_given=entry_type is not None,
     )
     run(
         settings,
@@ -150,6 +166,7 @@ def dnc_import(
             max_rate=max_rate,
             batch_size=batch_size,
             reason=reason,
+            entry_type=cast("EntryTypeOption | None", entry_type),  # one of click's choices
             dedupe=not no_dedupe,
             checkpoint=Resume(checkpoint, job, lease_wait, lease_ttl) if checkpoint else None,
             rejects=rejects,
@@ -167,6 +184,7 @@ async def import_file(
     max_rate: float | None = None,
     batch_size: int = MAX_IMPORT_ENTRIES,
     reason: str | None = None,
+    entry_type: EntryTypeOption | None = None,
     dedupe: bool = True,
     checkpoint: Resume | None = None,
     rejects: str | None = None,
@@ -176,10 +194,11 @@ async def import_file(
 ) -> int:
     """The import job behind ``dnc import`` and ``demo``; returns the exit code."""
     await source.open()  # an unreadable file is a usage error, before any request
+    kind = entry_type or source.entry_type
     async with open_client(settings) as client:
         if dry_run:
             report: Any = await client.dnc.validate_bulk(
-                source.entries(), batch_size=batch_size, dedupe=dedupe, reason=reason
+                source.entries(), batch_size=batch_size, dedupe=dedupe, reason=reason, type=kind
             )
             problems = len(report.rejected)
         else:
@@ -194,6 +213,7 @@ async def import_file(
                         max_rate=max_rate,
                         dedupe=dedupe,
                         reason=reason,
+                        type=kind,
                         **resume,
                     )
                     report = await client.dnc.import_bulk(
@@ -361,7 +381,7 @@ def _emit(handle: Any, fmt: str, entry: Any, *, header: bool) -> None:
 
 
 @dnc.command("export")
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("file", type=OutputPath())
 @click.option(
     "--format", "fmt", type=click.Choice(["csv", "jsonl", "txt"]), help="default: from the file name"
 )

@@ -21,7 +21,7 @@ import anyio.to_thread
 import orjson
 
 from sendkit_async.bulk._prepare import UnreadableItem
-from sendkit_async.models import ENTRY_FIELDS, DncReason
+from sendkit_async.models import ENTRY_FIELDS, DncReason, EntryTypeOption
 
 __all__ = ["InputFile", "UnreadableInputError"]
 
@@ -66,6 +66,13 @@ def _email_header(cells: list[str]) -> int | None:
     return next((index for index, cell in enumerate(cells) if _field(cell) in _EMAIL_NAMES), None)
 
 
+def _implied_type(name: str) -> EntryTypeOption:
+    """What a column's name says its values are: ``domain``, ``email`` or ``auto`` (not said)."""
+    if name in {"domain", "domains"}:
+        return "domain"
+    return "email" if name in _EMAIL_NAMES or "mail" in name else "auto"
+
+
 def _looks_like_header(cells: list[str]) -> bool:
     """A first row names its columns when none of its cells is an address."""
     return not any("@" in cell for cell in cells)
@@ -86,6 +93,12 @@ class InputFile:
         total_bytes: the file's size on disk, when known (not for standard input).
         bytes_read: how far the reader has got in the file on disk.
         format: ``csv``, ``list`` or ``jsonl`` once detected.
+        entry_type: once open, the type the file implies for entries that
+            state none: ``email`` for a CSV column named like an address
+            column (email, e-mail, mail, ...), ``domain`` for a column named
+            domain, ``auto`` (inferred per value) for a bare list or a column
+            found by its content. Unless ``type_given`` (``--type``), a JSON
+            line's ``email`` key without a ``type`` is an address, the same way.
     """
 
     def __init__(
@@ -96,6 +109,7 @@ class InputFile:
         delimiter: str | None = None,
         header: bool | None = None,
         reason_given: bool = False,
+        type_given: bool = False,
     ) -> None:
         self.path = path
         # --column (a name or a 1-based number), --delimiter, --no-header, and
@@ -104,7 +118,9 @@ class InputFile:
         self.delimiter = delimiter
         self.header = header
         self.reason_given = reason_given
+        self.type_given = type_given
         self.format: str | None = None
+        self.entry_type: EntryTypeOption = "auto"
         self.total_bytes: int | None = None
         self.bytes_read = 0
         # (position, line - position) where that offset starts to apply:
@@ -125,6 +141,8 @@ class InputFile:
             raw: Any = sys.stdin.buffer
         else:
             path = Path(self.path)
+            if path.is_dir():
+                raise UnreadableInputError(f"{self.path} is a folder, not a file: name the file to import")
             if not path.is_file():
                 raise UnreadableInputError(f"no such file: {self.path}")
             self.total_bytes = path.stat().st_size
@@ -185,8 +203,9 @@ class InputFile:
             if line.strip() and not _comment(line):
                 yield number, line.strip()
 
-    @staticmethod
-    def _jsonl(head: list[tuple[int, str]], lines: Iterator[tuple[int, str]]) -> Iterator[tuple[int, Any]]:
+    def _jsonl(
+        self, head: list[tuple[int, str]], lines: Iterator[tuple[int, str]]
+    ) -> Iterator[tuple[int, Any]]:
         for number, line in itertools.chain(head, lines):
             if not line.strip():
                 continue
@@ -199,6 +218,8 @@ class InputFile:
             # not the entry's; names match whatever their case ("Email").
             if isinstance(value, dict):
                 value = {key: v for k, v in value.items() if (key := _field(str(k))) in ENTRY_FIELDS}
+                if "email" in value and "type" not in value and not self.type_given:
+                    value["type"] = "email"  # named an address, like an email column
             yield number, value
 
     def _csv(
@@ -208,6 +229,8 @@ class InputFile:
         names = [_field(cell) for cell in cells]
         header = self.header if self.header is not None else _looks_like_header(cells)
         email = self._email_column(number, cells, names, header=header)
+        if header:
+            self.entry_type = _implied_type(names[email])
         columns = {"email": email}
         for field in ("type", "reason"):
             if header and field in names and not (field == "reason" and self.reason_given):

@@ -133,11 +133,16 @@ def summary_table(report: ImportReport | DryRunReport, *, title: str) -> Table:
     rows: list[tuple[str, str]] = [("read", f"{report.read:,}"), ("rejected", f"{len(report.rejected):,}")]
     rows.append(("duplicates", f"{report.duplicates:,}"))
     if isinstance(report, DryRunReport):
-        rows += [("valid (would send)", f"{report.valid:,}"), ("batches", f"{report.batches:,}")]
+        rows += [
+            ("valid (would send)", f"{report.valid:,}"),
+            ("  of them whole domains", f"{report.domains:,}"),
+            ("batches", f"{report.batches:,}"),
+        ]
     else:
         rows += [
             ("imported", f"{report.imported:,}"),
             ("skipped (already listed)", f"{report.skipped:,}"),
+            ("  of them whole domains", f"{report.domains:,}"),
             ("failed", f"{len(report.failed):,}"),
             ("batches", f"{report.batches:,}"),
             ("requests", f"{report.requests:,}"),
@@ -161,11 +166,12 @@ def report_json(report: ImportReport | DryRunReport, source: InputFile, **extra:
         "duplicates": report.duplicates,
     }
     if isinstance(report, DryRunReport):
-        data |= {"valid": report.valid, "batches": report.batches}
+        data |= {"valid": report.valid, "domains": report.domains, "batches": report.batches}
     else:
         data |= {
             "imported": report.imported,
             "skipped": report.skipped,
+            "domains": report.domains,
             "failed": len(report.failed),
             "batches": report.batches,
             "requests": report.requests,

@@ -10,7 +10,7 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import attrs
 import click
@@ -67,6 +67,33 @@ concurrency_option = click.option(
 )
 
 
+if TYPE_CHECKING:
+    _PathType = click.ParamType[str]  # generic from click 8.3 on
+else:
+    _PathType = click.ParamType
+
+
+class OutputPath(_PathType):
+    """A file the command will write: checked before anything is sent, so a typo costs no import.
+
+    Refused: a folder, a path whose folder does not exist or cannot be
+    written, and an existing file that cannot be written.
+    """
+
+    name = "file"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        path = Path(os.fspath(value))
+        folder = path.parent
+        if path.is_dir():
+            self.fail(f"{value} is a folder; give a file name in it", param, ctx)
+        if not folder.is_dir():
+            self.fail(f"cannot write {value}: there is no folder {str(folder)!r}", param, ctx)
+        if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+            self.fail(f"cannot write {value}: permission denied", param, ctx)
+        return str(value)
+
+
 @attrs.define
 class Settings:
     """The root options, shared by every command."""
@@ -85,8 +112,10 @@ class Settings:
         return self.fake or (self.base_url or os.environ.get("SENDKIT_BASE_URL", "")).lower() == "fake"
 
 
-err = Console(stderr=True)
-out = Console()
+# soft_wrap: a message is one line, never broken mid-sentence at 80 columns
+# when stderr is a pipe or a file (a terminal wraps it at its own width).
+err = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
 
 
 @asynccontextmanager

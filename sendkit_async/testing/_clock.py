@@ -27,6 +27,8 @@ class FakeClock:
     With ``auto_advance=True`` (the default) every ``sleep(s)`` moves the clock
     forward by ``s`` at once, after one scheduling checkpoint, so retry and
     pacing logic runs at full speed while recording what it would have waited.
+    Two sleepers at once make no sense to it, so a limit that races a wait
+    (``max_queue_wait``) is not enforced in this mode.
     With ``auto_advance=False`` sleepers block until a test calls
     :meth:`advance`, which lets a test cancel a task in the middle of a wait.
 
