@@ -193,7 +193,8 @@ async def test_cancelling_during_a_backoff_stops_at_once(mocked):
     mocked.post(IMPORT, status=503, payload={}, repeat=True)
     async with SendKit(api_key=KEY, clock=clock) as client:
         task = asyncio.create_task(client.dnc.import_entries(["a@example.com"]))
-        while clock.waiting == 0:  # noqa: ASYNC110 - polling the fake clock is the point
+        # The first sleeper is the budget wait's timer (max_queue_wait); the backoff comes after the 503.
+        while not sent(mocked) or clock.waiting == 0:  # noqa: ASYNC110 - polling the fake clock is the point
             await asyncio.sleep(0)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
