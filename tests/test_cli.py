@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -555,7 +556,9 @@ def test_the_summary_counts_whole_domains(tmp_path):
         (["dnc", "import", "."], "is a folder, not a file"),
     ],
 )
-def test_a_path_mistake_is_a_usage_error_before_anything_is_sent(server, tmp_path, monkeypatch, args, message):
+def test_a_path_mistake_is_a_usage_error_before_anything_is_sent(
+    server, tmp_path, monkeypatch, args, message
+):
     monkeypatch.chdir(tmp_path)
     write(tmp_path / "input.txt", "a@example.com\n")
     result = CliRunner().invoke(cli, args)
@@ -599,8 +602,6 @@ def test_a_root_option_after_the_command_is_taken_as_the_roots(args, monkeypatch
 
 
 def test_no_command_has_an_option_named_like_a_root_option():
-    import click
-
     root = {name for param in cli.params for name in param.opts if name.startswith("--")}
 
     def walk(command):
