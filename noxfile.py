@@ -58,10 +58,14 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def docs(session: nox.Session) -> None:
-    """Build the site strictly (a broken reference or a missing page fails), then check its reference."""
-    session.install("-e", ".[docs,test]")
+    """Build the site strictly (a broken reference or a missing page fails), then check its reference.
+
+    It also runs every example of the pages, the FastAPI one included (FastAPI
+    and httpx are installed here only: the package does not need them).
+    """
+    session.install("-e", ".[docs,test]", "fastapi", "httpx")
     session.run("mkdocs", "build", "--strict", env={"NO_MKDOCS_2_WARNING": "1"})
-    session.run("pytest", "-p", "no:cacheprovider", "tests/test_docs.py")
+    session.run("pytest", "-p", "no:cacheprovider", "tests/test_docs.py", "tests/test_examples_run.py")
 
 
 @nox.session

@@ -66,6 +66,7 @@ from .models import (
     MarkReadResult,
     Pagination,
     RateLimit,
+    ResponseInfo,
 )
 
 if _typing.TYPE_CHECKING:
@@ -149,6 +150,7 @@ __all__ = [
     "RedisBudget",
     "RedisCheckpoints",
     "RejectedEntry",
+    "ResponseInfo",
     "RetryPolicy",
     "SendKit",
     "SendKitError",

@@ -1,7 +1,8 @@
 """The one cattrs converter between the models and the wire.
 
 Attribute names map to camelCase (``ai_tag`` <-> ``aiTag``); a field whose
-metadata names a ``wire`` key uses that instead (``id`` <-> ``_id``). Keys the
+metadata names a ``wire`` key uses that instead (``id`` <-> ``_id``), and one
+marked ``converted`` is left to its attrs converter. Keys the
 server adds later are ignored, so a new response field never breaks a client.
 """
 
@@ -17,7 +18,7 @@ from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, overrid
 from ._errors import UnexpectedResponseError
 from ._requests import REQUESTS
 
-__all__ = ["converter", "envelope_data", "parse_datetime", "structure", "unstructure"]
+__all__ = ["converter", "envelope_data", "parse_datetime", "structure", "to_dict", "unstructure"]
 
 T = TypeVar("T")
 
@@ -32,8 +33,26 @@ def _wire_name(attribute: attrs.Attribute[Any]) -> str:
     return head + "".join(part.capitalize() for part in rest)
 
 
+def _passthrough(value: object, _type: object) -> object:
+    return value
+
+
 def _renames(cls: type[Any]) -> dict[str, Any]:
-    return {a.name: override(rename=_wire_name(a)) for a in attrs.fields(cls)}
+    # A field whose metadata says ``converted`` is handed over as sent: its attrs
+    # converter decides (a reason that may be a known enum member or new text).
+    # A ``local`` field (a result's response) is not on the wire at all.
+    return {
+        a.name: override(
+            rename=_wire_name(a),
+            omit=bool(a.metadata.get("local")),
+            struct_hook=_passthrough if a.metadata.get("converted") else None,
+        )
+        for a in attrs.fields(cls)
+    }
+
+
+def _omitting_local(cls: type[Any]) -> dict[str, Any]:
+    return {a.name: override(omit=True) for a in attrs.fields(cls) if a.metadata.get("local")}
 
 
 converter.register_structure_hook_factory(
@@ -68,6 +87,27 @@ def parse_datetime(value: object, _type: object = None) -> datetime:
 converter.register_structure_hook(datetime, parse_datetime)
 converter.register_unstructure_hook(datetime, lambda d: d.isoformat().replace("+00:00", "Z"))
 
+# Attribute names as they are, for to_dict(case="snake").
+_snake = cattrs.Converter()
+_snake.register_unstructure_hook_factory(
+    attrs.has, lambda cls: make_dict_unstructure_fn(cls, _snake, **_omitting_local(cls))
+)
+_snake.register_unstructure_hook(datetime, converter.get_unstructure_hook(datetime))
+
+
+def to_dict(obj: object, *, camel: bool) -> dict[str, Any]:
+    """A model as JSON-ready data: the API's keys (``camel``) or its attribute names."""
+    data = (converter if camel else _snake).unstructure(obj)
+    return _listed(data)  # type: ignore[no-any-return]
+
+
+def _listed(data: Any) -> Any:
+    if isinstance(data, dict):
+        return {key: _listed(value) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_listed(value) for value in data]
+    return data
+
 
 def structure(data: object, cls: type[T], *, status: int = 200) -> T:
     """Structure wire data, turning any mismatch into :class:`UnexpectedResponseError`."""
@@ -89,6 +129,11 @@ def structure(data: object, cls: type[T], *, status: int = 200) -> T:
 def unstructure(obj: object) -> Any:
     """Wire form of a model (camelCase keys, enum values, ISO timestamps)."""
     return converter.unstructure(obj)
+
+
+def structure_answer(body: object, cls: type[T], response: Any) -> T:
+    """The ``data`` of an answer as ``cls``, keeping the answer's ``response`` (a result model)."""
+    return attrs.evolve(structure(envelope_data(body), cls), response=response)  # type: ignore[misc]
 
 
 def envelope_data(body: object) -> Any:

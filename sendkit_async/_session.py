@@ -44,6 +44,7 @@ from ._tracing import attempt_span, record_attempt
 from ._transport import AiohttpTransport, AsyncTransport, WireRequest, WireResponse
 from ._types import JSON, NOT_GIVEN, NotGiven
 from ._version import VERSION
+from .models import ResponseInfo
 
 __all__ = ["CallStats", "Session", "Transport"]
 
@@ -155,6 +156,14 @@ def _query(params: Mapping[str, Any] | None) -> dict[str, str]:
         else:
             query[key] = str(value)
     return query
+
+
+@attrs.frozen
+class Reply:
+    """A call's decoded body (``data``) and the 2xx answer it came in (``response``)."""
+
+    data: JSON
+    response: ResponseInfo
 
 
 class Session:
@@ -270,6 +279,20 @@ class Session:
             rand=self._rand,
         )
 
+    def per_call(self, timeout: Timeout | float | None, extra_headers: Mapping[str, str] | None) -> Session:
+        """This session for one call: a copy with its ``timeout=`` and ``extra_headers=`` when given.
+
+        Every endpoint takes both. ``timeout`` is a :class:`Timeout` or seconds
+        per attempt; ``extra_headers`` go on top of the client's headers (the
+        auth headers cannot be overridden).
+        """
+        if timeout is None and extra_headers is None:
+            return self
+        return self.with_options(
+            timeout=NOT_GIVEN if timeout is None else timeout,
+            headers=NOT_GIVEN if extra_headers is None else extra_headers,
+        )
+
     async def request(
         self,
         method: str,
@@ -278,8 +301,8 @@ class Session:
         json: JSON = None,
         params: Mapping[str, Any] | None = None,
         content: bytes | None = None,
-    ) -> JSON:
-        """Send one API call, retrying transient failures, and return the decoded body.
+    ) -> Reply:
+        """Send one API call, retrying transient failures: the decoded body and the answer it came in.
 
         Args:
             method: HTTP method.
@@ -320,7 +343,7 @@ class Session:
             if self.stats is not None:
                 self.stats.requests += 1
                 self.stats.rate_limited += status == 429  # noqa: PLR2004
-            if not isinstance(outcome, SendKitError):
+            if isinstance(outcome, Reply):
                 return outcome
             delay = next_delay(
                 status=status,
@@ -466,7 +489,10 @@ class Session:
             "" if answer_id is None else f", request id {answer_id}",
         )
         if 200 <= status < 300:  # noqa: PLR2004
-            return status, rate, decode(response, key)
+            data = decode(response, key)
+            if isinstance(data, SendKitError):
+                return status, rate, data
+            return status, rate, Reply(data, ResponseInfo(status, response.headers, answer_id))
         return (
             status,
             rate,

@@ -409,4 +409,5 @@ class SendKit:
 
         Returns the decoded JSON body as the API sent it (envelope included).
         """
-        return await self._session.request(method, path, json=json, params=params)
+        reply = await self._session.request(method, path, json=json, params=params)
+        return reply.data

@@ -16,8 +16,8 @@ from typing import Any, Final, Literal, TypeAlias, overload
 
 import orjson
 
-from ._config import DEFAULT_CONCURRENCY
-from ._convert import envelope_data, structure, unstructure
+from ._config import DEFAULT_CONCURRENCY, Timeout
+from ._convert import envelope_data, structure, structure_answer, unstructure
 from ._errors import ValidationError
 from ._flow import Concurrency, check_concurrency
 from ._session import Session
@@ -198,7 +198,13 @@ def _coerce_all(entries: Iterable[EntryLike]) -> list[DncEntry]:
     return coerced
 
 
-async def import_entries(session: Session, entries: Iterable[EntryLike]) -> ImportResult:
+async def import_entries(
+    session: Session,
+    entries: Iterable[EntryLike],
+    *,
+    timeout: Timeout | float | None = None,
+    extra_headers: Mapping[str, str] | None = None,
+) -> ImportResult:
     """Import 1 to 10,000 entries in one ``POST /v1/dnc/import``.
 
     Entries may be :class:`DncEntry` objects, plain strings (no ``@`` means a
@@ -215,16 +221,17 @@ async def import_entries(session: Session, entries: Iterable[EntryLike]) -> Impo
         ValidationError: no entries, more than 10,000 (never trimmed), or an
             invalid entry (the message names its index). Nothing is sent.
     """
+    session = session.per_call(timeout, extra_headers)
     if isinstance(entries, PreparedEntries):
         if not 1 <= len(entries) <= MAX_IMPORT_ENTRIES:
             raise ValidationError(
                 f"an import takes 1 to {MAX_IMPORT_ENTRIES:,} entries, got {len(entries):,}"
             )
-        body = await session.request("POST", "/v1/dnc/import", content=entries.body())
+        reply = await session.request("POST", "/v1/dnc/import", content=entries.body())
     else:
         wire = unstructure(_coerce_all(entries))
-        body = await session.request("POST", "/v1/dnc/import", json={"entries": wire})
-    return structure(envelope_data(body), ImportResult)
+        reply = await session.request("POST", "/v1/dnc/import", json={"entries": wire})
+    return structure_answer(reply.data, ImportResult, reply.response)
 
 
 def _check_list_args(type: EntryType | str | None, limit: int | None, page: int | None) -> str | None:  # noqa: A002
@@ -261,6 +268,8 @@ async def get_page(
     limit: int | None = None,
     page: int | None = None,
     cursor: str | None = None,
+    timeout: Timeout | float | None = None,
+    extra_headers: Mapping[str, str] | None = None,
 ) -> DncPage:
     """Fetch one page of ``GET /v1/dnc``.
 
@@ -271,19 +280,21 @@ async def get_page(
         ValidationError: ``limit`` outside 1..100, ``page`` below 1, an
             unknown ``type``, or both ``page`` and ``cursor``.
     """
+    session = session.per_call(timeout, extra_headers)
     wire_type = _check_list_args(type, limit, page)
     if cursor is not None and not isinstance(cursor, str):
         raise ValidationError(f"cursor must be an entry id string, got {cursor!r}")
     if page is not None and cursor is not None:
         raise ValidationError("pass page or cursor, not both")
-    body = await session.request(
+    reply = await session.request(
         "GET",
         "/v1/dnc",
         params={"type": wire_type, "limit": limit, "page": page, "cursor": cursor},
     )
+    body = reply.data
     items = structure(envelope_data(body), tuple[DncRecord, ...])
     pagination = structure(body.get("pagination") or {}, Pagination)
-    return DncPage(items=items, pagination=pagination)
+    return DncPage(items=items, pagination=pagination, response=reply.response)
 
 
 async def iter_pages(
@@ -295,6 +306,8 @@ async def iter_pages(
     start: int | str | None = None,
     concurrency: Concurrency = DEFAULT_CONCURRENCY,
     prefetch: int = DEFAULT_PREFETCH,
+    timeout: Timeout | float | None = None,
+    extra_headers: Mapping[str, str] | None = None,
 ) -> AsyncGenerator[DncPage, None]:
     """Yield every page of ``GET /v1/dnc``, fetched ahead at the key's rate, in the API's order.
 
@@ -330,11 +343,14 @@ async def iter_pages(
         start: the first page number (page mode) or cursor (cursor mode).
         concurrency: ``"auto"`` or the most requests in flight.
         prefetch: pages held ahead at most (1 or more).
+        timeout: for each page request of this walk only (seconds or a :class:`Timeout`).
+        extra_headers: headers for each page request of this walk only.
 
     Raises:
         ValidationError: a bad argument, before anything is sent.
         UnexpectedResponseError: the server repeated a cursor (the walk would never end).
     """
+    session = session.per_call(timeout, extra_headers)
     _check_list_args(type, limit, None)
     _check_walk(mode, start)
     check_concurrency(concurrency)
@@ -363,6 +379,8 @@ async def iter_entries(
     start: int | str | None = None,
     concurrency: Concurrency = DEFAULT_CONCURRENCY,
     prefetch: int = DEFAULT_PREFETCH,
+    timeout: Timeout | float | None = None,
+    extra_headers: Mapping[str, str] | None = None,
 ) -> AsyncGenerator[DncRecord, None]:
     """Yield every DNC entry across pages; see :func:`iter_pages` for the walk and its promise.
 
@@ -371,7 +389,13 @@ async def iter_entries(
         ...     print(entry.email, entry.created_at)
     """
     walk = iter_pages(
-        session, type=type, limit=limit, mode=mode, start=start, concurrency=concurrency, prefetch=prefetch
+        session.per_call(timeout, extra_headers),
+        type=type,
+        limit=limit,
+        mode=mode,
+        start=start,
+        concurrency=concurrency,
+        prefetch=prefetch,
     )
     async with contextlib.aclosing(walk) as pages:
         async for page in pages:

@@ -26,8 +26,8 @@ from typing import Any, Final, TypeVar
 import anyio
 
 from ._budget import Lane
-from ._config import DEFAULT_CONCURRENCY, DEFAULT_IDS_PER_REQUEST
-from ._convert import envelope_data, structure, unstructure
+from ._config import DEFAULT_CONCURRENCY, DEFAULT_IDS_PER_REQUEST, Timeout
+from ._convert import structure_answer, unstructure
 from ._errors import SendKitError, ValidationError
 from ._flow import Concurrency, InFlight, check_concurrency
 from ._requests import ConversationPatch, Selection
@@ -106,8 +106,8 @@ async def _select(
     ids = chosen.conversation_ids
 
     async def send(part: Selection, via: Session) -> T:
-        answer = await via.request("POST", path, json=unstructure(part))
-        return structure(envelope_data(answer), result)
+        reply = await via.request("POST", path, json=unstructure(part))
+        return structure_answer(reply.data, result, reply.response)
 
     if ids is None or len(ids) <= max_ids_per_request:
         return [await send(chosen, session)]
@@ -178,6 +178,8 @@ async def add_leads_to_dnc(
     exclude_ids: Iterable[str] | None = None,
     max_ids_per_request: int = DEFAULT_IDS_PER_REQUEST,
     concurrency: Concurrency = DEFAULT_CONCURRENCY,
+    timeout: Timeout | float | None = None,  # noqa: ASYNC109 - each attempt's HTTP timeout
+    extra_headers: Mapping[str, str] | None = None,
 ) -> InboxDncResult:
     """Put the leads of the selected conversations on the DNC list (leads already there are skipped).
 
@@ -190,14 +192,16 @@ async def add_leads_to_dnc(
     """
     chosen = selection(conversation_ids, select_all=select_all, filters=filters, exclude_ids=exclude_ids)
     parts = await _select(
-        session,
+        session.per_call(timeout, extra_headers),
         "/v1/inbox/dnc",
         InboxDncResult,
         chosen,
         max_ids_per_request=max_ids_per_request,
         concurrency=concurrency,
     )
-    return InboxDncResult(
+    if len(parts) == 1:
+        return parts[0]
+    return InboxDncResult(  # summed over chunks: no one response
         added=sum(p.added for p in parts),
         skipped=sum(p.skipped for p in parts),
         total=sum(p.total for p in parts),
@@ -213,6 +217,8 @@ async def mark_read(
     exclude_ids: Iterable[str] | None = None,
     max_ids_per_request: int = DEFAULT_IDS_PER_REQUEST,
     concurrency: Concurrency = DEFAULT_CONCURRENCY,
+    timeout: Timeout | float | None = None,  # noqa: ASYNC109 - each attempt's HTTP timeout
+    extra_headers: Mapping[str, str] | None = None,
 ) -> MarkReadResult:
     """Mark the unread lead replies of the selected conversations as read.
 
@@ -224,14 +230,16 @@ async def mark_read(
     """
     chosen = selection(conversation_ids, select_all=select_all, filters=filters, exclude_ids=exclude_ids)
     parts = await _select(
-        session,
+        session.per_call(timeout, extra_headers),
         "/v1/inbox/mark-read",
         MarkReadResult,
         chosen,
         max_ids_per_request=max_ids_per_request,
         concurrency=concurrency,
     )
-    return MarkReadResult(modified=sum(p.modified for p in parts))
+    if len(parts) == 1:
+        return parts[0]
+    return MarkReadResult(modified=sum(p.modified for p in parts))  # summed over chunks: no one response
 
 
 def patch(
@@ -265,6 +273,8 @@ async def update(
     mark_read: bool | NotGiven = NOT_GIVEN,
     ai_tag: str | NotGiven | None = NOT_GIVEN,
     tags: Sequence[str] | NotGiven = NOT_GIVEN,
+    timeout: Timeout | float | None = None,  # noqa: ASYNC109 - each attempt's HTTP timeout
+    extra_headers: Mapping[str, str] | None = None,
 ) -> Conversation:
     """Update one conversation with ``PATCH /v1/inbox/{id}``.
 
@@ -285,5 +295,7 @@ async def update(
     if not is_object_id(conversation_id):
         raise ValidationError(f"conversation id {conversation_id!r} is not a 24-hex-digit id")
     body = unstructure(patch(mark_read=mark_read, ai_tag=ai_tag, tags=tags))
-    answer = await session.request("PATCH", f"/v1/inbox/{conversation_id}", json=body)
-    return structure(envelope_data(answer), Conversation)
+    reply = await session.per_call(timeout, extra_headers).request(
+        "PATCH", f"/v1/inbox/{conversation_id}", json=body
+    )
+    return structure_answer(reply.data, Conversation, reply.response)

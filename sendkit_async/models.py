@@ -26,24 +26,90 @@ __all__ = [
     "MarkReadResult",
     "Pagination",
     "RateLimit",
+    "ResponseInfo",
 ]
 
 
 class EntryType(str, enum.Enum):
-    """What a DNC entry blocks: one address, or a whole domain."""
+    """What a DNC entry blocks: one address, or a whole domain (``str()`` is the value)."""
 
     EMAIL = "email"
     DOMAIN = "domain"
 
+    def __str__(self) -> str:
+        return self.value
+
 
 class DncReason(str, enum.Enum):
-    """Why an entry is on the list (the values the API is known to use)."""
+    """Why an entry is on the list (the values the API is known to use; ``str()`` is the value)."""
 
     UNSUBSCRIBE_LINK = "unsubscribe_link"
     MANUAL = "manual"
     BOUNCE = "bounce"
     COMPLAINT = "complaint"
     IMPORT = "import"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def known_reason(value: object) -> DncReason | str:
+    """A listed entry's reason: the :class:`DncReason` it names, or the text as sent.
+
+    The pages list five reasons but do not promise there are no others, so a
+    reason the SDK does not know yet is kept as a string rather than refused.
+    """
+    if not isinstance(value, str):
+        raise TypeError(f"expected a reason string, got {type(value).__name__}")
+    found = _REASONS.get(value)
+    return value if found is None else found
+
+
+class _Model:
+    """What every model can do besides holding its fields."""
+
+    __slots__ = ()
+
+    def to_dict(self, *, case: Literal["snake", "camel"] = "snake") -> dict[str, Any]:
+        """The model as JSON-ready data: enum values, ISO 8601 timestamps, lists.
+
+        ``case="snake"`` keys are the attribute names (``entry_type``);
+        ``case="camel"`` keys are the API's own (``entryType``, ``_id``).
+        """
+        from ._convert import to_dict  # noqa: PLC0415 - _convert builds on the models' shapes
+
+        return to_dict(self, camel=case == "camel")
+
+
+@attrs.frozen
+class ResponseInfo:
+    """The HTTP answer a result came from: ``result.response``.
+
+    Attributes:
+        status: the HTTP status (2xx).
+        headers: the answer's headers (case-insensitive), rate-limit fields included.
+        request_id: the server's request id, when it sent one (redacted like every field).
+    """
+
+    status: int
+    headers: Mapping[str, str] = attrs.field(repr=False)
+    request_id: str | None = None
+
+
+class _Result(_Model):
+    """A model one API answer produced: it keeps that answer's :class:`ResponseInfo`."""
+
+    __slots__ = ()
+
+    @property
+    def request_id(self) -> str | None:
+        """The request id of the answer this came from (``None`` if it sent none, or summed several)."""
+        response: ResponseInfo | None = getattr(self, "response", None)
+        return None if response is None else response.request_id
+
+
+# A result's response is not a wire field: never read from a body, never in to_dict().
+_LOCAL: Final = {"local": True}
 
 
 E = TypeVar("E", bound=enum.Enum)
@@ -112,7 +178,7 @@ def entry_type_option(value: object) -> EntryType | None:
 
 
 @attrs.frozen
-class DncEntry:
+class DncEntry(_Model):
     """One entry to put on the Do Not Contact list.
 
     The address is stripped and lowercased (as the API does), the type is
@@ -208,21 +274,24 @@ def _normalize(address: object, kind: EntryType) -> str:
 
 
 @attrs.frozen
-class ImportResult:
+class ImportResult(_Result):
     """Counts from one ``POST /v1/dnc/import``."""
 
     imported: int
     skipped: int
+    response: ResponseInfo | None = attrs.field(
+        default=None, eq=False, repr=False, kw_only=True, metadata=_LOCAL
+    )
 
 
 @attrs.frozen
-class DncRecord:
+class DncRecord(_Model):
     """An entry as ``GET /v1/dnc`` lists it."""
 
     id: str = attrs.field(metadata={"wire": "_id"})
     email: str
-    entry_type: str
-    reason: str
+    entry_type: EntryType
+    reason: DncReason | str = attrs.field(converter=known_reason, metadata={"converted": True})
     workspace_id: str | None = None
     unsubscribed_at: datetime | None = None
     created_at: datetime | None = None
@@ -230,7 +299,7 @@ class DncRecord:
 
 
 @attrs.frozen
-class Pagination:
+class Pagination(_Model):
     """Paging data of a list answer; fields the server did not send are ``None``.
 
     Page mode sends ``total/page/limit/pages``; cursor mode may add
@@ -246,33 +315,45 @@ class Pagination:
 
 
 @attrs.frozen
-class DncPage:
+class DncPage(_Result):
     """One page of DNC entries with its pagination data."""
 
     items: tuple[DncRecord, ...]
     pagination: Pagination
+    response: ResponseInfo | None = attrs.field(
+        default=None, eq=False, repr=False, kw_only=True, metadata=_LOCAL
+    )
 
 
 @attrs.frozen
-class InboxDncResult:
+class InboxDncResult(_Result):
     """Counts from ``POST /v1/inbox/dnc``."""
 
     added: int
     skipped: int
     total: int
+    response: ResponseInfo | None = attrs.field(
+        default=None, eq=False, repr=False, kw_only=True, metadata=_LOCAL
+    )
 
 
 @attrs.frozen
-class MarkReadResult:
+class MarkReadResult(_Result):
     """Count from ``POST /v1/inbox/mark-read``."""
 
     modified: int
+    response: ResponseInfo | None = attrs.field(
+        default=None, eq=False, repr=False, kw_only=True, metadata=_LOCAL
+    )
 
 
 @attrs.frozen
-class Conversation:
+class Conversation(_Result):
     """A conversation as ``PATCH /v1/inbox/{id}`` returns it."""
 
     id: str
     ai_tag: str | None = None
     tags: tuple[str, ...] = ()
+    response: ResponseInfo | None = attrs.field(
+        default=None, eq=False, repr=False, kw_only=True, metadata=_LOCAL
+    )

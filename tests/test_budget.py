@@ -8,6 +8,7 @@ import pytest
 from sendkit_async import Lane, LocalBudget, Observation, RateLimitError, SendKit, Shape
 from sendkit_async._budget import Learner
 from sendkit_async._budget._admit import Admission, decide, take
+from sendkit_async._budget._gate import Gate
 from sendkit_async.testing import FakeClock, FakeSendKit
 from sendkit_async.testing._limits import Spelling, make_limiter
 
@@ -398,3 +399,17 @@ async def test_four_local_budgets_on_one_key_share_it_without_starving():
     assert all(run.done == 50 for run in runs)
     assert clock.monotonic() <= 1.5 * (200 / 20 + 0.15)
     assert sum(run.rate_limited for run in runs) <= 0.05 * 200
+
+
+async def test_a_caller_cancelled_as_it_takes_a_free_gate_hands_it_on():
+    """Found by the cancel-and-reuse import test: a job cancelled at that moment left the
+    gate held by nobody, and the client's next job waited for it for ever."""
+    gate = Gate(FakeClock())
+    with anyio.CancelScope() as scope:
+        scope.cancel()
+        await gate.enter(Lane.BULK)  # cancelled at its checkpoint, holding the free gate
+    assert scope.cancelled_caught
+    assert gate.waiting == 0
+    with anyio.fail_after(1):  # only a regression waits this long
+        await gate.enter(Lane.BULK)
+    gate.leave()

@@ -311,3 +311,37 @@ async def test_a_file_that_is_not_a_checkpoint_is_refused(fake_sendkit, sendkit_
     assert "not a sendkit_async checkpoint" in str(caught.value.__cause__)
     assert other.read_text() == "shopping list\n"
     assert fake_sendkit.stats.requests == 0
+
+
+@pytest.mark.parametrize("cut", [1, 4, 9])
+async def test_a_client_reused_after_a_cancelled_import_reports_only_what_it_sent(cut):
+    """Issue 21's floor bug: after a cancelled job, the next job on the same client reported
+    entries as imported that it never sent. Checked against what the server really received."""
+    first = [f"first{i}@example.com" for i in range(20_000)]
+    second = [f"second{i}@example.com" for i in range(20_000)]
+    async with FakeSendKit(latency=0.005) as fake, fake.client() as client:
+        partial = None
+        with anyio.CancelScope() as scope:
+
+            def stop(progress, cut=cut):
+                if progress.batches >= cut:
+                    scope.cancel()
+
+            try:
+                await client.dnc.import_bulk(first, batch_size=1_000, concurrency=4, on_progress=stop)
+            except BaseException as exc:
+                partial = getattr(exc, "report", None)
+                raise
+        assert scope.cancelled_caught
+        stored_first = {e for e in fake.dnc_emails() if e.startswith("first")}
+        assert partial is not None
+        assert partial.balanced
+        assert partial.imported <= len(stored_first)  # never more than landed
+        received = fake.stats.entries_received
+
+        report = await client.dnc.import_bulk(second, batch_size=1_000, concurrency=4)
+        stored_second = {e for e in fake.dnc_emails() if e.startswith("second")}
+    assert report.balanced
+    assert report.imported == 20_000
+    assert stored_second == set(second)
+    assert fake.stats.entries_received - received == 20_000  # every entry sent once, none reported unsent

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+import zipfile
 
 import click
 import pytest
@@ -628,3 +629,86 @@ def test_messages_are_not_wrapped_mid_sentence_when_stderr_is_a_pipe(tmp_path):
     assert result.returncode == 2
     [line] = [line for line in result.stderr.splitlines() if "no such file" in line]
     assert line.endswith(long_name)
+
+
+def test_an_ids_file_takes_comments_and_names_a_bad_line_by_its_1_based_number(server, tmp_path):
+    ids = [server.add_conversation(f"lead{i}@example.com") for i in range(3)]
+    ids_file = tmp_path / "ids.txt"
+    ids_file.write_text(f"# exported from the CRM\n{ids[0]}  # first\n\n{ids[1]}\n")
+    assert "marked 2" in invoke("inbox", "mark-read", "--ids-file", str(ids_file)).stdout
+    ids_file.write_text(f"{ids[0]}\n# a comment\nnot-an-id\n")
+    result = CliRunner().invoke(cli, ["inbox", "mark-read", "--ids-file", str(ids_file)])
+    assert result.exit_code == 2
+    assert "line 3: 'not-an-id' is not a conversation id" in result.stderr
+    missing = CliRunner().invoke(cli, ["inbox", "mark-read", "--ids-file", str(tmp_path / "nope.txt")])
+    assert missing.exit_code == 2
+    assert "does not exist" in missing.stderr
+
+
+def test_inbox_commands_print_json_and_clear_tags(server, tmp_path):
+    conversation = server.add_conversation("lead@example.com", tags=["vip", "q4"])
+    ids_file = write(tmp_path / "ids.txt", conversation + "\n")
+    marked = json.loads(invoke("inbox", "mark-read", "--ids-file", ids_file, "--json").stdout)
+    assert marked["modified"] == 1
+    assert marked["request_id"].startswith("req_")
+    added = json.loads(invoke("inbox", "add-to-dnc", "--ids-file", ids_file, "--json").stdout)
+    assert (added["added"], added["skipped"], added["total"]) == (1, 0, 1)
+    updated = json.loads(invoke("inbox", "update", conversation, "--clear-tags", "--json").stdout)
+    assert updated["tags"] == []
+    assert server.conversation(conversation).tags == []
+    both = CliRunner().invoke(cli, ["inbox", "update", conversation, "--tag", "x", "--clear-tags"])
+    assert both.exit_code == 2
+
+
+@pytest.mark.parametrize(
+    ("encoding", "options"),
+    [("utf-16", []), ("utf-8-sig", []), ("utf-32", []), ("utf-16-le", ["--encoding", "utf-16-le"])],
+)
+def test_a_file_in_another_encoding_is_read_by_its_bom_or_encoding(server, tmp_path, encoding, options):
+    path = tmp_path / "export.csv"
+    path.write_bytes("Email;Name\nrene@exämple.com;René\nann@example.com;Ann\n".encode(encoding))
+    result = invoke("dnc", "import", str(path), "--json", *options)
+    report = json.loads(result.stdout)
+    assert (report["imported"], report["rejected"]) == (2, 0)
+    assert {"ann@example.com", "rene@xn--exmple-cua.com"} <= server.dnc_emails()
+
+
+@pytest.mark.usefixtures("server")
+def test_utf16_without_a_bom_says_to_pass_an_encoding_and_a_bad_encoding_is_a_usage_error(tmp_path):
+    path = tmp_path / "export.txt"
+    path.write_bytes("ann@example.com\n".encode("utf-16-le"))
+    result = CliRunner().invoke(cli, ["dnc", "import", str(path)])
+    assert result.exit_code == 2
+    assert "--encoding utf-16-le" in result.stderr
+    bad = CliRunner().invoke(cli, ["dnc", "import", str(path), "--encoding", "klingon"])
+    assert bad.exit_code == 2
+    assert "not a text encoding" in bad.stderr
+
+
+@pytest.mark.parametrize("first", ["sep=;", "SEP=;", "# saved by Excel\nsep=;"])
+def test_an_excel_sep_line_names_the_delimiter(server, tmp_path, first):
+    path = write(tmp_path / "excel.csv", f"{first}\nName;E-Mail\nAnn;ann@example.com\nBo;bo@example.com\n")
+    report = json.loads(invoke("dnc", "import", path, "--json").stdout)
+    assert (report["imported"], report["rejected"]) == (2, 0)
+    assert server.dnc_emails() == {"ann@example.com", "bo@example.com"}
+
+
+def test_the_demo_keeps_its_sample_when_asked(tmp_path):
+    kept = tmp_path / "sample.csv"
+    result = invoke("demo", "--entries", "500", "--keep-sample", str(kept))
+    assert result.exit_code == 0
+    assert str(kept) in result.stderr
+    assert len(kept.read_text().splitlines()) == 501
+    plain = invoke("demo", "--entries", "500")
+    assert "--keep-sample FILE keeps it" in plain.stderr
+
+
+@pytest.mark.usefixtures("server")
+def test_an_xlsx_workbook_is_named_as_one_and_nothing_is_sent(tmp_path):
+    path = tmp_path / "contacts.xlsx"
+    with zipfile.ZipFile(path, "w") as book:
+        book.writestr("xl/workbook.xml", "<workbook/>")
+    result = CliRunner().invoke(cli, ["dnc", "import", str(path)])
+    assert result.exit_code == 2
+    assert "Excel .xlsx workbook" in result.stderr
+    assert "save it as CSV" in result.stderr

@@ -1,8 +1,18 @@
 from datetime import datetime, timezone
 
+import orjson
 import pytest
 
-from sendkit_async import Conversation, DncEntry, DncReason, DncRecord, EntryType, Pagination, ValidationError
+from sendkit_async import (
+    Conversation,
+    DncEntry,
+    DncPage,
+    DncReason,
+    DncRecord,
+    EntryType,
+    Pagination,
+    ValidationError,
+)
 from sendkit_async._convert import structure, unstructure
 
 
@@ -112,3 +122,42 @@ def test_an_entry_that_insists_on_an_email_refuses_a_domain():
     # What the README's web example relies on: /unsubscribe/gmail.com must not list a whole domain.
     with pytest.raises(ValidationError):
         DncEntry("gmail.com", type="email")
+
+
+def test_a_listed_record_has_typed_fields_and_keeps_a_reason_it_does_not_know():
+
+    wire = {"_id": "a" * 24, "email": "x.org", "entryType": "domain", "reason": "bounce"}
+    record = structure(wire, DncRecord)
+    assert record.entry_type is EntryType.DOMAIN
+    assert record.reason is DncReason.BOUNCE
+    assert str(record.entry_type) == "domain"  # str() and f-strings give the value on every Python
+    assert f"{record.reason}" == "bounce"
+    newer = structure({**wire, "reason": "spam_trap"}, DncRecord)
+    assert newer.reason == "spam_trap"
+    assert not isinstance(newer.reason, DncReason)
+
+
+def test_to_dict_gives_json_ready_data_in_either_case():
+    record = DncRecord(
+        id="a" * 24,
+        email="x.org",
+        entry_type=EntryType.DOMAIN,
+        reason="manual",
+        created_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc),
+    )
+    snake = record.to_dict()
+    assert snake["entry_type"] == "domain"
+    assert snake["created_at"] == "2026-01-02T03:04:05Z"
+    camel = record.to_dict(case="camel")
+    assert camel["_id"] == "a" * 24
+    assert camel["entryType"] == "domain"
+    page = DncPage(items=(record,), pagination=Pagination(total=1, next_cursor="c"))
+    data = page.to_dict(case="camel")
+    assert data["pagination"]["nextCursor"] == "c"
+    assert isinstance(data["items"], list)
+    assert orjson.loads(orjson.dumps(data)) == data
+    assert Conversation(id="b" * 24, tags=("vip",)).to_dict() == {
+        "id": "b" * 24,
+        "ai_tag": None,
+        "tags": ["vip"],
+    }

@@ -67,7 +67,11 @@ class Gate:
         """Wait for the gate; ``ahead`` puts the caller first in its lane (it stepped aside)."""
         if not self._held and not any(self._queues.values()):
             self._held = True
-            await anyio.lowlevel.checkpoint()  # still a cancellation point
+            try:
+                await anyio.lowlevel.checkpoint()  # still a cancellation point
+            except BaseException:
+                self.leave()  # cancelled holding it: hand it on, or nobody ever gets it again
+                raise
             return
         turn = anyio.Event()
         queue = self._queues[lane]

@@ -14,6 +14,7 @@ import click
 from ._dnc import import_file
 from ._input import InputFile
 from ._runner import (
+    OutputPath,
     Settings,
     err,
     run,
@@ -50,14 +51,16 @@ def write_sample(path: Path, count: int, *, seed: int = 7) -> None:
 
 @click.command()
 @click.option("--entries", type=click.IntRange(min=1), default=DEMO_ENTRIES, show_default=True)
+@click.option("--keep-sample", type=OutputPath(), help="write the generated sample here and keep it")
 @click.pass_obj
-def demo(settings: Settings, entries: int) -> None:
+def demo(settings: Settings, entries: int, keep_sample: str | None) -> None:
     """Import a generated sample into an in-process fake server (50 ms latency, 20 requests/s)."""
     settings.fake = True
     settings.fake_options = {"latency": 0.05, "rate_limit": 20, "seed": 1}
     with tempfile.TemporaryDirectory() as folder:
-        sample = Path(folder) / "sample.csv"
+        sample = Path(keep_sample) if keep_sample is not None else Path(folder) / "sample.csv"
         write_sample(sample, entries)
-        err.print(f"generated {entries:,} rows (with invalid entries and repeats) in {sample.name}")
+        where = str(sample) if keep_sample is not None else "a temporary file (--keep-sample FILE keeps it)"
+        err.print(f"generated {entries:,} rows (with invalid entries and repeats) in {where}")
         source = InputFile(str(sample))
         run(settings, lambda: import_file(settings, source, rejects_expected=True))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
 import csv
 import gzip
@@ -56,6 +57,15 @@ def dnc() -> None:
     """The Do Not Contact list."""
 
 
+def _codec(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return codecs.lookup(value).name
+    except LookupError:
+        raise click.BadParameter(f"{value!r} is not a text encoding Python knows") from None
+
+
 @dnc.command("import")
 @click.argument("file")
 @concurrency_option
@@ -97,6 +107,11 @@ def dnc() -> None:
 @click.option("--column", help="the address column of a CSV, by name or 1-based number (default: found)")
 @click.option("--delimiter", help="the CSV delimiter (default: sniffed among , ; tab |)")
 @click.option("--no-header", is_flag=True, help="the CSV's first row is data, not column names")
+@click.option(
+    "--encoding",
+    callback=_codec,
+    help="the text encoding, e.g. utf-16-le or cp1252  [default: from its byte-order mark, else UTF-8]",
+)
 @click.pass_obj
 def dnc_import(
     settings: Settings,
@@ -117,6 +132,7 @@ def dnc_import(
     column: str | None,
     delimiter: str | None,
     no_header: bool,
+    encoding: str | None,
 ) -> None:
     """Import FILE (CSV with an email column, one address per line, or JSON Lines; - for stdin; .gz ok).
 
@@ -156,6 +172,7 @@ def dnc_import(
         header=False if no_header else None,
         reason_given=reason is not None,
         type_given=entry_type is not None,
+        encoding=encoding,
     )
     run(
         settings,

@@ -8,10 +8,12 @@ thread, so the event loop never waits on the disk, and never all at once.
 from __future__ import annotations
 
 import bisect
+import codecs
 import csv
 import gzip
 import io
 import itertools
+import re
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -35,16 +37,39 @@ def _field(name: str) -> str:
     return name.strip().lower().replace(" ", "").replace("-", "").replace("_", "")
 
 
-def _as_text(buffered: Any) -> tuple[gzip.GzipFile | None, io.TextIOWrapper]:
-    """A peekable byte stream as text: gunzipped if it starts like gzip, UTF-8 with or without a BOM."""
+# Byte-order marks and the codec that reads past them (UTF-32's before UTF-16's: it starts the same).
+_BOMS: Final = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+
+def _as_text(buffered: Any, encoding: str | None = None) -> tuple[gzip.GzipFile | None, io.TextIOWrapper]:
+    """A peekable byte stream as text: gunzipped if it starts like gzip.
+
+    The encoding is ``encoding`` when given (``--encoding``); else a byte-order
+    mark says it (UTF-8, UTF-16 or UTF-32, as Excel's "Unicode text" writes);
+    else UTF-8. Undecodable bytes become U+FFFD, so a wrong guess shows as
+    rejected rows, never as a crash.
+    """
     unzipped = gzip.GzipFile(fileobj=buffered) if buffered.peek(2)[:2] == _GZIP_MAGIC else None
-    return unzipped, io.TextIOWrapper(
-        unzipped or buffered, encoding="utf-8-sig", errors="replace", newline=""
-    )
+    stream: Any = unzipped or buffered
+    if encoding is None:
+        head = stream.peek(4)[:4]
+        encoding = next((codec for bom, codec in _BOMS if head.startswith(bom)), "utf-8-sig")
+    return unzipped, io.TextIOWrapper(stream, encoding=encoding, errors="replace", newline="")
 
 
 def _comment(line: str) -> bool:
     return line.lstrip().startswith("#")
+
+
+def _first_line(lines: Iterator[tuple[int, str]]) -> tuple[int, str] | None:
+    """The next numbered line that is neither blank nor a ``#`` comment."""
+    return next(((n, line) for n, line in lines if line.strip() and not _comment(line)), None)
 
 
 def _json_object(line: str) -> bool:
@@ -79,7 +104,9 @@ def _looks_like_header(cells: list[str]) -> bool:
 
 
 _CHUNK_LINES: Final = 4096
+_SEP_LINE: Final = re.compile(r"sep=(.)", re.IGNORECASE)
 _GZIP_MAGIC: Final = b"\x1f\x8b"
+_ZIP_MAGIC: Final = b"PK\x03\x04"
 
 
 class UnreadableInputError(Exception):
@@ -110,6 +137,7 @@ class InputFile:
         header: bool | None = None,
         reason_given: bool = False,
         type_given: bool = False,
+        encoding: str | None = None,
     ) -> None:
         self.path = path
         # --column (a name or a 1-based number), --delimiter, --no-header, and
@@ -119,6 +147,7 @@ class InputFile:
         self.header = header
         self.reason_given = reason_given
         self.type_given = type_given
+        self.encoding = encoding
         self.format: str | None = None
         self.entry_type: EntryTypeOption = "auto"
         self.total_bytes: int | None = None
@@ -150,8 +179,15 @@ class InputFile:
         # peek() sniffs gzip without consuming; wrap sources that cannot peek.
         buffered = raw if hasattr(raw, "peek") else io.BufferedReader(raw)
         self._raw = raw
+        if buffered.peek(4)[:4] == _ZIP_MAGIC:
+            if self.path != "-":
+                raw.close()
+            raise UnreadableInputError(
+                f"{self.path} is a zip archive (an Excel .xlsx workbook?), not text: "
+                "save it as CSV (UTF-8) and import that"
+            )
         # Held on self: the wrapper closes what it wraps when collected.
-        self._gzip, self._text = _as_text(buffered)
+        self._gzip, self._text = _as_text(buffered, self.encoding)
         try:
             return self._items(self._text)
         except BaseException:
@@ -178,14 +214,22 @@ class InputFile:
 
     def _items(self, text: io.TextIOWrapper) -> Iterator[tuple[int, Any]]:
         lines = enumerate(text, start=1)
-        first = next(((n, line) for n, line in lines if line.strip() and not _comment(line)), None)
+        first = _first_line(lines)
+        declared = None if first is None else _SEP_LINE.fullmatch(first[1].strip())
+        if declared is not None:  # Excel's "sep=;" first line names the delimiter
+            self.delimiter = self.delimiter or declared.group(1)
+            first = _first_line(lines)
         if first is None:
-            self.format = "list"
+            self.format = "list" if declared is None else "csv"
             return iter(())
         number, line = first
         stripped = line.strip()
         if "\x00" in stripped:
-            raise UnreadableInputError(f"line {number}: this is a binary file, not a list of addresses")
+            raise UnreadableInputError(
+                f"line {number}: this is a binary file, not a list of addresses "
+                "(UTF-16 without a byte-order mark? pass --encoding utf-16-le; "
+                "a spreadsheet? save it as CSV)"
+            )
         if stripped.startswith("{") and _json_object(stripped):
             self.format = "jsonl"
             return self._jsonl([(number, line)], lines)
@@ -294,7 +338,9 @@ class InputFile:
         found: dict[int, str] = {}
         last = max(numbers)
         with Path(self.path).open("rb") as raw:
-            unzipped, text = _as_text(raw)  # read exactly as the import read it, so lines match
+            unzipped, text = _as_text(
+                raw, self.encoding
+            )  # read exactly as the import read it, so lines match
             for number, line in enumerate(text, start=1):
                 if number in numbers:
                     found[number] = line.rstrip("\r\n")

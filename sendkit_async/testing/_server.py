@@ -433,6 +433,8 @@ class FakeSendKit:
             response = _error(exc.status, exc.reason)
         if key is not None and limit_headers:
             response.headers.update(limit_headers)
+        # Every answer names itself, as gateways do (the pages do not say the header).
+        response.headers["X-Request-Id"] = f"req_{self.stats.requests:08d}"
         return response
 
     def _dropped(self, request: web.Request) -> bool:
