@@ -250,3 +250,19 @@ async def test_the_budget_rejoins_redis_once_it_answers_again(tmp_path):
         finally:
             server.terminate()
             await server.wait()
+
+
+async def test_a_caller_cancelled_in_its_reserved_wait_frees_its_place_in_flight(redis_server):
+    """An interactive caller reserves the next slot and sleeps until it; cancelled (or past its
+    max_queue_wait) there, it must not hold a place in flight until the place's TTL runs out."""
+    async with RedisBudget.from_url(redis_server.url) as budget:
+        budget.bind("k")
+        permit = await budget.acquire(Lane.BULK)
+        now = time.time()
+        await budget.observe(permit, Observation(429, sent_at=now, received_at=now, retry_at=now + 2))
+        with anyio.move_on_after(0.2) as waited:
+            await budget.acquire(Lane.INTERACTIVE)
+        assert waited.cancelled_caught
+        async with aioredis.Redis.from_url(redis_server.url) as probe:
+            places = [await probe.zcard(key) async for key in probe.scan_iter(match="*:flight")]
+        assert sum(places) == 0  # (an empty set is no key at all)

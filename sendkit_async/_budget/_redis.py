@@ -249,7 +249,18 @@ class RedisBudget(RedisOwner):
                 self._state.seq = int(reply[3]) + 1
                 self._remote[token] = (int(reply[3]), now + wait)
                 if wait > 0:
-                    await self._clock.sleep(wait)  # a reserved slot: keep it even if roused
+                    try:
+                        await self._clock.sleep(wait)  # a reserved slot: keep it even if roused
+                    except BaseException:
+                        # Cancelled (or past max_queue_wait) before the send: free its place in flight now.
+                        with anyio.CancelScope(shield=True):
+                            await self.observe(
+                                Permit(lane=lane, token=token, granted_at=self._clock.wall()),
+                                Observation.of(
+                                    None, sent_at=self._clock.wall(), received_at=self._clock.wall()
+                                ),
+                            )
+                        raise
                 return token
             if lane is Lane.BULK and self._gate.urgent():
                 return None
