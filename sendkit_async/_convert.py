@@ -85,14 +85,20 @@ def parse_datetime(value: object, _type: object = None) -> datetime:
 
 
 converter.register_structure_hook(datetime, parse_datetime)
-converter.register_unstructure_hook(datetime, lambda d: d.isoformat().replace("+00:00", "Z"))
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+converter.register_unstructure_hook(datetime, _iso)
 
 # Attribute names as they are, for to_dict(case="snake").
 _snake = cattrs.Converter()
 _snake.register_unstructure_hook_factory(
     attrs.has, lambda cls: make_dict_unstructure_fn(cls, _snake, **_omitting_local(cls))
 )
-_snake.register_unstructure_hook(datetime, converter.get_unstructure_hook(datetime))
+_snake.register_unstructure_hook(datetime, _iso)
 
 
 def to_dict(obj: object, *, camel: bool) -> dict[str, Any]:
