@@ -8,6 +8,7 @@ store's records against what the fake server really received.
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections.abc import Iterator
 
@@ -25,7 +26,7 @@ from sendkit_async import (
 from sendkit_async._redis_url import close, connect
 from sendkit_async.testing import FakeSendKit
 
-from .conftest import RedisGroup, spawn_cluster, spawn_sentinel_group
+from .conftest import RedisGroup, redis_port, spawn_cluster, spawn_redis, spawn_sentinel_group, stop_redis
 from .test_bulk import distinct_valid
 
 ENTRIES = list(distinct_valid(20_000))
@@ -209,6 +210,52 @@ async def test_data_lost_in_a_restart_stops_the_job_with_a_typed_error_and_a_rer
     assert rerun.resumed_batches == 0  # nothing survived to resume from: the job starts over
     assert rerun.imported + rerun.skipped == len(ENTRIES)
     assert len(fake.dnc_emails()) == len(ENTRIES)
+
+
+async def test_a_real_restart_that_lost_the_data_stops_the_job_and_a_rerun_accounts(tmp_path):
+    """The server killed mid-job and started again on its port, empty (no persistence)."""
+    server = spawn_redis(tmp_path / "first")
+    port = redis_port(server.url)
+    restarted = []
+    try:
+        async with (
+            FakeSendKit(latency=0.02) as fake,
+            RedisCheckpoints.from_url(server.url, lease_ttl=1.5) as store,
+            fake.client() as client,
+        ):
+
+            async def restart(progress) -> None:
+                if progress.batches == 20 and not restarted:
+                    server.kill()
+                    restarted.append(
+                        await anyio.to_thread.run_sync(
+                            functools.partial(spawn_redis, tmp_path / "second", port=port)
+                        )
+                    )
+
+            with pytest.raises(ImportAbortedError) as caught:
+                await client.dnc.import_bulk(
+                    ENTRIES,
+                    batch_size=100,
+                    concurrency=4,
+                    checkpoint=store,
+                    job="restarted",
+                    on_progress=restart,
+                )
+            assert isinstance(caught.value.__cause__, CheckpointLostError)
+            first = caught.value.report
+            assert first is not None
+            assert first.balanced
+            assert first.read < len(ENTRIES)  # it stopped, rather than carrying on unrecorded
+            rerun = await client.dnc.import_bulk(
+                ENTRIES, batch_size=100, concurrency=4, checkpoint=store, job="restarted"
+            )
+        assert rerun.balanced
+        assert rerun.imported + rerun.skipped == len(ENTRIES)
+        assert len(fake.dnc_emails()) == len(ENTRIES)
+    finally:
+        for each in (server, *restarted):
+            stop_redis(each)
 
 
 @pytest.mark.parametrize(("freeze", "survives"), [(0.6, True), (3.5, False)])

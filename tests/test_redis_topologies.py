@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -12,7 +14,7 @@ from sendkit_async import ConfigurationError, RedisBudget, RedisCheckpoints, Val
 from sendkit_async._redis_url import connect, describe
 from sendkit_async.testing import FakeSendKit
 
-from .conftest import spawn_cluster, spawn_sentinel_group
+from .conftest import spawn_cluster, spawn_redis, spawn_sentinel_group, stop_redis
 
 
 @pytest.fixture(scope="module")
@@ -171,6 +173,35 @@ async def test_a_stall_shorter_than_the_lease_costs_time_not_the_job(redis_serve
         )
         assert report.imported == 2_000
         assert report.balanced
+
+
+async def test_a_server_asleep_for_less_than_the_lease_costs_time_not_the_job(tmp_path) -> None:
+    """``DEBUG SLEEP 1.2`` (a slow fsync, a long script) under a 1.5 s lease: everything waits it out."""
+    server = spawn_redis(tmp_path, "--enable-debug-command", "yes")
+    sleeping = []
+    try:
+        async with (
+            RedisCheckpoints.from_url(server.url, lease_ttl=1.5) as store,
+            aioredis.Redis.from_url(server.url) as admin,
+            FakeSendKit(latency=0.05) as fake,
+            fake.client() as client,
+        ):
+
+            def sleep_once(progress) -> None:
+                if progress.batches == 2 and not sleeping:
+                    sleeping.append(asyncio.ensure_future(admin.execute_command("DEBUG", "SLEEP", "1.2")))
+
+            entries = [f"u{n}@example.com" for n in range(2_000)]
+            started = time.monotonic()
+            report = await client.dnc.import_bulk(
+                entries, batch_size=200, checkpoint=store, job="asleep", on_progress=sleep_once, concurrency=2
+            )
+            await sleeping[0]
+        assert report.imported == 2_000
+        assert report.balanced
+        assert time.monotonic() - started >= 1.0  # it did wait for the server
+    finally:
+        stop_redis(server)
 
 
 async def test_an_evicting_policy_is_named_in_a_warning(redis_server, caplog) -> None:
