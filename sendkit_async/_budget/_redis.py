@@ -253,12 +253,11 @@ class RedisBudget(RedisOwner):
                         await self._clock.sleep(wait)  # a reserved slot: keep it even if roused
                     except BaseException:
                         # Cancelled (or past max_queue_wait) before the send: free its place in flight now.
+                        wall = self._clock.wall()
                         with anyio.CancelScope(shield=True):
                             await self.observe(
-                                Permit(lane=lane, token=token, granted_at=self._clock.wall()),
-                                Observation.of(
-                                    None, sent_at=self._clock.wall(), received_at=self._clock.wall()
-                                ),
+                                Permit(lane=lane, token=token, granted_at=wall),
+                                Observation.of(None, sent_at=wall, received_at=wall),
                             )
                         raise
                 return token
