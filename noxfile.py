@@ -24,27 +24,47 @@ nox.options.error_on_missing_interpreters = False
 PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
 ROOT = Path(__file__).parent
 FLOORS = ROOT / "constraints" / "floors.txt"
+# The development toolchain (ruff, mypy, pytest, ...) is locked; runtime dependencies are not.
+DEV = ("-c", str(ROOT / "constraints" / "dev.txt"))
 
 
 @nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
     """The suite on one Python (``nox -s tests-3.12``); arguments go to pytest."""
-    session.install("-e", ".[test]")
+    session.install(*DEV, "-e", ".[test]")
     session.run("pytest", *session.posargs)
 
 
 @nox.session(python=PYTHONS[0])
 def floors(session: nox.Session) -> None:
-    """The suite on the lowest Python and the lowest versions pyproject.toml allows (constraints/)."""
-    session.install("-c", str(FLOORS), "-e", ".[test]")
+    """The suite, and the strict type check, on the lowest Python and the lowest versions allowed.
+
+    The floors are pinned in ``constraints/floors.txt``: the package's typing
+    must hold on redis-py 5.0.1 as on the newest release (see ``newest``).
+    """
+    session.install("-c", str(FLOORS), *DEV, "-e", ".[test]")
     session.run("python", "-m", "pip", "check")
+    session.run("mypy")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session(python=PYTHONS[-1])
+def newest(session: nox.Session) -> None:
+    """Lint, types and the suite with every runtime dependency at its newest release, resolved fresh.
+
+    Upstream drift (a new aiohttp, redis-py or cattrs) shows up here, as a named
+    CI step, not in a newcomer's first run. The toolchain stays locked.
+    """
+    session.install(*DEV, "--upgrade", "--upgrade-strategy", "eager", "--no-cache-dir", "-e", ".[test]")
+    session.run("python", "-m", "pip", "list", "--format", "freeze")
+    session.run("mypy")
     session.run("pytest", *session.posargs)
 
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff, at the version the test extra pins."""
-    session.install("-e", ".[test]")
+    """ruff, at the version the toolchain lock pins."""
+    session.install(*DEV, "-e", ".[test]")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
 
@@ -52,7 +72,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over the package."""
-    session.install("-e", ".[test]")
+    session.install(*DEV, "-e", ".[test]")
     session.run("mypy")
 
 
@@ -63,7 +83,7 @@ def docs(session: nox.Session) -> None:
     It also runs every example of the pages, the FastAPI one included (FastAPI
     and httpx are installed here only: the package does not need them).
     """
-    session.install("-e", ".[docs,test]", "fastapi", "httpx")
+    session.install(*DEV, "-e", ".[docs,test]", "fastapi", "httpx")
     session.run("mkdocs", "build", "--strict", env={"NO_MKDOCS_2_WARNING": "1"})
     session.run("pytest", "-p", "no:cacheprovider", "tests/test_docs.py", "tests/test_examples_run.py")
 

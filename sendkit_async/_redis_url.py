@@ -54,12 +54,30 @@ __all__ = [
     "misconfigured",
     "outage_errors",
     "refuse_misconfigured",
+    "untyped",
 ]
 
 AnyRedis: TypeAlias = "aioredis.Redis | RedisCluster"
 
 SCHEMES = REDIS_URL_SCHEMES
 _MISCONFIGURED_REPLIES = ("NOPERM", "WRONGPASS", "NOAUTH", "CROSSSLOT", "MOVED", "NOSCRIPT No matching")
+
+
+def untyped(client: AnyRedis) -> Any:
+    """``client`` for a call whose annotations differ between redis-py releases.
+
+    redis-py 5 leaves some constructors untyped and marks ``RedisCluster``
+    abstract; later releases type them, and annotate some commands as
+    returning "an awaitable or a value". The package supports every release
+    from its floor on, so the few calls whose types move go through here
+    (a ``type: ignore`` right on one release is an unused one on the next).
+    """
+    return client
+
+
+def _untyped(constructor: object) -> Any:
+    """A redis-py class whose constructor's annotations differ between releases (see :func:`untyped`)."""
+    return constructor
 
 
 def is_redis_url(value: object) -> bool:
@@ -99,9 +117,10 @@ def connect(url: str, *, timeout: float, retry: bool = True) -> AnyRedis:
     lowered = url.lower()
     timeouts: dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
     if not retry:
-        timeouts["retry"] = Retry(NoBackoff(), 0)
+        timeouts["retry"] = Retry(_untyped(NoBackoff)(), 0)
     if lowered.startswith(("redis://", "rediss://", "unix://")):
-        return aioredis.Redis.from_url(url, **timeouts)
+        plain: aioredis.Redis = aioredis.Redis.from_url(url, **timeouts)
+        return plain
     if not lowered.startswith(SCHEMES):
         raise ConfigurationError(
             f"unknown Redis URL {_redacted(url)!r}: use redis://, rediss://, unix://, "
@@ -117,7 +136,10 @@ def connect(url: str, *, timeout: float, retry: bool = True) -> AnyRedis:
     nodes = _hosts(netloc, url)
     if "cluster" in scheme.lower():
         startup = [ClusterNode(host, port) for host, port in nodes]
-        return RedisCluster(startup_nodes=startup, ssl=tls, username=username, password=password, **timeouts)
+        cluster: RedisCluster = _untyped(RedisCluster)(
+            startup_nodes=startup, ssl=tls, username=username, password=password, **timeouts
+        )
+        return cluster
     parts = [p for p in path.split("/") if p]
     if not parts:
         raise ConfigurationError(f"{_redacted(url)!r} names no service: redis+sentinel://host:port/service")
@@ -125,7 +147,7 @@ def connect(url: str, *, timeout: float, retry: bool = True) -> AnyRedis:
     db = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
     sentinel_password = parse_qs(query).get("sentinel_password", [None])[0]
     sentinel_kwargs = {**timeouts, "password": sentinel_password}
-    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+    sentinel = _untyped(Sentinel)(
         nodes,
         sentinel_kwargs=sentinel_kwargs,
         ssl=tls,

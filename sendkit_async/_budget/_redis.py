@@ -32,6 +32,7 @@ from sendkit_async._redis_url import (
     first_call,
     outage_errors,
     refuse_misconfigured,
+    untyped,
 )
 
 from ._admit import Admission
@@ -164,7 +165,7 @@ class RedisBudget(RedisOwner):
         self.in_flight_ttl = in_flight_ttl
         self.keep = keep
         self._script_time = script_time
-        self._script = client.register_script(_SCRIPT)
+        self._script = untyped(client).register_script(_SCRIPT)
         self._gate = Gate(self._clock)
         self._keys: list[str] | None = None
         self._key_id: str | None = None

@@ -29,6 +29,7 @@ from sendkit_async._redis_url import (
     follow_master,
     outage_errors,
     refuse_misconfigured,
+    untyped,
 )
 from sendkit_async._validate import check_seconds
 
@@ -176,7 +177,7 @@ class RedisCheckpoints(RedisOwner):
         check_key_part("prefix", prefix)
         self.prefix = prefix
         self._eviction_checked = False
-        self._scripts = {name: redis.register_script(source) for name, source in _SCRIPTS.items()}
+        self._scripts = {name: untyped(redis).register_script(source) for name, source in _SCRIPTS.items()}
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> Self:
@@ -428,7 +429,7 @@ class _RedisJob:
 
     async def read(self) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
         header = await self._call("read the checkpoint", lambda: self._redis.get(self._keys[1]))
-        batches = await self._call("read the checkpoint", lambda: self._redis.hgetall(self._keys[2]))
+        batches = await self._call("read the checkpoint", lambda: untyped(self._redis).hgetall(self._keys[2]))
         if header is None:
             return None
         try:
