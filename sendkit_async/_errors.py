@@ -7,6 +7,7 @@
     ├── ValidationError (ValueError) .. bad arguments, raised before sending
     │   └── CheckpointMismatchError ... [bulk] the checkpoint is another job's (settings, input, account)
     ├── ClientClosedError ............. the client was used after close()
+    ├── ClientLoopError ............... the client was used from an event loop it was not opened in
     ├── BudgetTimeoutError ............ a call waited past max_queue_wait for its rate-budget slot
     ├── UnexpectedResponseError ....... a 2xx answer that is not the documented shape
     ├── ImportAbortedError ............ [bulk] a bulk import stopped on a fatal error; has .report
@@ -55,6 +56,7 @@ __all__ = [
     "BadRequestError",
     "BudgetTimeoutError",
     "ClientClosedError",
+    "ClientLoopError",
     "ConfigurationError",
     "ConflictError",
     "InternalServerError",
@@ -102,6 +104,17 @@ class ValidationError(SendKitError, ValueError):
 
 class ClientClosedError(SendKitError, RuntimeError):
     """The client was closed and cannot send requests any more."""
+
+
+class ClientLoopError(SendKitError, RuntimeError):
+    """The client was used from an event loop other than the one it was opened in.
+
+    A client's connection pool, rate budget and background tasks belong to one
+    event loop. A client made at module level and used from several
+    ``asyncio.run()`` calls, or from pytest-asyncio's per-test loops, meets
+    this: make one client per event loop (in a fixture, or in your web app's
+    lifespan).
+    """
 
 
 class BudgetTimeoutError(SendKitError):

@@ -13,18 +13,17 @@ may be out at once (and so how many batch bodies are held in memory).
   Netflix's concurrency-limits) and on timeouts, 5xx gateway answers and
   connection errors, and it never exceeds ``max_limit``.
 
-Bulk helpers take a :meth:`~InFlight.slot` around each call; the session
-tells it when each attempt leaves (:meth:`~InFlight.sent`) and how it ended
-(:meth:`~InFlight.answered`).
+Bulk helpers take a :meth:`~InFlight.slot` around each call (through
+:func:`sendkit_async._fanout.fan_out`); as a hook of the session
+(:mod:`._hooks`), a limit hears when each attempt leaves and how it ended.
 """
 
 from __future__ import annotations
 
 import contextlib
-import itertools
 import math
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Final, Literal, Protocol, TypeAlias
 
 import anyio
@@ -32,6 +31,7 @@ import anyio
 from ._clock import Clock
 from ._config import DEFAULT_MAX_CONCURRENCY
 from ._errors import ValidationError
+from ._hooks import Attempt
 
 __all__ = [
     "DEFAULT_MAX_CONCURRENCY",
@@ -77,11 +77,16 @@ def check_concurrency(value: object, name: str = "concurrency") -> Concurrency:
 
 
 class InFlight(Protocol):
-    """A cap on requests in flight that bulk helpers wait on and the session reports to."""
+    """A cap on requests in flight that bulk helpers wait on, and a hook of the session's attempts."""
 
     @property
     def limit(self) -> int:
         """Requests allowed in flight now."""
+        ...
+
+    @property
+    def max_limit(self) -> int:
+        """The most it may ever allow (how many workers a fan-out needs)."""
         ...
 
     @property
@@ -93,16 +98,8 @@ class InFlight(Protocol):
         """Hold one of the ``limit`` slots for one call (its retries included)."""
         ...
 
-    def sent(self) -> int:
-        """An attempt leaves now (its budget permit granted); returns its token for :meth:`answered`."""
-        ...
-
-    def answered(self, token: int, *, size: int, status: int | None) -> None:
-        """The attempt ``token`` ended: its body's bytes and its status (``None``: no answer)."""
-        ...
-
-    def forget(self, token: int) -> None:
-        """The attempt ``token`` was cancelled: it says nothing about the server."""
+    def attempt(self, attempt: Attempt) -> contextlib.AbstractContextManager[None]:
+        """Around one attempt: it leaves (its budget permit granted), then ends answered or cut short."""
         ...
 
 
@@ -166,15 +163,15 @@ class FixedLimit(_Slots):
     def _current(self) -> int:
         return self._limit
 
-    def sent(self) -> int:
-        """A fixed cap learns nothing."""
-        return 0
+    @property
+    def max_limit(self) -> int:
+        """A fixed cap never moves."""
+        return self._limit
 
-    def answered(self, token: int, *, size: int, status: int | None) -> None:
+    @contextlib.contextmanager
+    def attempt(self, attempt: Attempt) -> Iterator[None]:  # noqa: ARG002 - the hook's signature
         """A fixed cap learns nothing."""
-
-    def forget(self, token: int) -> None:
-        """A fixed cap learns nothing."""
+        yield
 
     def __repr__(self) -> str:
         return f"FixedLimit({self._limit}, in_flight={self.in_flight})"
@@ -220,8 +217,7 @@ class AdaptiveLimit(_Slots):
         self._latency = 0.0  # smoothed, all sizes
         self._ratio = 1.0  # smoothed latency / unloaded latency, since the last change
         self._changed = -math.inf
-        self._out: dict[int, tuple[float, int]] = {}  # token -> (sent at, in flight then)
-        self._tokens = itertools.count(1)
+        self._out: dict[Attempt, tuple[float, int]] = {}  # attempt -> (sent at, in flight then)
 
     def _current(self) -> int:
         ceiling = min(self.max_limit, max(1, int(self._ceiling)))
@@ -241,25 +237,29 @@ class AdaptiveLimit(_Slots):
             return 0.0
         return self._clock.monotonic() - min(sent for sent, _ in self._out.values())
 
-    def sent(self) -> int:
-        """Note an attempt leaving; a longer wait for the oldest answer may let others in."""
-        token = next(self._tokens)
-        self._out[token] = (self._clock.monotonic(), len(self._out) + 1)
-        self.wake()
-        return token
+    @contextlib.contextmanager
+    def attempt(self, attempt: Attempt) -> Iterator[None]:
+        """Note the attempt leaving, then learn from how it ended (a cancelled one teaches nothing).
 
-    def forget(self, token: int) -> None:
-        """Drop a cancelled attempt."""
-        self._out.pop(token, None)
+        A longer wait for the oldest answer may let others in meanwhile.
+        """
+        self._out[attempt] = (self._clock.monotonic(), len(self._out) + 1)
         self.wake()
+        try:
+            yield
+        except BaseException:
+            self._out.pop(attempt, None)
+            self.wake()
+            raise
+        self.answered(attempt, size=attempt.size, status=attempt.status if attempt.answered else None)
 
-    def answered(self, token: int, *, size: int, status: int | None) -> None:
+    def answered(self, attempt: Attempt, *, size: int, status: int | None) -> None:
         """Learn from one attempt; a larger limit lets waiters in at once.
 
         Only a success measures the server's service time: a 429 or a 4xx
         is answered at its edge, fast, whatever the server's load.
         """
-        sent_at, load = self._out.pop(token, (self._clock.monotonic(), 1))
+        sent_at, load = self._out.pop(attempt, (self._clock.monotonic(), 1))
         load = max(load, len(self._out) + 1)  # what was out with it, at its start or its end
         now = self._clock.monotonic()
         fresh = sent_at >= self._changed  # sent after the last change: it shows its effect

@@ -25,21 +25,25 @@ carries on.
 
 :func:`walk_pages` is plain page mode fetched ahead: offsets shift when the
 list changes, so it makes no such promise.
+
+Both are coroutines that hand each page to ``emit`` in order (a stream's
+channel, see :mod:`._stream`), not async generators: their concurrency
+(:func:`~._fanout.fan_out`) opens and closes inside them, in one task.
 """
 
 from __future__ import annotations
 
-import contextlib
+import itertools
 import math
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Final, Protocol
 
 import anyio
 import attrs
-from anyio.abc import TaskGroup
 
 from ._errors import APIStatusError, UnexpectedResponseError
-from ._flow import InFlight
+from ._fanout import fan_out
+from ._flow import FixedLimit, InFlight
 from .models import DncPage, DncRecord
 
 __all__ = ["DEFAULT_PREFETCH", "continuation", "walk_cursor", "walk_pages"]
@@ -57,6 +61,9 @@ class PageFetch(Protocol):
     """``get_page`` with its filters bound: one page by number, or after a cursor."""
 
     def __call__(self, *, page: int | None = None, cursor: str | None = None) -> Awaitable[DncPage]: ...
+
+
+EmitPage = Callable[[DncPage], Awaitable[None]]
 
 
 def continuation(page: DncPage, cursor: str | None) -> str | None:
@@ -155,16 +162,24 @@ class _CursorWalk:
     async def _wait(self) -> None:
         await self._changed.wait()
 
-    async def schedule(self, group: TaskGroup) -> None:
-        """Start segments as the window reaches them: heads one segment ahead of the walks."""
-        group.start_soon(self._run, self._segments[0])
-        for number in range(1, self._count):
+    async def schedule(self) -> None:
+        """Run the segments, each as the window reaches it: heads one segment ahead of the walks."""
+        # Segment 0, and up to `window` after it, run at once; the numbers wait for the window.
+        await fan_out(self._numbers(), self._run_number, limiter=FixedLimit(self._window + 1))
+
+    async def _numbers(self) -> AsyncIterator[int]:
+        for number in range(self._count):
             while number > self.out + self._window:
                 await self._wait()
-            if self.out == _END:
+            if self.out == _END or number >= self._count:
                 return
+            yield number
+
+    async def _run_number(self, number: int) -> None:
+        segment = self._segments.get(number)
+        if segment is None:
             segment = self._segments[number] = _Segment(number)
-            group.start_soon(self._run, segment)
+        await self._run(segment)
 
     async def _run(self, segment: _Segment) -> None:
         with anyio.CancelScope() as scope:
@@ -286,8 +301,8 @@ class _CursorWalk:
             self._count = min(self._count, max(self._segments) + 1)
         self._notify()
 
-    async def pages(self) -> AsyncGenerator[DncPage, None]:
-        """Yield the walk's pages in order, freeing each as it goes."""
+    async def emit_pages(self, emit: EmitPage) -> None:
+        """Emit the walk's pages in order, freeing each as it goes."""
         segment = self._segments[0]
         page_at, item_at = 0, 0
         while True:
@@ -298,7 +313,7 @@ class _CursorWalk:
                     segment.held -= 1
                 self._notify()
                 if page is not None:
-                    yield page if not item_at else attrs.evolve(page, items=page.items[item_at:])
+                    await emit(page if not item_at else attrs.evolve(page, items=page.items[item_at:]))
                 page_at, item_at = page_at + 1, 0
                 continue
             if not segment.done:
@@ -322,9 +337,14 @@ class _CursorWalk:
 
 
 async def walk_cursor(
-    fetch: PageFetch, *, limiter: InFlight, prefetch: int = DEFAULT_PREFETCH, start: str | None = None
-) -> AsyncGenerator[DncPage, None]:
-    """Every page of the list in cursor mode, many chains at once; see the module docstring.
+    fetch: PageFetch,
+    emit: EmitPage,
+    *,
+    limiter: InFlight,
+    prefetch: int = DEFAULT_PREFETCH,
+    start: str | None = None,
+) -> None:
+    """Emit every page of the list in cursor mode, many chains at once; see the module docstring.
 
     From a given ``start`` cursor, or when the first page gives no total or
     the limit is one in flight, it is one chain, page after page.
@@ -336,44 +356,35 @@ async def walk_cursor(
     total, size = first.pagination.total, first.pagination.limit or len(first.items)
     pages = math.ceil(total / size) if total is not None and size else 0
     if start is None and total is not None and total <= len(first.items):
-        yield first  # the whole list
+        await emit(first)  # the whole list
         return
     if start is not None or pages <= 1 or limiter.limit <= 1:
-        yield first
-        cursor = None if start is None else start
-        cursor = continuation(first, cursor)
+        await emit(first)
+        cursor = continuation(first, start)
         while cursor is not None:
             page = await _one(fetch, limiter, cursor=cursor)
             if page.items:
-                yield page
+                await emit(page)
             cursor = continuation(page, cursor)
         return
     walk = _CursorWalk(fetch, limiter, prefetch, first, SEGMENT_PAGES, math.ceil(pages / SEGMENT_PAGES))
-    async with anyio.create_task_group() as group:
-        group.start_soon(walk.schedule, group)
-        async with contextlib.aclosing(walk.pages()) as walked:
-            try:
-                async for page in walked:
-                    yield page
-            except GeneratorExit:
-                # Closed early: stop the fetches and return quietly, rather
-                # than leak GeneratorExit into the task group.
-                group.cancel_scope.cancel()
-                return
+    async with anyio.create_task_group() as group:  # in this coroutine's task: nothing crosses a yield
+        group.start_soon(walk.schedule)
+        await walk.emit_pages(emit)
         group.cancel_scope.cancel()
 
 
 async def walk_pages(
-    fetch: PageFetch, *, limiter: InFlight, prefetch: int = DEFAULT_PREFETCH, start: int = 1
-) -> AsyncGenerator[DncPage, None]:
-    """Every page from ``start`` in page mode, fetched ahead within ``prefetch`` pages, yielded in order.
+    fetch: PageFetch, emit: EmitPage, *, limiter: InFlight, prefetch: int = DEFAULT_PREFETCH, start: int = 1
+) -> None:
+    """Emit every page from ``start`` in page mode, fetched ahead within ``prefetch`` pages, in order.
 
     It stops after the last page the answers count (``pagination.pages``,
     or ``total``/``limit``); without a count it goes page by page until a
     short or empty page, or ``hasMore: false``.
     """
     first = await _one(fetch, limiter, page=start)
-    yield first
+    await emit(first)
     last = _last_page(first)
     if last is None:
         number, page = start, first
@@ -384,35 +395,22 @@ async def walk_pages(
         ):
             number += 1
             page = await _one(fetch, limiter, page=number)
-            yield page
+            await emit(page)
         return
-    results: dict[int, DncPage] = {}
-    changed = anyio.Event()
-    state = {"next": start + 1, "last": last}
+    known = [last]  # a later page may count more pages than the first did
 
-    async def fetch_one(number: int) -> None:
-        nonlocal changed
-        results[number] = await _one(fetch, limiter, page=number)
-        state["last"] = max(state["last"], _last_page(results[number]) or 0)
-        changed.set()
-        changed = anyio.Event()
-
-    async with anyio.create_task_group() as group:
-        wanted = start + 1
-        while wanted <= state["last"]:
-            while state["next"] <= min(state["last"], wanted + prefetch - 1) and (
-                state["next"] - wanted < max(1, limiter.limit)
-            ):
-                group.start_soon(fetch_one, state["next"])
-                state["next"] += 1
-            while wanted not in results:
-                await changed.wait()
-            try:
-                yield results.pop(wanted)
-            except GeneratorExit:
-                group.cancel_scope.cancel()
+    def numbers() -> Iterator[int]:
+        for number in itertools.count(start + 1):
+            if number > known[0]:
                 return
-            wanted += 1
+            yield number
+
+    async def fetch_one(number: int) -> DncPage:
+        page = await fetch(page=number)
+        known[0] = max(known[0], _last_page(page) or 0)
+        return page
+
+    await fan_out(numbers(), fetch_one, limiter=limiter, deliver=emit, ordered=True, window=prefetch)
 
 
 def _last_page(page: DncPage) -> int | None:

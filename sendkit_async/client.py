@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import functools
-from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+import types
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Concatenate, Generic, TypeVar, overload
+from typing import Any, Concatenate, Generic, TypeVar, cast, overload
 
 import aiohttp
 import attrs
@@ -14,7 +15,7 @@ from typing_extensions import ParamSpec, Self, Unpack
 from . import dnc as _dnc
 from . import inbox as _inbox
 from ._budget import BudgetSnapshot, Lane, LocalBudget, RateBudget
-from ._clock import Clock
+from ._clock import Clock, SystemClock
 from ._config import (
     DEFAULT_CONCURRENCY,
     DEFAULT_CONNECTION_LIMIT,
@@ -26,21 +27,22 @@ from ._config import (
     RetryPolicy,
     Timeout,
 )
-from ._errors import ConfigurationError
+from ._errors import ConfigurationError, ValidationError
 from ._flow import Concurrency
+from ._hooks import AttemptHook, LastRateLimit
+from ._http import as_timeout, check_headers
 from ._logs import configure_from_environment
-from ._session import Session, Transport
+from ._scope import ClientScope
+from ._session import Session
+from ._tracing import tracing
 from ._transport import AiohttpTransport, AsyncTransport
 from ._types import JSON, NOT_GIVEN, NotGiven
-from ._validate import check_whole
 from .bulk import _engine
 from .bulk import _inbox as _bulk_inbox
-from .bulk._engine import ImportOptions, ImportSettings
+from .bulk._engine import ImportOptions, ImportSettings, ImportStream
 from .bulk._prepare import DryRunReport, EntrySource, dry_run
-from .bulk._report import BatchResult, ImportReport
-from .models import (
-    RateLimit,
-)
+from .bulk._report import ImportReport
+from .models import RateLimit
 
 __all__ = ["DncAPI", "InboxAPI", "SendKit"]
 
@@ -49,16 +51,19 @@ R = TypeVar("R")
 
 
 class _Endpoint(Generic[P, R]):
-    """An endpoint coroutine function of :mod:`.dnc` or :mod:`.inbox`, bound to the resource's session.
+    """An endpoint function of :mod:`.dnc` or :mod:`.inbox`, bound to the resource's session.
 
     The function's signature, validation and docstring are the only ones:
-    ``client.dnc.import_entries(entries)`` is ``dnc.import_entries(session, entries)``.
+    ``client.dnc.import_entries(entries)`` is ``dnc.import_entries(session,
+    entries)``, a real bound method, so ``help()`` and ``inspect.signature()``
+    show that endpoint's own docstring and parameters.
     """
 
     def __init__(self, function: Callable[Concatenate[Session, P], R]) -> None:
         self._function = function
         self.__doc__ = function.__doc__
         self.__name__ = function.__name__
+        self.__qualname__ = function.__qualname__
         self.__wrapped__ = function
 
     @overload
@@ -68,7 +73,8 @@ class _Endpoint(Generic[P, R]):
     def __get__(self, resource: _Resource | None, owner: type[Any]) -> Self | Callable[P, R]:
         if resource is None:
             return self
-        return functools.partial(self._function, resource._session)  # noqa: SLF001 - the resource's own session
+        bound = types.MethodType(self._function, resource._session)  # noqa: SLF001 - the resource's own session
+        return cast("Callable[P, R]", bound)
 
 
 class _Resource:
@@ -162,21 +168,32 @@ class DncAPI(_Resource):
 
     def iter_import(
         self, entries: EntrySource, options: ImportOptions | None = None, **settings: Unpack[ImportSettings]
-    ) -> AsyncGenerator[BatchResult, None]:
-        """Run a bulk import, yielding each :class:`BatchResult` as it completes.
+    ) -> ImportStream:
+        """Run a bulk import as a stream of each batch's :class:`BatchResult`, as it completes.
 
         Takes the options of :meth:`import_bulk`. Each result accounts for
-        its own span of the input, so summing them gives the report. To stop
-        early, close the iterator (``contextlib.aclosing``) so that the
-        requests in flight are cancelled at once.
+        its own span of the input, so summing them gives the report. The job
+        runs in the client's background from the first result asked for;
+        leave the loop however you like (``break``, an exception, a
+        cancellation, a timeout) and the job stops at once, its requests in
+        flight cancelled. ``stream.report`` is the account so far, every
+        entry read included (those cut short as ``interrupted`` or
+        ``not_sent``). After a fatal stop the stream raises
+        :class:`ImportAbortedError` once its last results are read.
 
         Example:
-            >>> async with aclosing(client.dnc.iter_import(entries)) as results:  # doctest: +SKIP
-            ...     async for result in results:
-            ...         print(result.index, result.imported, len(result.failed))
+            >>> stream = client.dnc.iter_import(entries)  # doctest: +SKIP
+            >>> async for result in stream:  # doctest: +SKIP
+            ...     print(result.index, result.imported, len(result.failed))
+            ...     if result.failed:
+            ...         break
+            >>> stream.report.imported  # doctest: +SKIP
+
+        Raises:
+            ValidationError: a bad setting or input, at once (nothing is sent).
         """
         job = _engine.resolve_options(options, settings)
-        return _engine.ImportJob(self._session, entries, job).results()
+        return _engine.iter_import(self._session, entries, job)
 
 
 class InboxAPI(_Resource):
@@ -215,10 +232,15 @@ class InboxAPI(_Resource):
 class SendKit:
     """An asyncio client for the SendKit API.
 
-    Use it as an async context manager, or call :meth:`close` when done::
+    Use it as an async context manager, or call :meth:`aclose` when done::
 
         async with SendKit(api_key="sk_...") as client:
             await client.dnc.import_entries(["bounce@example.com"])
+
+    A client belongs to the event loop it is first used in (a second loop
+    gets :class:`ClientLoopError`); make one per loop, for example in a web
+    app's lifespan. One that is garbage-collected while open warns with a
+    ``ResourceWarning``.
 
     Args:
         api_key: a workspace key (``sk_...``) or platform key (``sk_user_...``);
@@ -226,7 +248,7 @@ class SendKit:
         base_url: defaults to ``SENDKIT_BASE_URL`` or ``https://api.sendkit.ai``.
         workspace_id: required with a platform key, refused with a workspace
             key; defaults to ``SENDKIT_WORKSPACE_ID``.
-        timeout: a :class:`Timeout`, or seconds for the whole request.
+        timeout: a :class:`Timeout`, or seconds for each attempt (``None``: the defaults).
         max_retries: retries of transient failures (and, by default, of 429s).
         max_retry_wait: the longest ``Retry-After`` honoured before giving up.
         max_queue_wait: the longest one call waits for its slots in the rate
@@ -253,10 +275,11 @@ class SendKit:
             of batch bodies at 10,000 typical addresses each).
 
     Raises:
-        ConfigurationError: missing key, workspace rules broken, or a bad URL.
+        ConfigurationError: missing key, workspace rules broken, a bad URL,
+            or a setting of the wrong type.
     """
 
-    __slots__ = ("_owner", "_session", "dnc", "inbox")
+    __slots__ = ("_last_rate", "_owner", "_session", "dnc", "inbox")
 
     def __init__(
         self,
@@ -277,34 +300,47 @@ class SendKit:
         rate_budget: RateBudget | None = None,
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
     ) -> None:
+        self._owner = False  # until the client is whole: a half-made one holds nothing to close
         configure_from_environment()
-        check_whole("max_concurrency", max_concurrency, minimum=1)
+        _check_settings(
+            max_concurrency=max_concurrency,
+            connection_limit=connection_limit,
+            allow_insecure_http=allow_insecure_http,
+            clock=clock,
+            session=session,
+            rate_budget=rate_budget,
+            transport=transport,
+        )
         config = ClientConfig.resolve(
             api_key=api_key,
             base_url=base_url,
             workspace_id=workspace_id,
-            timeout=timeout,
+            timeout=as_timeout(timeout, error=ConfigurationError),
             retry=RetryPolicy(
                 max_retries=max_retries, max_retry_wait=max_retry_wait, max_queue_wait=max_queue_wait
             ),
-            headers=headers,
+            headers=None if headers is None else check_headers(headers, "headers", ConfigurationError),
             allow_insecure_http=allow_insecure_http,
         )
+        clock = clock or SystemClock()
         budget = (
             rate_budget if rate_budget is not None else LocalBudget(clock=clock, max_pause=max_retry_wait)
         )
         budget.bind(config.key_id)
-        if transport is not None and session is not None:
-            raise ConfigurationError("pass session= (an aiohttp pool to borrow) or transport=, not both")
-        if transport is not None and not isinstance(transport, AsyncTransport):
-            raise ConfigurationError(f"transport must have async send() and aclose(), got {transport!r}")
         wire = (
             transport
             if transport is not None
             else AiohttpTransport(session, connection_limit=connection_limit)
         )
-        shared = Transport(wire, budget=budget, max_concurrency=max_concurrency)
-        self._bind(Session(config, shared, clock=clock), owner=True)
+
+        def allowed_rate() -> float | None:
+            interval = budget.snapshot().interval
+            return 1.0 / interval if interval > 0 else None
+
+        scope = ClientScope(wire, clock=clock, allowed_rate=allowed_rate, max_concurrency=max_concurrency)
+        self._last_rate = LastRateLimit()
+        hooks: tuple[AttemptHook, ...] = (*tracing(), self._last_rate)
+        self._bind(Session(config, scope, budget=budget, clock=clock, hooks=hooks), owner=True)
 
     def _bind(self, session: Session, *, owner: bool) -> None:
         self._session = session
@@ -317,7 +353,7 @@ class SendKit:
         return f"SendKit(base_url={str(config.base_url)!r}, workspace_id={config.workspace_id!r})"
 
     async def __aenter__(self) -> Self:
-        self._session.transport.open()
+        self._session.scope.enter()
         return self
 
     async def __aexit__(
@@ -326,20 +362,37 @@ class SendKit:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self.close()
+        await self.aclose()
 
-    async def close(self) -> None:
-        """Close the connection pool, unless it was borrowed; idempotent.
+    async def aclose(self) -> None:
+        """Stop the client's streams still running, close its connection pool (unless borrowed); idempotent.
 
         Copies made by :meth:`with_options` share the pool and leave it to the original.
+
+        Raises:
+            ClientLoopError: called from another event loop than the one the client runs in.
         """
         if self._owner:
-            await self._session.transport.close()
+            await self._session.scope.aclose()
+
+    async def close(self) -> None:
+        """The same as :meth:`aclose`."""
+        await self.aclose()
+
+    def __del__(self) -> None:
+        if getattr(self, "_owner", False) and self._session.scope.opened:
+            warnings.warn(
+                f"unclosed {self!r}: use 'async with SendKit(...) as client:' or 'await client.aclose()' "
+                "so its connections and background tasks are released",
+                ResourceWarning,
+                stacklevel=1,
+                source=self,
+            )
 
     @property
     def closed(self) -> bool:
         """Whether the client (or the one it was copied from) is closed."""
-        return self._session.transport.closed
+        return self._session.scope.closed
 
     @property
     def session(self) -> Session:
@@ -349,7 +402,7 @@ class SendKit:
     @property
     def rate_limit(self) -> RateLimit | None:
         """The rate-limit headers of the latest answer that carried them."""
-        return self._session.rate_limit
+        return self._last_rate.latest
 
     @property
     def rate_budget(self) -> RateBudget:
@@ -363,12 +416,12 @@ class SendKit:
         the ``concurrency="auto"`` helpers allow now), ``None`` before one ran.
         """
         snapshot = self._session.budget.snapshot()
-        return attrs.evolve(snapshot, in_flight_limit=self._session.transport.in_flight_limit)
+        return attrs.evolve(snapshot, in_flight_limit=self._session.scope.in_flight_limit)
 
     def with_options(
         self,
         *,
-        timeout: Timeout | float | NotGiven = NOT_GIVEN,
+        timeout: Timeout | float | NotGiven | None = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
         max_retry_wait: float | NotGiven = NOT_GIVEN,
         max_queue_wait: float | NotGiven | None = NOT_GIVEN,
@@ -377,21 +430,34 @@ class SendKit:
     ) -> SendKit:
         """A cheap copy with other options, sharing this client's connection pool and rate budget.
 
-        ``lane=Lane.BULK`` puts the copy's calls behind interactive ones when
-        the budget is busy (bulk helpers use that lane already).
+        ``timeout=None`` means the default :class:`Timeout`. ``lane=Lane.BULK``
+        puts the copy's calls behind interactive ones when the budget is busy
+        (bulk helpers use that lane already).
 
         Example:
             >>> patient = client.with_options(timeout=300, max_retries=5)  # doctest: +SKIP
             >>> background = client.with_options(lane=Lane.BULK)  # doctest: +SKIP
+
+        Raises:
+            ValidationError: an option of the wrong type or out of range.
         """
         retry = self._session.config.retry
-        if not isinstance(max_retries, NotGiven):
-            retry = attrs.evolve(retry, max_retries=max_retries)
-        if not isinstance(max_retry_wait, NotGiven):
-            retry = attrs.evolve(retry, max_retry_wait=max_retry_wait)
-        if not isinstance(max_queue_wait, NotGiven):
-            retry = attrs.evolve(retry, max_queue_wait=max_queue_wait)
+        changes: dict[str, Any] = {
+            name: value
+            for name, value in (
+                ("max_retries", max_retries),
+                ("max_retry_wait", max_retry_wait),
+                ("max_queue_wait", max_queue_wait),
+            )
+            if not isinstance(value, NotGiven)
+        }
+        if changes:
+            try:
+                retry = attrs.evolve(retry, **changes)
+            except ConfigurationError as exc:
+                raise ValidationError(str(exc)) from None
         copy = object.__new__(SendKit)
+        copy._last_rate = self._last_rate
         copy._bind(
             self._session.with_options(timeout=timeout, retry=retry, headers=headers, lane=lane), owner=False
         )
@@ -408,6 +474,46 @@ class SendKit:
         """Call an endpoint the SDK does not wrap yet, with the same auth, retries and errors.
 
         Returns the decoded JSON body as the API sent it (envelope included).
+
+        Raises:
+            ValidationError: a method, path or query parameter that is not one (nothing is sent).
+            TypeError: a ``json`` body that cannot be serialised (nothing is sent).
         """
         reply = await self._session.request(method, path, json=json, params=params)
         return reply.data
+
+
+def _check_settings(
+    *,
+    max_concurrency: object,
+    connection_limit: object,
+    allow_insecure_http: object,
+    clock: object,
+    session: object,
+    rate_budget: object,
+    transport: object,
+) -> None:
+    """The constructor's settings that ``ClientConfig`` does not check.
+
+    Raises:
+        ConfigurationError: naming the setting.
+    """
+    for name, value in (("max_concurrency", max_concurrency), ("connection_limit", connection_limit)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigurationError(f"{name} must be a whole number of at least 1, got {value!r:.40}")
+    if not isinstance(allow_insecure_http, bool):
+        raise ConfigurationError(
+            f"allow_insecure_http must be True or False, got {allow_insecure_http!r:.40}"
+        )
+    for name, value, needs in (
+        ("clock", clock, ("monotonic", "wall", "sleep")),
+        ("rate_budget", rate_budget, ("bind", "acquire", "observe", "snapshot")),
+    ):
+        if value is not None and not all(callable(getattr(value, method, None)) for method in needs):
+            raise ConfigurationError(f"{name} must have {', '.join(needs)}(), got {value!r:.60}")
+    if transport is not None and session is not None:
+        raise ConfigurationError("pass session= (an aiohttp pool to borrow) or transport=, not both")
+    if session is not None and not isinstance(session, aiohttp.ClientSession):
+        raise ConfigurationError(f"session must be an aiohttp.ClientSession, got {type(session).__name__}")
+    if transport is not None and not isinstance(transport, AsyncTransport):
+        raise ConfigurationError(f"transport must have async send() and aclose(), got {transport!r:.60}")

@@ -2,16 +2,19 @@
 
 * ``POST /v1/dnc/import``: :func:`import_entries`, one call of 1 to 10,000 entries.
 * ``GET /v1/dnc``: :func:`get_page` for one page, :func:`iter_pages` and
-  :func:`iter_entries` to walk them all in page or cursor mode.
+  :func:`iter_entries` to walk them all in page or cursor mode (each returns
+  a stream that is safe to leave at any point; see :mod:`._stream`).
+
+Each signature here is the only one: ``client.dnc`` binds these functions
+to its session.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import itertools
 import re
-from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final, Literal, TypeAlias, overload
 
 import orjson
@@ -21,7 +24,8 @@ from ._convert import envelope_data, structure, structure_answer, unstructure
 from ._errors import ValidationError
 from ._flow import Concurrency, check_concurrency
 from ._session import Session
-from ._validate import check_whole
+from ._stream import Emit, Flattened, Stream
+from ._validate import check_whole, is_object_id
 from ._walk import DEFAULT_PREFETCH, walk_cursor, walk_pages
 from .models import DncEntry, DncPage, DncReason, DncRecord, EntryType, ImportResult, Pagination
 
@@ -252,13 +256,23 @@ def _check_list_args(type: EntryType | str | None, limit: int | None, page: int 
 
 def _check_walk(mode: object, start: object) -> None:
     if mode not in ("cursor", "page"):
-        raise ValidationError(f"mode must be 'cursor' or 'page', got {mode!r}")
+        raise ValidationError(f"mode must be 'cursor' or 'page', got {mode!r:.40}")
     if start is None:
         return
     if mode == "page" and (isinstance(start, bool) or not isinstance(start, int) or start < 1):
-        raise ValidationError(f"start must be a page number (1 or more) in page mode, got {start!r}")
-    if mode == "cursor" and not (isinstance(start, str) and start):
-        raise ValidationError(f"start must be a cursor (an entry id) in cursor mode, got {start!r}")
+        raise ValidationError(f"start must be a page number (1 or more) in page mode, got {start!r:.40}")
+    if mode == "cursor":
+        _check_cursor("start", start)
+
+
+def _check_cursor(name: str, cursor: object) -> None:
+    """A cursor the caller gives is an entry id (24 hex digits).
+
+    The page calls it a "Cursor ID" and every id it shows is one; the cursors
+    a server hands back in ``nextCursor`` are followed as given.
+    """
+    if not is_object_id(cursor):
+        raise ValidationError(f"{name} must be a cursor (an entry id, 24 hex digits), got {cursor!r:.40}")
 
 
 async def get_page(
@@ -273,23 +287,35 @@ async def get_page(
 ) -> DncPage:
     """Fetch one page of ``GET /v1/dnc``.
 
-    Pass ``page`` for page mode or ``cursor`` (an entry id) for cursor mode,
-    not both; with neither the server returns its first page.
+    Pass ``page`` for page mode or ``cursor`` (an entry id, or a
+    ``pagination.next_cursor`` the server gave) for cursor mode, not both;
+    with neither the server returns its first page.
 
     Raises:
         ValidationError: ``limit`` outside 1..100, ``page`` below 1, an
-            unknown ``type``, or both ``page`` and ``cursor``.
+            unknown ``type``, a cursor that is not an entry id, or both
+            ``page`` and ``cursor``.
     """
     session = session.per_call(timeout, extra_headers)
     wire_type = _check_list_args(type, limit, page)
-    if cursor is not None and not isinstance(cursor, str):
-        raise ValidationError(f"cursor must be an entry id string, got {cursor!r}")
+    if cursor is not None:
+        _check_cursor("cursor", cursor)
     if page is not None and cursor is not None:
         raise ValidationError("pass page or cursor, not both")
+    return await _page(session, wire_type, limit, page=page, cursor=cursor)
+
+
+async def _page(
+    session: Session,
+    entry_type: str | None,
+    limit: int | None,
+    *,
+    page: int | None = None,
+    cursor: str | None = None,
+) -> DncPage:
+    """One page, its arguments already checked (a walk follows the server's own cursors as given)."""
     reply = await session.request(
-        "GET",
-        "/v1/dnc",
-        params={"type": wire_type, "limit": limit, "page": page, "cursor": cursor},
+        "GET", "/v1/dnc", params={"type": entry_type, "limit": limit, "page": page, "cursor": cursor}
     )
     body = reply.data
     items = structure(envelope_data(body), tuple[DncRecord, ...])
@@ -297,7 +323,7 @@ async def get_page(
     return DncPage(items=items, pagination=pagination, response=reply.response)
 
 
-async def iter_pages(
+def iter_pages(
     session: Session,
     *,
     type: EntryType | str | None = None,  # noqa: A002
@@ -308,8 +334,14 @@ async def iter_pages(
     prefetch: int = DEFAULT_PREFETCH,
     timeout: Timeout | float | None = None,
     extra_headers: Mapping[str, str] | None = None,
-) -> AsyncGenerator[DncPage, None]:
-    """Yield every page of ``GET /v1/dnc``, fetched ahead at the key's rate, in the API's order.
+) -> Stream[DncPage]:
+    """Every page of ``GET /v1/dnc``, fetched ahead at the key's rate, in the API's order.
+
+    Returns a :class:`~sendkit_async.Stream`: iterate it with ``async for``
+    and leave it whenever you like (``break``, an exception, a cancellation,
+    a timeout, or dropping it): the walk runs in the client's background and
+    stops at once. Nothing is sent until the first page is asked for; the
+    arguments are checked at once.
 
     Cursor mode (the default, and what the API recommends for large lists)
     reads ``page=1`` for the list's size, then runs several cursor walks at
@@ -332,7 +364,7 @@ async def iter_pages(
     the list changes, so a changing list may skip or repeat entries there.
 
     Either way at most ``prefetch`` pages are held ahead of the one being
-    yielded, and requests in flight follow ``concurrency`` (``"auto"``:
+    read, and requests in flight follow ``concurrency`` (``"auto"``:
     about the rate the budget allows times the latency; a number is a fixed cap).
 
     Args:
@@ -340,37 +372,37 @@ async def iter_pages(
         type: only ``email`` or only ``domain`` entries.
         limit: entries per page, 1..100.
         mode: ``"cursor"`` or ``"page"``.
-        start: the first page number (page mode) or cursor (cursor mode).
+        start: the first page number (page mode) or cursor, an entry id (cursor mode).
         concurrency: ``"auto"`` or the most requests in flight.
         prefetch: pages held ahead at most (1 or more).
         timeout: for each page request of this walk only (seconds or a :class:`Timeout`).
         extra_headers: headers for each page request of this walk only.
 
     Raises:
-        ValidationError: a bad argument, before anything is sent.
-        UnexpectedResponseError: the server repeated a cursor (the walk would never end).
+        ValidationError: a bad argument, when called (nothing is sent).
+        UnexpectedResponseError: (while iterating) the server repeated a
+            cursor, so the walk would never end.
     """
     session = session.per_call(timeout, extra_headers)
-    _check_list_args(type, limit, None)
+    wire_type = _check_list_args(type, limit, None)
     _check_walk(mode, start)
     check_concurrency(concurrency)
     check_whole("prefetch", prefetch, minimum=1)
-    limiter = session.in_flight(concurrency)
-    fetch = functools.partial(get_page, session.with_options(flow=limiter), type=type, limit=limit)
-    if mode == "page":
-        walk = walk_pages(
-            fetch, limiter=limiter, prefetch=prefetch, start=start if isinstance(start, int) else 1
-        )
-    else:
-        walk = walk_cursor(
-            fetch, limiter=limiter, prefetch=prefetch, start=None if start is None else str(start)
-        )
-    async with contextlib.aclosing(walk) as pages:
-        async for page in pages:
-            yield page
+    limiter = session.scope.in_flight(concurrency)
+    fetch = functools.partial(_page, session.with_hooks(limiter), wire_type, limit)
+
+    async def walk(emit: Emit[DncPage]) -> None:
+        if mode == "page":
+            first = start if isinstance(start, int) else 1
+            await walk_pages(fetch, emit, limiter=limiter, prefetch=prefetch, start=first)
+        else:
+            cursor = None if start is None else str(start)
+            await walk_cursor(fetch, emit, limiter=limiter, prefetch=prefetch, start=cursor)
+
+    return Stream(session.scope, walk)
 
 
-async def iter_entries(
+def iter_entries(
     session: Session,
     *,
     type: EntryType | str | None = None,  # noqa: A002
@@ -381,23 +413,32 @@ async def iter_entries(
     prefetch: int = DEFAULT_PREFETCH,
     timeout: Timeout | float | None = None,
     extra_headers: Mapping[str, str] | None = None,
-) -> AsyncGenerator[DncRecord, None]:
-    """Yield every DNC entry across pages; see :func:`iter_pages` for the walk and its promise.
+) -> Flattened[DncPage, DncRecord]:
+    """Every DNC entry across pages, as a stream safe to leave; see :func:`iter_pages` for the walk.
 
     Example:
         >>> async for entry in client.dnc.list(type="email"):  # doctest: +SKIP
         ...     print(entry.email, entry.created_at)
+        ...     if entry.email == "stop@example.com":
+        ...         break  # safe: the walk in the background stops
+
+    Raises:
+        ValidationError: a bad argument, when called (nothing is sent).
+        UnexpectedResponseError: (while iterating) the server repeated a cursor.
     """
-    walk = iter_pages(
-        session.per_call(timeout, extra_headers),
+    pages = iter_pages(
+        session,
         type=type,
         limit=limit,
         mode=mode,
         start=start,
         concurrency=concurrency,
         prefetch=prefetch,
+        timeout=timeout,
+        extra_headers=extra_headers,
     )
-    async with contextlib.aclosing(walk) as pages:
-        async for page in pages:
-            for item in page.items:
-                yield item
+    return Flattened(pages, _items)
+
+
+def _items(page: DncPage) -> tuple[DncRecord, ...]:
+    return page.items

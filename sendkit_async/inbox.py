@@ -18,18 +18,16 @@ whole call is safe. Each signature here is the only one: the client's
 
 from __future__ import annotations
 
-import functools
 import math
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final, TypeVar
-
-import anyio
 
 from ._budget import Lane
 from ._config import DEFAULT_CONCURRENCY, DEFAULT_IDS_PER_REQUEST, Timeout
 from ._convert import structure_answer, unstructure
-from ._errors import SendKitError, ValidationError
-from ._flow import Concurrency, InFlight, check_concurrency
+from ._errors import ValidationError
+from ._fanout import fan_out
+from ._flow import Concurrency, check_concurrency
 from ._requests import ConversationPatch, Selection
 from ._session import Session
 from ._types import JSON, NOT_GIVEN, NotGiven
@@ -105,38 +103,26 @@ async def _select(
     check_concurrency(concurrency)
     ids = chosen.conversation_ids
 
-    async def send(part: Selection, via: Session) -> T:
+    async def send(part: Selection, via: Session = session) -> T:
         reply = await via.request("POST", path, json=unstructure(part))
         return structure_answer(reply.data, result, reply.response)
 
     if ids is None or len(ids) <= max_ids_per_request:
-        return [await send(chosen, session)]
-    limiter = session.in_flight(concurrency)
-    paced = session.with_options(lane=Lane.BULK, flow=limiter)
-    chunks = [ids[i : i + max_ids_per_request] for i in range(0, len(ids), max_ids_per_request)]
-    calls = [functools.partial(send, Selection(conversation_ids=chunk), paced) for chunk in chunks]
-    return await _gather(calls, limiter)
+        return [await send(chosen)]
+    limiter = session.scope.in_flight(concurrency)
+    paced = session.with_options(lane=Lane.BULK).with_hooks(limiter)
+    chunks = [
+        Selection(conversation_ids=ids[i : i + max_ids_per_request])
+        for i in range(0, len(ids), max_ids_per_request)
+    ]
+    parts: list[T] = []
 
+    async def keep(part: T) -> None:
+        parts.append(part)
 
-async def _gather(calls: Sequence[Callable[[], Awaitable[T]]], limiter: InFlight) -> list[T]:
-    """Run ``calls`` as the in-flight limit allows; the first error cancels the rest and is raised."""
-    results: list[T | None] = [None] * len(calls)
-    errors: list[SendKitError] = []
-
-    async def one(index: int, group: anyio.abc.TaskGroup) -> None:
-        async with limiter.slot():
-            try:
-                results[index] = await calls[index]()
-            except SendKitError as exc:
-                errors.append(exc)
-                group.cancel_scope.cancel()
-
-    async with anyio.create_task_group() as group:
-        for index in range(len(calls)):
-            group.start_soon(one, index, group)
-    if errors:
-        raise errors[0]
-    return [r for r in results if r is not None]
+    # The first chunk that fails cancels the others, and its error is raised.
+    await fan_out(chunks, lambda chunk: send(chunk, paced), limiter=limiter, deliver=keep)
+    return parts
 
 
 MAX_TAG_LENGTH: Final = 256
@@ -178,7 +164,7 @@ async def add_leads_to_dnc(
     exclude_ids: Iterable[str] | None = None,
     max_ids_per_request: int = DEFAULT_IDS_PER_REQUEST,
     concurrency: Concurrency = DEFAULT_CONCURRENCY,
-    timeout: Timeout | float | None = None,  # noqa: ASYNC109 - each attempt's HTTP timeout
+    timeout: Timeout | float | None = None,
     extra_headers: Mapping[str, str] | None = None,
 ) -> InboxDncResult:
     """Put the leads of the selected conversations on the DNC list (leads already there are skipped).
@@ -217,7 +203,7 @@ async def mark_read(
     exclude_ids: Iterable[str] | None = None,
     max_ids_per_request: int = DEFAULT_IDS_PER_REQUEST,
     concurrency: Concurrency = DEFAULT_CONCURRENCY,
-    timeout: Timeout | float | None = None,  # noqa: ASYNC109 - each attempt's HTTP timeout
+    timeout: Timeout | float | None = None,
     extra_headers: Mapping[str, str] | None = None,
 ) -> MarkReadResult:
     """Mark the unread lead replies of the selected conversations as read.
@@ -273,7 +259,7 @@ async def update(
     mark_read: bool | NotGiven = NOT_GIVEN,
     ai_tag: str | NotGiven | None = NOT_GIVEN,
     tags: Sequence[str] | NotGiven = NOT_GIVEN,
-    timeout: Timeout | float | None = None,  # noqa: ASYNC109 - each attempt's HTTP timeout
+    timeout: Timeout | float | None = None,
     extra_headers: Mapping[str, str] | None = None,
 ) -> Conversation:
     """Update one conversation with ``PATCH /v1/inbox/{id}``.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from asyncio import CancelledError
 
 import aiohttp
 import anyio
@@ -12,6 +13,7 @@ import pytest
 
 from sendkit_async import SendKit, ValidationError
 from sendkit_async._flow import HEADROOM, AdaptiveLimit, FixedLimit, check_concurrency
+from sendkit_async._hooks import Attempt
 from sendkit_async.testing import DEFAULT_WORKSPACE_KEY, FakeClock, FakeSendKit
 
 from .conftest import KEY
@@ -108,23 +110,49 @@ async def test_a_number_keeps_its_meaning_a_fixed_cap(mocked) -> None:
     assert {p.concurrency for p in progress} == {4}
 
 
+def _sent(limit: AdaptiveLimit, size: int = 600_000):
+    """An attempt leaving, watched by the limit as the session's hook watches it."""
+    attempt = Attempt("POST", "/v1/dnc/import", 1, size)
+    watch = limit.attempt(attempt)
+    watch.__enter__()
+    return attempt, watch
+
+
+def _ended(sent, status=200) -> None:
+    attempt, watch = sent
+    attempt.status, attempt.answered = status, status is not None
+    watch.__exit__(None, None, None)
+
+
 def _answer(limit: AdaptiveLimit, clock: FakeClock, latency: float, *, size: int = 600_000, status=200):
-    token = limit.sent()
+    sent = _sent(limit, size)
     clock.advance(latency)
-    limit.answered(token, size=size, status=status)
+    _ended(sent, status)
+
+
+def test_a_cancelled_attempt_teaches_nothing() -> None:
+    clock = FakeClock()
+    limit = AdaptiveLimit(clock=clock, rate=lambda: None, max_limit=64)
+    for _ in range(3):
+        _answer(limit, clock, 0.5)
+    attempt, watch = _sent(limit)
+    clock.advance(30.0)  # far past the unloaded latency: it would cut, were it an answer
+    watch.__exit__(CancelledError, CancelledError(), None)
+    assert limit.limit == 64
+    assert limit._out == {}
 
 
 def test_failures_cut_the_limit_once_per_round_trip_and_quiet_answers_win_it_back() -> None:
     clock = FakeClock()
     limit = AdaptiveLimit(clock=clock, rate=lambda: 100.0, max_limit=64)
-    tokens = [limit.sent() for _ in range(40)]  # 40 out at once
+    out = [_sent(limit) for _ in range(40)]  # 40 out at once
     clock.advance(0.5)
-    limit.answered(tokens.pop(), size=600_000, status=503)
+    _ended(out.pop(), 503)
     assert limit.limit == 30  # 3/4 of the 40 the failure met
-    limit.answered(tokens.pop(), size=600_000, status=503)
+    _ended(out.pop(), 503)
     assert limit.limit == 30  # sent before the cut: the same failure, not a second
-    for token in tokens:
-        limit.answered(token, size=600_000, status=200)
+    for sent in out:
+        _ended(sent)
     for _ in range(500):
         _answer(limit, clock, 0.5)
     assert limit.limit > 30
@@ -139,10 +167,10 @@ def test_latency_that_grows_with_in_flight_cuts_to_what_the_server_serves_at_onc
         _answer(limit, clock, 0.5)
     assert limit.limit == 64  # no rate, latency steady: nothing bounds it but the maximum
     # 20 out at once, answering after 4x the unloaded latency: the server serves 5 at a time.
-    tokens = [limit.sent() for _ in range(20)]
+    out = [_sent(limit) for _ in range(20)]
     clock.advance(2.0)
-    for token in tokens:
-        limit.answered(token, size=600_000, status=200)
+    for sent in out:
+        _ended(sent)
     assert limit.limit == round(20 * 1.3 / 4)
 
 
@@ -151,11 +179,12 @@ def test_the_limit_follows_the_rate_the_budget_allows_and_grows_while_the_first_
     rate = {"now": 10.0}
     limit = AdaptiveLimit(clock=clock, rate=lambda: rate["now"], max_limit=64)
     assert limit.limit == 2  # nothing out: one sends, one waits in the budget
-    limit.sent()
+    held = _sent(limit)
     clock.advance(2.0)
     assert limit.limit == math.ceil(10 * 2.0 * HEADROOM) + 2  # the first answer is 2 s late at least
     rate["now"] = None
     assert limit.limit == 2
+    _ended(held)
 
 
 async def test_slots_wait_in_order_and_a_larger_limit_lets_waiters_in() -> None:

@@ -90,14 +90,17 @@ async def test_memory_stays_within_the_prefetch_window_while_the_reader_is_slow(
             return page
 
         seen = most = 0
-        async with contextlib.aclosing(walk_cursor(fetch, limiter=FixedLimit(6), prefetch=10)) as pages:
-            async for page in pages:
-                seen += len(page.items)
-                del page
-                for _ in range(20):  # a slow reader: every fetch that may run, runs
-                    await anyio.sleep(0.001)
-                gc.collect(0)
-                most = max(most, len(alive))
+
+        async def slow_reader(page: DncPage) -> None:
+            nonlocal seen, most
+            seen += len(page.items)
+            del page
+            for _ in range(20):  # a slow reader: every fetch that may run, runs
+                await anyio.sleep(0.001)
+            gc.collect(0)
+            most = max(most, len(alive))
+
+        await walk_cursor(fetch, slow_reader, limiter=FixedLimit(6), prefetch=10)
         assert seen == 5_000
         # The window, the heads of the segments in flight, and the fetches in flight.
         assert most <= 10 + 7 + 6
@@ -114,9 +117,11 @@ async def test_a_server_that_ignores_page_still_gets_every_entry_once() -> None:
             return await dnc.get_page(session, cursor=cursor)
 
         walked = []
-        async with contextlib.aclosing(walk_cursor(fetch, limiter=FixedLimit(8))) as pages:
-            async for page in pages:
-                walked.extend(entry.email for entry in page.items)
+
+        async def read(page: DncPage) -> None:
+            walked.extend(entry.email for entry in page.items)
+
+        await walk_cursor(fetch, read, limiter=FixedLimit(8))
     assert walked == emails
 
 

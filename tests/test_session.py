@@ -249,7 +249,7 @@ async def test_a_borrowed_session_stays_open(mocked):
 async def test_with_options_shares_the_pool_and_overrides(client, mocked):
     mocked.post(IMPORT, status=500, payload={}, repeat=True)
     patient = client.with_options(max_retries=4, timeout=300, headers={"X-Trace": "t"})
-    assert patient.session.transport is client.session.transport
+    assert patient.session.scope is client.session.scope
     assert patient.session.config.timeout.total == 300
     with pytest.raises(InternalServerError):
         await patient.dnc.import_entries(["a@example.com"])

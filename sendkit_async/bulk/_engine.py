@@ -1,28 +1,22 @@
-"""The concurrent import engine.
+"""The concurrent import engine: :class:`ImportOptions`, the :class:`ImportJob`, and its two faces.
 
-A producer turns the input into batches (see :mod:`._prepare`); ``concurrency``
-workers send them through :func:`sendkit_async.dnc.import_entries`, the same
-coroutine as a single call, on a session copy in the budget's bulk lane (so
-the client's rate budget paces them with every other call). Each batch gets
-its own copy with a :class:`~sendkit_async._session.CallStats` to count its
-requests, retries and 429s. Retries stay in the session; the engine only
-decides what to do with a batch that still failed: split it on 400/413/422,
-report it as failed on transient errors, stop the job on fatal ones.
+:func:`import_bulk` runs a job in the caller's task and returns its report;
+:func:`iter_import` hands its results out as an :class:`ImportStream`, the job
+running in the client's background (so the stream is safe to leave).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import math
 import os
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
 from typing import Any, Final, TypedDict
 
 import anyio
 import attrs
-from anyio.abc import TaskGroup
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from sendkit_async import dnc
 from sendkit_async._budget import Lane, RateCap, Shape
@@ -42,10 +36,13 @@ from sendkit_async._errors import (
     UnexpectedResponseError,
     ValidationError,
 )
-from sendkit_async._flow import AdaptiveLimit, Concurrency, InFlight, check_concurrency
-from sendkit_async._session import CallStats, Session
+from sendkit_async._fanout import fan_out, in_child_task
+from sendkit_async._flow import Concurrency, InFlight, check_concurrency
+from sendkit_async._hooks import Attempt
+from sendkit_async._scope import ClientScope
+from sendkit_async._session import Session
+from sendkit_async._stream import Stream
 from sendkit_async._tracing import job_span
-from sendkit_async._types import NOT_GIVEN
 from sendkit_async._validate import check_seconds, check_whole
 from sendkit_async.dnc import PreparedEntries
 from sendkit_async.models import DncReason, EntryType, EntryTypeOption, _reason, entry_type_option
@@ -70,12 +67,15 @@ __all__ = [
     "ImportJob",
     "ImportOptions",
     "ImportSettings",
+    "ImportStream",
     "ProgressCallback",
     "import_bulk",
+    "iter_import",
     "resolve_options",
 ]
 
 MIN_BATCH_BYTES: Final = 1024
+RATE_LIMITED: Final = 429
 SPLIT_STATUSES: Final = frozenset({400, 413, 422})
 FATAL_ERRORS: Final = (AuthenticationError, PermissionDeniedError, NotFoundError, UnexpectedResponseError)
 
@@ -295,12 +295,62 @@ def resolve_options(options: ImportOptions | None, settings: ImportSettings) -> 
     return attrs.evolve(base, **settings) if settings else base
 
 
-class _Stopped(Exception):  # noqa: N818 - a control-flow signal, not an error
-    """Raised inside a worker once the job has stopped."""
+ProgressCallback = Callable[[ImportProgress], "Awaitable[None] | None"]
+Emit = Callable[[BatchResult, ImportProgress], Awaitable[None]]
+"""Where a job hands each batch's result, with the progress as of that result."""
+
+
+@attrs.define(eq=False)
+class _Counts:
+    """The HTTP attempts one batch spent, counted as they leave (a hook of its session).
+
+    Counted when sent, not when answered, so a batch cut short still owns up
+    to every request that may have reached the server.
+    """
+
+    requests: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+
+    @contextlib.contextmanager
+    def attempt(self, attempt: Attempt) -> Iterator[None]:
+        """Count one attempt, and its 429."""
+        self.requests += 1
+        self.retries += attempt.number > 1
+        yield
+        self.rate_limited += attempt.answered and attempt.status == RATE_LIMITED
+
+
+@attrs.define(eq=False)
+class _Sending:
+    """A batch while it is being sent: its counts, and which of its entries have already landed."""
+
+    batch: Batch
+    counts: _Counts = attrs.Factory(_Counts)
+    imported: int = 0
+    skipped: int = 0
+    landed: set[int] = attrs.Factory(set)  # input positions the server answered 2xx for
+    refused: list[FailedEntry] = attrs.Factory(list)  # refused by the server, split down to themselves
 
 
 class ImportJob:
-    """One bulk import; iterate :meth:`results` to run it."""
+    """One bulk import: :meth:`run` sends it, and every batch's outcome is folded into :meth:`report`.
+
+    The input is read lazily into batches (:mod:`._prepare`); the batches are
+    sent through :func:`~sendkit_async._fanout.fan_out`, as many at once as
+    the in-flight limit allows, each through
+    :func:`sendkit_async.dnc.import_entries`, the same coroutine as a single
+    call, on a session copy in the budget's bulk lane. Retries stay in the
+    session; the job decides what to do with a batch that still failed:
+    split it on 400/413/422, report it as failed on transient errors, stop
+    on fatal ones.
+
+    Whatever stops it (a fatal error, a lost lease, a cancellation), every
+    batch it read is in the report: what landed (a 2xx, even for part of a
+    split batch), what the server refused, and the rest as ``interrupted``
+    (sent, fate unknown) or ``not_sent``; ``requests`` counts every attempt
+    that left.
+    """
 
     def __init__(self, session: Session, source: EntrySource, options: ImportOptions) -> None:
         check_source(source)
@@ -313,91 +363,104 @@ class ImportJob:
             max_queue_wait=options.max_queue_wait,
         )
         budget = (
-            NOT_GIVEN
+            session.budget
             if options.max_rate is None
             else RateCap(session.budget, options.max_rate, clock=session.clock)
         )
-        self._flow: InFlight = session.in_flight(options.concurrency)
-        self._session = session.with_options(retry=retry, lane=Lane.BULK, budget=budget, flow=self._flow)
+        self._flow: InFlight = session.scope.in_flight(options.concurrency)
+        self._session = session.with_options(retry=retry, lane=Lane.BULK, budget=budget).with_hooks(
+            self._flow
+        )
+        self._clock = session.clock
         self._batcher = options.batcher()
         self._checkpoint: Checkpoint | None = None
-        self._pending: dict[int, Batch] = {}
-        self._started: set[int] = set()
-        self._fatal: BaseException | None = None
-        self._task_group: TaskGroup | None = None
+        self._sending: dict[int, _Sending] = {}  # batches read and not yet accounted, by index
+        self._builder = ReportBuilder()
+        self._began: float | None = None
+        self._ended: float | None = None
+        self.fatal: BaseException | None = None
+        self._cancelled = False
+        self._scope: anyio.CancelScope | None = None
         self._probe_lock = anyio.Lock()
         self._probed = False
-
-    async def results(self) -> AsyncGenerator[BatchResult, None]:
-        """Run the job, yielding each batch's result as it completes (not in input order).
-
-        Raises:
-            ImportAbortedError: after yielding the results of every batch that
-                was not sent (their entries failed as ``not_sent`` or
-                ``interrupted``), when a fatal error stopped the job.
-        """
-        send, receive = anyio.create_memory_object_stream[BatchResult](math.inf)
-        closed_early = False
-        async with anyio.create_task_group() as task_group:
-            task_group.start_soon(self._run, send)
-            async with receive:
-                try:
-                    async for result in receive:
-                        yield result
-                except GeneratorExit:
-                    # The consumer closed us: cancel the job and return quietly,
-                    # rather than leak GeneratorExit into the task group.
-                    closed_early = True
-                    task_group.cancel_scope.cancel()
-        if closed_early:
-            return
-        if self._fatal is not None:
-            raise ImportAbortedError(f"the import stopped: {self._fatal}") from self._fatal
-
-    async def _run(self, out: MemoryObjectSendStream[BatchResult]) -> None:
-        async with out:
-            completed = False
-            try:
-                await self._open_checkpoint()
-                async with anyio.create_task_group() as lease:
-                    if self._checkpoint is not None:
-                        lease.start_soon(self._hold, self._checkpoint)
-                    try:
-                        await self._send_all(out)
-                    finally:
-                        lease.cancel_scope.cancel()
-                completed = self._fatal is None
-            except SendKitError as exc:  # the checkpoint could not be used, or its job is held
-                self._fatal = exc
-            finally:
-                if self._checkpoint is not None:
-                    # Close even while a cancellation unwinds the job.
-                    with anyio.CancelScope(shield=True):
-                        await self._checkpoint.close(completed=completed)
-            if self._fatal is not None:
-                with contextlib.suppress(anyio.BrokenResourceError):  # the consumer may be gone
-                    for batch in sorted(self._pending.values(), key=lambda b: b.index):
-                        out.send_nowait(self._unsent(batch))
 
     @property
     def concurrency(self) -> int:
         """The job's in-flight limit now."""
         return self._flow.limit
 
-    async def _send_all(self, out: MemoryObjectSendStream[BatchResult]) -> None:
-        """Batch the input and send it, as many batches at a time as the in-flight limit allows.
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the job started (until it ended)."""
+        if self._began is None:
+            return 0.0
+        return (self._clock.monotonic() if self._ended is None else self._ended) - self._began
 
-        A worker takes its slot before it takes a batch, so the batches in
-        memory are about the requests in flight.
+    def report(self) -> ImportReport:
+        """The account so far: every batch that finished, and, once the job stopped, every batch it read."""
+        stopped = self.fatal is not None or self._cancelled
+        return self._builder.report(self.elapsed, stopped=stopped)
+
+    def progress(self) -> ImportProgress:
+        """The counts so far."""
+        return self._builder.progress(self.elapsed, self.concurrency)
+
+    async def run(self, emit: Emit | None = None) -> None:
+        """Run the job to its end: each batch's result is accounted, then handed to ``emit``.
+
+        ``emit`` gets the result and the progress as of that result (so
+        every call counts exactly one batch more than the one before).
+
+        A fatal stop (a 401/403/404, an input that raised, a checkpoint of
+        another job, a job held elsewhere, a lost lease) is kept in
+        :attr:`fatal`, after the batches it left were accounted and emitted.
+        A cancellation accounts for them the same way, then goes on.
         """
-        async with anyio.create_task_group() as task_group:
-            self._task_group = task_group
-            send, receive = anyio.create_memory_object_stream[Batch](0)
-            task_group.start_soon(self._produce, send)
-            workers = self._flow.max_limit if isinstance(self._flow, AdaptiveLimit) else self._flow.limit
-            async with receive:
-                for _ in range(workers):
-                    task_group.start_soon(self._work, receive.clone(), out.clone())
+        self._began = self._clock.monotonic()
+        completed = False
+        try:
+            await self._open_checkpoint()
+            async with anyio.create_task_group() as lease:
+                if self._checkpoint is not None:
+                    lease.start_soon(self._hold, self._checkpoint)
+                with anyio.CancelScope() as self._scope:
+                    deliver = functools.partial(self._landed, emit)
+                    async with contextlib.aclosing(self._batches()) as batches:
+                        await fan_out(batches, self._process, limiter=self._flow, deliver=deliver)
+                lease.cancel_scope.cancel()
+            completed = self.fatal is None
+        except SendKitError as exc:  # the checkpoint could not be used, or its job is held elsewhere
+            self._stop(exc)
+        except anyio.get_cancelled_exc_class():
+            self._cancelled = True
+            raise
+        finally:
+            self._ended = self._clock.monotonic()
+            if self._checkpoint is not None:
+                with anyio.CancelScope(shield=True):  # close even while a cancellation unwinds the job
+                    await self._checkpoint.close(completed=completed)
+            unsent = self._account_the_rest()
+        if emit is not None:
+            for result in unsent:
+                await emit(result, self.progress())
+
+    async def _batches(self) -> AsyncGenerator[Batch, None]:
+        """The input's batches, each on the books once read; an input that raises stops the job."""
+        try:
+            async with contextlib.aclosing(self._batcher.batches(self._source)) as batches:
+                async for batch in batches:
+                    self._sending[batch.index] = _Sending(batch)
+                    yield batch
+        except Exception as exc:  # noqa: BLE001 - a failing input stops the job, reported
+            self._stop(exc)
+
+    def _account_the_rest(self) -> list[BatchResult]:
+        """Fold every batch read and not yet accounted into the report (landed parts kept), in input order."""
+        rest = [self._cut_short(sending) for _, sending in sorted(self._sending.items())]
+        self._sending.clear()
+        for result in rest:
+            self._builder.add(result)
+        return rest
 
     async def _probe(self) -> None:
         """Learn the key's rate from one light call before the first batch, when the budget knows nothing.
@@ -406,9 +469,9 @@ class ImportJob:
         without this the job's first batch (which may take seconds) would
         hold every other one back for its whole round trip. The call is
         ``GET /v1/dnc?limit=1``, made once, when the first batch is about to
-        go (a job that resumes everything sends nothing); a failure is left
-        to the batches to meet, except a fatal one (a bad key), which stops
-        the job before it sends.
+        go (a job that resumes everything sends nothing). It is only a hint:
+        whatever its answer (a 403 or 404 from a key or a proxy that allows
+        the import alone, a bad key, no answer), the job goes on without it.
         """
         async with self._probe_lock:
             if self._probed:
@@ -417,20 +480,15 @@ class ImportJob:
             if self._options.concurrency != "auto" or self._session.budget.snapshot().shape != Shape.UNKNOWN:
                 return
             once = attrs.evolve(self._session.config.retry, max_retries=0, max_rate_limit_retries=0)
-            try:
+            with contextlib.suppress(SendKitError):
                 await dnc.get_page(self._session.with_options(retry=once), limit=1)
-            except FATAL_ERRORS as exc:
-                self._stop(exc)
-                raise _Stopped from exc
-            except SendKitError:
-                pass
 
     async def _open_checkpoint(self) -> None:
         options = self._options
         if options.checkpoint is None:
             return
         settings = {**options.settings(), "account": self._session.config.key_id}
-        checkpoint = checkpoint_for(options.checkpoint, options.job, settings, self._session.clock)
+        checkpoint = checkpoint_for(options.checkpoint, options.job, settings, self._clock)
         await checkpoint.open(wait=options.lease_wait)
         self._checkpoint = checkpoint
 
@@ -441,104 +499,113 @@ class ImportJob:
             self._stop(exc)
 
     def _stop(self, cause: BaseException) -> None:
-        if self._fatal is None:
-            self._fatal = cause
-        if self._task_group is not None:
-            self._task_group.cancel_scope.cancel()
+        if self.fatal is None:
+            self.fatal = cause
+        if self._scope is not None:
+            self._scope.cancel()
 
-    async def _produce(self, send: MemoryObjectSendStream[Batch]) -> None:
-        async with send:
-            try:
-                async for batch in self._batcher.batches(self._source):
-                    self._pending[batch.index] = batch
-                    await send.send(batch)
-            except Exception as exc:  # noqa: BLE001 - a failing input stops the job, reported
-                self._stop(exc)
-
-    async def _work(
-        self, batches: MemoryObjectReceiveStream[Batch], out: MemoryObjectSendStream[BatchResult]
-    ) -> None:
-        async with batches, out:
-            while True:
-                async with self._flow.slot():
-                    try:
-                        batch = await batches.receive()
-                    except anyio.EndOfStream:
-                        return
-                    self._started.add(batch.index)
-                    try:
-                        result = await self._process(batch)
-                    except _Stopped:
-                        return
-                    except Exception as exc:  # noqa: BLE001 - stop the job, reported, rather than crash it
-                        self._stop(exc)
-                        return
-                if self._checkpoint is not None and result.landed and not result.resumed:
-                    try:
-                        await self._checkpoint.record(batch, result)
-                    except Exception as exc:  # noqa: BLE001 - e.g. the disk is full, or the lease lost
-                        self._stop(exc)  # the batch landed all the same: report it, then stop
-                # No await from here on: a result is either emitted or left pending.
-                del self._pending[batch.index]
-                try:
-                    out.send_nowait(result)
-                except anyio.BrokenResourceError:
-                    return  # the consumer is gone (cancelled or closed early): nobody to tell
-
-    async def _process(self, batch: Batch) -> BatchResult:
+    async def _process(self, batch: Batch) -> BatchResult | None:
+        """Send one batch, holding its slot; ``None`` if the job stopped meanwhile (it stays on the books)."""
+        sending = self._sending[batch.index]
         if self._checkpoint is not None:
             try:
                 resumed = self._checkpoint.resume(batch)
             except SendKitError as exc:
                 self._stop(exc)
-                raise _Stopped from exc
+                return None
             if resumed is not None:
                 return resumed
-        counts = CallStats()
-        imported = skipped = 0
-        failed: list[FailedEntry] = []
         if batch.entries:
             await self._probe()
-            session = self._session.with_options(stats=counts)
-            imported, skipped, failed = await self._send(session, batch.positions, batch.entries, [0])
+            session = self._session.with_hooks(sending.counts)
+            if not await self._send(session, sending, batch.positions, batch.entries, [0]):
+                return None
+        return self._result(sending, failed=tuple(sending.refused))
+
+    async def _landed(self, emit: Emit | None, result: BatchResult | None) -> None:
+        """Account a finished batch (before any await: never half-booked), then record and emit it."""
+        if result is None:
+            return
+        sending = self._sending.pop(result.index)
+        self._builder.add(result)
+        progress = self.progress()
+        if self._checkpoint is not None and result.landed and not result.resumed:
+            try:
+                await self._checkpoint.record(sending.batch, result)
+            except Exception as exc:  # noqa: BLE001 - e.g. the disk is full, or the lease lost
+                self._stop(exc)  # the batch landed all the same: it is reported; then stop
+        if emit is not None:
+            await emit(result, progress)
+
+    async def _send(
+        self,
+        session: Session,
+        sending: _Sending,
+        positions: list[int],
+        entries: PreparedEntries,
+        splits: list[int],
+    ) -> bool:
+        """Import ``entries``, halving on a refusal until the bad ones stand alone (``False``: stopped)."""
+        try:
+            result = await dnc.import_entries(session, entries)
+        except FATAL_ERRORS as exc:
+            self._stop(exc)
+            return False
+        except APIStatusError as exc:
+            if exc.status not in SPLIT_STATUSES:
+                sending.refused += self._failed(positions, entries, FailureKind.GAVE_UP, str(exc))
+                return True
+            if len(entries) == 1 or splits[0] >= self._options.max_split_requests:
+                sending.refused += self._failed(
+                    positions, entries, FailureKind.REJECTED_BY_SERVER, exc.message
+                )
+                return True
+            splits[0] += 2
+            half = len(entries) // 2
+            return await self._send(session, sending, positions[:half], entries[:half], splits) and (
+                await self._send(session, sending, positions[half:], entries[half:], splits)
+            )
+        except SendKitError as exc:  # no answer after the retries
+            sending.refused += self._failed(positions, entries, FailureKind.GAVE_UP, str(exc))
+            return True
+        sending.imported += result.imported
+        sending.skipped += result.skipped
+        sending.landed.update(positions)
+        return True
+
+    def _result(self, sending: _Sending, *, failed: tuple[FailedEntry, ...]) -> BatchResult:
+        batch, counts = sending.batch, sending.counts
         return BatchResult(
             index=batch.index,
             start=batch.start,
             end=batch.end,
             sent=len(batch.entries),
-            imported=imported,
-            skipped=skipped,
+            imported=sending.imported,
+            skipped=sending.skipped,
             rejected=tuple(batch.rejected),
             duplicates=batch.duplicates,
-            failed=tuple(failed),
+            failed=failed,
             domains=landed_domains(batch, failed),
             requests=counts.requests,
             retries=counts.retries,
             rate_limited=counts.rate_limited,
         )
 
-    async def _send(
-        self, session: Session, positions: list[int], entries: PreparedEntries, splits: list[int]
-    ) -> tuple[int, int, list[FailedEntry]]:
-        """Import ``entries``, halving on a refusal until the bad ones stand alone."""
-        try:
-            result = await dnc.import_entries(session, entries)
-        except FATAL_ERRORS as exc:
-            self._stop(exc)
-            raise _Stopped from exc
-        except APIStatusError as exc:
-            if exc.status not in SPLIT_STATUSES:
-                return 0, 0, self._failed(positions, entries, FailureKind.GAVE_UP, str(exc))
-            if len(entries) == 1 or splits[0] >= self._options.max_split_requests:
-                return 0, 0, self._failed(positions, entries, FailureKind.REJECTED_BY_SERVER, exc.message)
-            splits[0] += 2
-            half = len(entries) // 2
-            left = await self._send(session, positions[:half], entries[:half], splits)
-            right = await self._send(session, positions[half:], entries[half:], splits)
-            return left[0] + right[0], left[1] + right[1], left[2] + right[2]
-        except SendKitError as exc:  # no answer after the retries
-            return 0, 0, self._failed(positions, entries, FailureKind.GAVE_UP, str(exc))
-        return result.imported, result.skipped, []
+    def _cut_short(self, sending: _Sending) -> BatchResult:
+        """A batch the job stopped in: what landed stays landed; the rest is interrupted or not sent."""
+        why = self.fatal if self.fatal is not None else "the job was cancelled"
+        reason = f"the job stopped before this batch finished: {why}"
+        kind = FailureKind.INTERRUPTED if sending.counts.requests else FailureKind.NOT_SENT
+        refused = {entry.position for entry in sending.refused}
+        batch = sending.batch
+        left = [
+            FailedEntry(position, email, kind, reason)
+            for position, email in zip(batch.positions, batch.entries.emails, strict=True)
+            if position not in sending.landed and position not in refused
+        ]
+        return self._result(
+            sending, failed=tuple(sorted([*sending.refused, *left], key=lambda f: f.position))
+        )
 
     @staticmethod
     def _failed(
@@ -548,48 +615,76 @@ class ImportJob:
             FailedEntry(p, email, kind, reason) for p, email in zip(positions, entries.emails, strict=True)
         ]
 
-    def _unsent(self, batch: Batch) -> BatchResult:
-        kind = FailureKind.INTERRUPTED if batch.index in self._started else FailureKind.NOT_SENT
-        reason = f"the job stopped before this batch finished: {self._fatal}"
-        return BatchResult(
-            index=batch.index,
-            start=batch.start,
-            end=batch.end,
-            sent=0,
-            rejected=tuple(batch.rejected),
-            duplicates=batch.duplicates,
-            failed=tuple(self._failed(batch.positions, batch.entries, kind, reason)),
-        )
 
-
-ProgressCallback = Callable[[ImportProgress], "Awaitable[None] | None"]
+def _aborted(job: ImportJob) -> ImportAbortedError:
+    error = ImportAbortedError(f"the import stopped: {job.fatal}")
+    error.report = job.report()
+    error.__cause__ = job.fatal
+    return error
 
 
 async def import_bulk(
     session: Session, source: EntrySource, options: ImportOptions, on_progress: ProgressCallback | None
 ) -> ImportReport:
-    """Run a whole job and fold its batch results into an :class:`ImportReport`."""
-    clock = session.clock
-    started = clock.monotonic()
-    builder = ReportBuilder()
+    """Run a whole job and return its :class:`ImportReport` (``on_progress`` is told after every batch).
+
+    Raises:
+        ImportAbortedError: a fatal error stopped it; ``.report`` is the account.
+        CancelledError: cancelled; the cancellation carries the account as ``.report``.
+    """
     job = ImportJob(session, source, options)
+    told = anyio.Lock()  # one progress call at a time, in the order batches finish
+
+    async def tell(_result: BatchResult, progress: ImportProgress) -> None:
+        if on_progress is None:
+            return
+        async with told:
+            outcome = on_progress(progress)
+            if inspect.isawaitable(outcome):
+                await outcome
+
     with job_span("dnc.import_bulk") as span:
         try:
-            async with contextlib.aclosing(job.results()) as results:
-                async for result in results:
-                    builder.add(result)
-                    if on_progress is not None:
-                        outcome = on_progress(builder.progress(clock.monotonic() - started, job.concurrency))
-                        if inspect.isawaitable(outcome):
-                            await outcome
-        except ImportAbortedError as exc:
-            exc.report = builder.report(clock.monotonic() - started, stopped=True)
-            raise
+            await in_child_task(functools.partial(job.run, tell))
         except anyio.get_cancelled_exc_class() as exc:
             # The cancellation carries the account of what landed before it.
-            exc.report = builder.report(clock.monotonic() - started)  # type: ignore[attr-defined]
+            exc.report = job.report()  # type: ignore[attr-defined]
             raise
         finally:
-            progress = builder.progress(clock.monotonic() - started, job.concurrency)
+            progress = job.progress()
             span.update({f"sendkit.{name}": value for name, value in attrs.asdict(progress).items()})
-    return builder.report(clock.monotonic() - started)
+    if job.fatal is not None:
+        raise _aborted(job)
+    return job.report()
+
+
+class ImportStream(Stream[BatchResult]):
+    """``client.dnc.iter_import()``: each batch's :class:`BatchResult` as it finishes, safe to leave any time.
+
+    Its :attr:`report` is the job's account so far: every batch that
+    finished (read from the stream or not) and, once the job stopped (the
+    stream closed early, or a fatal error), every batch it had read, with
+    entries that did not land as ``interrupted`` or ``not_sent``. After a
+    fatal stop, the stream ends with :class:`ImportAbortedError`.
+    """
+
+    __slots__ = ("_job",)
+
+    def __init__(self, scope: ClientScope, job: ImportJob) -> None:
+        async def produce(emit: Callable[[BatchResult], Awaitable[None]]) -> None:
+            await job.run(lambda result, _progress: emit(result))
+            if job.fatal is not None:
+                raise _aborted(job)
+
+        super().__init__(scope, produce, buffer=-1)
+        self._job = job
+
+    @property
+    def report(self) -> ImportReport:
+        """The account so far (see the class docstring)."""
+        return self._job.report()
+
+
+def iter_import(session: Session, source: EntrySource, options: ImportOptions) -> ImportStream:
+    """The job as a stream of batch results (see :class:`ImportStream`); nothing starts until it is read."""
+    return ImportStream(session.scope, ImportJob(session, source, options))

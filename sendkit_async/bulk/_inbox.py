@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import anyio
 import attrs
 
 from sendkit_async import inbox
 from sendkit_async._budget import Lane
 from sendkit_async._config import DEFAULT_CONCURRENCY, DEFAULT_IDS_PER_REQUEST
 from sendkit_async._errors import AuthenticationError, PermissionDeniedError, SendKitError
+from sendkit_async._fanout import fan_out
 from sendkit_async._flow import Concurrency, check_concurrency
 from sendkit_async._session import Session
 from sendkit_async._types import NOT_GIVEN, NotGiven
@@ -55,26 +55,26 @@ async def update_many(
     inbox.patch(
         mark_read=mark_read, ai_tag=ai_tag, tags=tags
     )  # the same changes for every id: check them once
-    limiter = session.in_flight(check_concurrency(concurrency))
-    paced = session.with_options(lane=Lane.BULK, flow=limiter)
-    outcomes: list[UpdateOutcome] = [UpdateOutcome(i) for i in ids]
+    limiter = session.scope.in_flight(check_concurrency(concurrency))
+    paced = session.with_options(lane=Lane.BULK).with_hooks(limiter)
+    outcomes: list[UpdateOutcome] = []
     fatal: list[SendKitError] = []
 
-    async def one(index: int) -> None:
-        async with limiter.slot():
-            if fatal:
-                outcomes[index] = UpdateOutcome(ids[index], error=fatal[0])
-                return
-            try:
-                updated = await inbox.update(paced, ids[index], mark_read=mark_read, ai_tag=ai_tag, tags=tags)
-            except SendKitError as exc:
-                if isinstance(exc, (AuthenticationError, PermissionDeniedError)):
-                    fatal.append(exc)
-                outcomes[index] = UpdateOutcome(ids[index], error=exc)
-            else:
-                outcomes[index] = UpdateOutcome(ids[index], conversation=updated)
+    async def one(conversation_id: str) -> UpdateOutcome:
+        if fatal:
+            return UpdateOutcome(conversation_id, error=fatal[0])
+        try:
+            updated = await inbox.update(
+                paced, conversation_id, mark_read=mark_read, ai_tag=ai_tag, tags=tags
+            )
+        except SendKitError as exc:
+            if isinstance(exc, (AuthenticationError, PermissionDeniedError)):
+                fatal.append(exc)
+            return UpdateOutcome(conversation_id, error=exc)
+        return UpdateOutcome(conversation_id, conversation=updated)
 
-    async with anyio.create_task_group() as task_group:
-        for index in range(len(ids)):
-            task_group.start_soon(one, index)
+    async def keep(outcome: UpdateOutcome) -> None:
+        outcomes.append(outcome)
+
+    await fan_out(ids, one, limiter=limiter, deliver=keep, ordered=True)
     return outcomes

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import sys
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Mapping
 from operator import contains, rshift, setitem
 from typing import Any, Final
 
@@ -102,7 +103,7 @@ def check_source(source: object) -> None:
         )
 
 
-async def _chunks(source: EntrySource) -> AsyncIterator[list[Any]]:
+async def _chunks(source: EntrySource) -> AsyncGenerator[list[Any], None]:
     """The input in lists of up to 1,024 items, yielding to the loop between them."""
     if isinstance(source, AsyncIterable):
         chunk: list[Any] = []
@@ -218,14 +219,15 @@ class Batcher:
     type: EntryType | None = None  # None: inferred per item (``"auto"``)
     seen: SeenAddresses = attrs.Factory(SeenAddresses)
 
-    async def batches(self, source: EntrySource) -> AsyncIterator[Batch]:
+    async def batches(self, source: EntrySource) -> AsyncGenerator[Batch, None]:
         """Yield batches in input order; memory holds one open batch at a time."""
         cursor = _Cursor(Batch(index=0, start=0))
-        async for chunk in _chunks(source):
-            normal = _normalised(chunk) if self.type is not EntryType.DOMAIN else None
-            closed = self._slices(cursor, normal) if normal is not None else None
-            for batch in closed if closed is not None else self._items(cursor, chunk, normal):
-                yield batch
+        async with contextlib.aclosing(_chunks(source)) as chunks:
+            async for chunk in chunks:
+                normal = _normalised(chunk) if self.type is not EntryType.DOMAIN else None
+                closed = self._slices(cursor, normal) if normal is not None else None
+                for batch in closed if closed is not None else self._items(cursor, chunk, normal):
+                    yield batch
         cursor.batch.end = cursor.position
         if cursor.batch.end > cursor.batch.start:
             yield cursor.batch
@@ -353,11 +355,12 @@ async def dry_run(source: EntrySource, batcher: Batcher) -> DryRunReport:
     check_source(source)
     read = duplicates = valid = batches = domains = 0
     rejected: list[RejectedEntry] = []
-    async for batch in batcher.batches(source):
-        read = batch.end
-        rejected.extend(batch.rejected)
-        duplicates += batch.duplicates
-        valid += len(batch.entries)
-        domains += batch.domains()
-        batches += bool(batch.entries)
+    async with contextlib.aclosing(batcher.batches(source)) as made:
+        async for batch in made:
+            read = batch.end
+            rejected.extend(batch.rejected)
+            duplicates += batch.duplicates
+            valid += len(batch.entries)
+            domains += batch.domains()
+            batches += bool(batch.entries)
     return DryRunReport(read, tuple(rejected), duplicates, valid, batches, domains)
