@@ -61,6 +61,20 @@ def newest(session: nox.Session) -> None:
     session.run("pytest", *session.posargs)
 
 
+@nox.session(python=PYTHONS[-1])
+def properties(session: nox.Session) -> None:
+    """The call-boundary properties at 2,000 examples per parameter (the suite runs a few of each)."""
+    session.install(*DEV, "-e", ".[test]")
+    session.run(
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        "tests/test_call_boundary.py",
+        *session.posargs,
+        env={"SENDKIT_BOUNDARY_EXAMPLES": "2000"},
+    )
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff, at the version the toolchain lock pins."""

@@ -8,6 +8,8 @@ from typing import Protocol, TypeVar
 
 import anyio
 
+from ._groups import BaseExceptionGroup, first_error
+
 __all__ = ["Clock", "SystemClock", "at_most"]
 
 T = TypeVar("T")
@@ -44,12 +46,19 @@ class SystemClock:
         return "SystemClock()"
 
 
-async def at_most(clock: Clock, seconds: float | None, wait: Callable[[], Awaitable[T]]) -> T | None:
+async def at_most(
+    clock: Clock,
+    seconds: float | None,
+    wait: Callable[[], Awaitable[T]],
+    undo: Callable[[T], Awaitable[None]] | None = None,
+) -> T | None:
     """``await wait()``, cancelled after ``seconds`` on ``clock``: its result, or ``None`` when cut off.
 
     ``None`` seconds waits as long as it takes. A result that arrives as the
     time runs out is kept. ``wait`` must be safe to cancel (it takes nothing
-    it does not give back), as every budget wait is.
+    it does not give back), as every budget wait is. A result that arrived
+    but cannot be handed over (the caller was cancelled just then) is given
+    to ``undo``, shielded, so a budget's permit is never lost.
 
     A clock whose every sleep returns at once, moving its time on
     (``FakeClock(auto_advance=True)``), has no notion of two sleepers at once:
@@ -59,13 +68,24 @@ async def at_most(clock: Clock, seconds: float | None, wait: Callable[[], Awaita
     if seconds is None or getattr(clock, "auto_advance", False):
         return await wait()
     found: list[T] = []
-    async with anyio.create_task_group() as group:
+    failure: BaseException | None = None
+    try:
+        async with anyio.create_task_group() as group:
 
-        async def alarm() -> None:
-            await clock.sleep(max(seconds, 0.0))
+            async def alarm() -> None:
+                await clock.sleep(max(seconds, 0.0))
+                group.cancel_scope.cancel()
+
+            group.start_soon(alarm)
+            found.append(await wait())
             group.cancel_scope.cancel()
-
-        group.start_soon(alarm)
-        found.append(await wait())
-        group.cancel_scope.cancel()
+    except BaseExceptionGroup as group_error:
+        failure = first_error(group_error)
+    except BaseException:
+        if found and undo is not None:
+            with anyio.CancelScope(shield=True):
+                await undo(found[0])
+        raise
+    if failure is not None:
+        raise failure  # the wait's own error, not a group
     return found[0] if found else None

@@ -46,6 +46,9 @@ DEFAULT_CONNECTION_LIMIT: Final = 100
 # and ids an inbox selection sends per request.
 DEFAULT_CONCURRENCY: Final = "auto"
 DEFAULT_MAX_CONCURRENCY: Final = 64
+# The most requests any helper may keep in flight (a fixed concurrency=N, or max_concurrency):
+# far above what one key's rate needs, and a bound on the tasks a typo could start.
+MAX_CONCURRENCY: Final = 1_000
 DEFAULT_IDS_PER_REQUEST: Final = 1_000
 # A bulk job's retries per request: more than a single call's, as a job of
 # hours should ride out a rough minute; 429s are paced by the budget.
@@ -265,9 +268,16 @@ class ClientConfig:
                 "a workspace key (sk_...) is bound to its workspace and must not "
                 f"send a workspace id: drop workspace_id / {ENV_WORKSPACE_ID}",
             )
-        url = URL(str(base_url if base_url is not None else env.get(ENV_BASE_URL, DEFAULT_BASE_URL)))
-        if url.scheme not in {"http", "https"} or not url.host:
-            raise ConfigurationError(f"base URL must be an http(s) URL, got {str(url)!r}")
+        given = base_url if base_url is not None else env.get(ENV_BASE_URL, DEFAULT_BASE_URL)
+        if not isinstance(given, (str, URL)):
+            raise ConfigurationError(f"base URL must be a string, got {type(given).__name__}")
+        try:
+            url = URL(str(given))
+            usable = url.scheme in {"http", "https"} and bool(url.host)
+        except ValueError:  # yarl's word for what is not a URL at all (a port that is not a number)
+            usable = False
+        if not usable:
+            raise ConfigurationError(f"base URL must be an http(s) URL, got {str(given)!r:.100}")
         if url.scheme == "http" and not allow_insecure_http and not _is_loopback(url.host):
             raise ConfigurationError(
                 f"refusing plain http:// to {url.host}: the API key would cross the network "

@@ -20,7 +20,6 @@ updates, a page-mode walk's pages and a cursor walk's segments.
 from __future__ import annotations
 
 import itertools
-import sys
 from collections.abc import (
     AsyncIterable,
     AsyncIterator,
@@ -36,20 +35,12 @@ from typing import Any, Generic, TypeVar
 import anyio
 
 from ._flow import InFlight
+from ._groups import BaseExceptionGroup, first_error
 
-if sys.version_info < (3, 11):  # pragma: no cover - the builtin came in 3.11; anyio brings the backport
-    from exceptiongroup import BaseExceptionGroup
-
-__all__ = ["fan_out", "first_error", "in_child_task"]
+__all__ = ["beside", "fan_out", "in_child_task"]
 
 X = TypeVar("X")
 R = TypeVar("R")
-
-
-def first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The exception to raise for a task group that failed: its first, unwrapped (nested groups too)."""
-    first = group.exceptions[0]
-    return first_error(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 class _Items(Generic[X]):
@@ -195,6 +186,27 @@ async def fan_out(
         failure = first_error(group_error)
     finally:
         await source.aclose()
+    if failure is not None:
+        raise failure
+
+
+async def beside(
+    main: Callable[[], Awaitable[None]], helper: Callable[[], Coroutine[Any, Any, None]] | None
+) -> None:
+    """Run ``main()`` with ``helper()`` in a task beside it, cancelled once ``main`` ends.
+
+    The first error of either cancels the other and is raised, unwrapped (a
+    cursor walk's scheduler beside its output; a job's lease keeper beside its batches).
+    """
+    failure: BaseException | None = None
+    try:
+        async with anyio.create_task_group() as group:
+            if helper is not None:
+                group.start_soon(helper)
+            await main()
+            group.cancel_scope.cancel()
+    except BaseExceptionGroup as group_error:
+        failure = first_error(group_error)
     if failure is not None:
         raise failure
 

@@ -29,7 +29,7 @@ from typing import Final, Literal, Protocol, TypeAlias
 import anyio
 
 from ._clock import Clock
-from ._config import DEFAULT_MAX_CONCURRENCY
+from ._config import DEFAULT_MAX_CONCURRENCY, MAX_CONCURRENCY
 from ._errors import ValidationError
 from ._hooks import Attempt
 
@@ -66,14 +66,18 @@ FAILURE_STATUSES: Final = frozenset({502, 503, 504})
 
 
 def check_concurrency(value: object, name: str = "concurrency") -> Concurrency:
-    """``"auto"`` or a whole number of at least 1.
+    """``"auto"`` or a whole number from 1 to ``MAX_CONCURRENCY`` (1,000).
 
     Raises:
         ValidationError: anything else.
     """
-    if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+    if value == "auto" or (
+        isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_CONCURRENCY
+    ):
         return value
-    raise ValidationError(f"{name} must be 'auto' or a whole number of at least 1, got {value!r}")
+    raise ValidationError(
+        f"{name} must be 'auto' or a whole number from 1 to {MAX_CONCURRENCY:,}, got {value!r:.40}"
+    )
 
 
 class InFlight(Protocol):

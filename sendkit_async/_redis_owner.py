@@ -7,8 +7,11 @@ from __future__ import annotations
 
 from types import TracebackType
 
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from typing_extensions import Self
 
+from ._errors import ConfigurationError
 from ._redis_url import AnyRedis, close
 
 __all__ = ["RedisOwner"]
@@ -23,6 +26,11 @@ class RedisOwner:
     __slots__ = ("_owns", "_redis")
 
     def __init__(self, client: AnyRedis) -> None:
+        if not isinstance(client, (Redis, RedisCluster)):
+            raise ConfigurationError(
+                "client must be a redis.asyncio.Redis (plain, or from a Sentinel's master_for) or a "
+                f"redis.asyncio.RedisCluster, got {type(client).__name__}"
+            )
         self._redis = client
         self._owns = False
 

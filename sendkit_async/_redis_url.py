@@ -98,6 +98,15 @@ def _hosts(netloc: str, url: str) -> list[tuple[str, int]]:
     return hosts
 
 
+def redact_url_in(text: str, url: str) -> str:
+    """``text`` with ``url``, and the password in it, never shown."""
+    _, _, rest = url.partition("://")
+    userinfo, at, _ = rest.rpartition("@")
+    secret = userinfo.partition(":")[2] if at else ""
+    text = text.replace(url, _redacted(url))
+    return text.replace(secret, "***") if secret else text
+
+
 def _redacted(url: str) -> str:
     scheme, _, rest = url.partition("://")
     userinfo, at, hosts = rest.rpartition("@")
@@ -114,12 +123,18 @@ def connect(url: str, *, timeout: float, retry: bool = True) -> AnyRedis:
         ConfigurationError: a scheme the SDK does not know, or a URL it cannot read
             (the message never shows the password).
     """
+    if not isinstance(url, str):
+        raise ConfigurationError(f"a Redis URL must be a string, got {type(url).__name__}")
     lowered = url.lower()
     timeouts: dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
     if not retry:
         timeouts["retry"] = Retry(_untyped(NoBackoff)(), 0)
     if lowered.startswith(("redis://", "rediss://", "unix://")):
-        plain: aioredis.Redis = aioredis.Redis.from_url(url, **timeouts)
+        try:
+            plain: aioredis.Redis = aioredis.Redis.from_url(url, **timeouts)
+        except ValueError as exc:  # redis-py's word for a URL it cannot read; the message may quote it
+            reason = redact_url_in(str(exc), url)
+            raise ConfigurationError(f"cannot read the Redis URL {_redacted(url)!r}: {reason}") from None
         return plain
     if not lowered.startswith(SCHEMES):
         raise ConfigurationError(

@@ -262,8 +262,13 @@ class Session:
         limit = self.config.retry.max_queue_wait
         asked = self.clock.monotonic()
         left = None if limit is None else limit - queued
-        budget, lane = self.budget, self.lane
-        permit = await at_most(self.clock, left, lambda: budget.acquire(lane))
+        budget, lane, clock = self.budget, self.lane, self.clock
+
+        async def give_back(permit: Permit) -> None:
+            now = clock.wall()
+            await budget.observe(permit, Observation.of(None, sent_at=now, received_at=now))
+
+        permit = await at_most(clock, left, lambda: budget.acquire(lane), give_back)
         if permit is not None:
             return permit
         waited = queued + self.clock.monotonic() - asked

@@ -33,6 +33,7 @@ channel, see :mod:`._stream`), not async generators: their concurrency
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -42,7 +43,7 @@ import anyio
 import attrs
 
 from ._errors import APIStatusError, UnexpectedResponseError
-from ._fanout import fan_out
+from ._fanout import beside, fan_out
 from ._flow import FixedLimit, InFlight
 from .models import DncPage, DncRecord
 
@@ -368,10 +369,7 @@ async def walk_cursor(
             cursor = continuation(page, cursor)
         return
     walk = _CursorWalk(fetch, limiter, prefetch, first, SEGMENT_PAGES, math.ceil(pages / SEGMENT_PAGES))
-    async with anyio.create_task_group() as group:  # in this coroutine's task: nothing crosses a yield
-        group.start_soon(walk.schedule)
-        await walk.emit_pages(emit)
-        group.cancel_scope.cancel()
+    await beside(functools.partial(walk.emit_pages, emit), walk.schedule)
 
 
 async def walk_pages(

@@ -28,7 +28,7 @@ from ._config import (
     Timeout,
 )
 from ._errors import ConfigurationError, ValidationError
-from ._flow import Concurrency
+from ._flow import Concurrency, check_concurrency
 from ._hooks import AttemptHook, LastRateLimit
 from ._http import as_timeout, check_headers
 from ._logs import configure_from_environment
@@ -153,6 +153,8 @@ class DncAPI(_Resource):
             >>> report.imported, report.skipped, len(report.rejected)  # doctest: +SKIP
         """
         job = _engine.resolve_options(options, settings)
+        if on_progress is not None and not callable(on_progress):
+            raise ValidationError(f"on_progress must be a function or None, got {type(on_progress).__name__}")
         return await _engine.import_bulk(self._session, entries, job, on_progress)
 
     async def validate_bulk(
@@ -498,9 +500,16 @@ def _check_settings(
     Raises:
         ConfigurationError: naming the setting.
     """
-    for name, value in (("max_concurrency", max_concurrency), ("connection_limit", connection_limit)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigurationError(f"{name} must be a whole number of at least 1, got {value!r:.40}")
+    if isinstance(connection_limit, bool) or not isinstance(connection_limit, int) or connection_limit < 1:
+        raise ConfigurationError(
+            f"connection_limit must be a whole number of at least 1, got {connection_limit!r:.40}"
+        )
+    try:
+        check_concurrency(max_concurrency, "max_concurrency")
+    except ValidationError as exc:
+        raise ConfigurationError(str(exc).replace("'auto' or ", "")) from None
+    if max_concurrency == "auto":
+        raise ConfigurationError("max_concurrency must be a whole number from 1 to 1,000, got 'auto'")
     if not isinstance(allow_insecure_http, bool):
         raise ConfigurationError(
             f"allow_insecure_http must be True or False, got {allow_insecure_http!r:.40}"

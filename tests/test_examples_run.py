@@ -108,6 +108,8 @@ class RedisSettings:
 @pytest.fixture(scope="module")
 def fake():
     with ThreadedFake(seed=0) as server:
+        # Many pages, so a loop that leaves a listing early (the README's break) leaves a concurrent walk.
+        server.add_dnc(f"seeded{i}@example.com" for i in range(5_000))
         yield server
 
 

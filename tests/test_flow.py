@@ -135,7 +135,7 @@ def test_a_cancelled_attempt_teaches_nothing() -> None:
     limit = AdaptiveLimit(clock=clock, rate=lambda: None, max_limit=64)
     for _ in range(3):
         _answer(limit, clock, 0.5)
-    attempt, watch = _sent(limit)
+    _, watch = _sent(limit)
     clock.advance(30.0)  # far past the unloaded latency: it would cut, were it an answer
     watch.__exit__(CancelledError, CancelledError(), None)
     assert limit.limit == 64

@@ -103,3 +103,42 @@ async def test_a_bulk_batch_waits_as_long_as_it_takes_unless_the_job_sets_a_limi
 def test_a_bad_limit_is_a_configuration_error(bad):
     with pytest.raises(ConfigurationError, match="max_queue_wait"):
         SendKit(api_key=KEY, transport=MockTransport(lambda _r: json_response(200, PAGE)), max_queue_wait=bad)
+
+
+async def test_a_result_that_arrives_as_its_caller_is_cancelled_is_given_back():
+    import anyio  # noqa: PLC0415
+
+    from sendkit_async._clock import SystemClock, at_most  # noqa: PLC0415
+
+    given_back = []
+
+    async def undo(result):
+        given_back.append(result)
+
+    with anyio.CancelScope() as caller:
+
+        async def wait():
+            caller.cancel()  # the cancellation lands just as the permit is granted
+            return "permit"
+
+        await at_most(SystemClock(), 10.0, wait, undo)
+    assert caller.cancelled_caught
+    assert given_back == ["permit"]
+
+
+async def test_interactive_calls_cancelled_at_random_points_never_leave_a_permit_behind():
+    import asyncio  # noqa: PLC0415
+    import random  # noqa: PLC0415
+
+    from sendkit_async.testing import FakeSendKit  # noqa: PLC0415
+
+    rng = random.Random(3)
+    async with FakeSendKit(latency=0.002, rate_limit=2000) as fake, fake.client() as client:
+        for _ in range(60):
+            calls = [asyncio.ensure_future(client.dnc.get_page(limit=1)) for _ in range(5)]
+            await asyncio.sleep(rng.uniform(0, 0.006))
+            for call in calls:
+                call.cancel()
+            await asyncio.gather(*calls, return_exceptions=True)
+        assert client.budget_snapshot().in_flight == 0
+        await asyncio.wait_for(client.dnc.get_page(limit=1), timeout=5)  # the budget still lets calls out

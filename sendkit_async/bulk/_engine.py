@@ -30,13 +30,15 @@ from sendkit_async._config import (
 from sendkit_async._errors import (
     APIStatusError,
     AuthenticationError,
+    ClientClosedError,
+    ClientLoopError,
     NotFoundError,
     PermissionDeniedError,
     SendKitError,
     UnexpectedResponseError,
     ValidationError,
 )
-from sendkit_async._fanout import fan_out, in_child_task
+from sendkit_async._fanout import beside, fan_out, in_child_task
 from sendkit_async._flow import Concurrency, InFlight, check_concurrency
 from sendkit_async._hooks import Attempt
 from sendkit_async._scope import ClientScope
@@ -77,7 +79,15 @@ __all__ = [
 MIN_BATCH_BYTES: Final = 1024
 RATE_LIMITED: Final = 429
 SPLIT_STATUSES: Final = frozenset({400, 413, 422})
-FATAL_ERRORS: Final = (AuthenticationError, PermissionDeniedError, NotFoundError, UnexpectedResponseError)
+# What no retry of any batch can mend: the job stops, reporting what it did not send.
+FATAL_ERRORS: Final = (
+    AuthenticationError,
+    PermissionDeniedError,
+    NotFoundError,
+    UnexpectedResponseError,
+    ClientClosedError,
+    ClientLoopError,
+)
 
 
 def _whole(minimum: int) -> Callable[[object, attrs.Attribute[Any], object], None]:
@@ -120,6 +130,9 @@ def _checkpoint(_instance: object, attribute: attrs.Attribute[Any], value: objec
             f"{attribute.name} must be a file path, a redis:// URL or a checkpoint store, "
             f"got {type(value).__name__}"
         )
+    path = os.fspath(value)
+    if not isinstance(path, str) or not path.strip() or "\x00" in path:
+        raise ValidationError(f"{attribute.name} must name a file, got {value!r:.60}")
     if os.path.isdir(value):  # noqa: PTH112 - a str or PathLike alike
         raise ValidationError(f"{attribute.name} {os.fspath(value)!r} is a directory; give a file path")
 
@@ -420,14 +433,8 @@ class ImportJob:
         completed = False
         try:
             await self._open_checkpoint()
-            async with anyio.create_task_group() as lease:
-                if self._checkpoint is not None:
-                    lease.start_soon(self._hold, self._checkpoint)
-                with anyio.CancelScope() as self._scope:
-                    deliver = functools.partial(self._landed, emit)
-                    async with contextlib.aclosing(self._batches()) as batches:
-                        await fan_out(batches, self._process, limiter=self._flow, deliver=deliver)
-                lease.cancel_scope.cancel()
+            keeper = None if self._checkpoint is None else functools.partial(self._hold, self._checkpoint)
+            await beside(functools.partial(self._send_all, emit), keeper)
             completed = self.fatal is None
         except SendKitError as exc:  # the checkpoint could not be used, or its job is held elsewhere
             self._stop(exc)
@@ -443,6 +450,13 @@ class ImportJob:
         if emit is not None:
             for result in unsent:
                 await emit(result, self.progress())
+
+    async def _send_all(self, emit: Emit | None) -> None:
+        """Every batch through the fan-out, until the input ends or the job stops (``_stop`` cancels it)."""
+        with anyio.CancelScope() as self._scope:
+            deliver = functools.partial(self._landed, emit)
+            async with contextlib.aclosing(self._batches()) as batches:
+                await fan_out(batches, self._process, limiter=self._flow, deliver=deliver)
 
     async def _batches(self) -> AsyncGenerator[Batch, None]:
         """The input's batches, each on the books once read; an input that raises stops the job."""
@@ -632,6 +646,7 @@ async def import_bulk(
         ImportAbortedError: a fatal error stopped it; ``.report`` is the account.
         CancelledError: cancelled; the cancellation carries the account as ``.report``.
     """
+    session.scope.enter()  # a closed client, or one of another loop, refuses at once
     job = ImportJob(session, source, options)
     told = anyio.Lock()  # one progress call at a time, in the order batches finish
 

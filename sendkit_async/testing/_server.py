@@ -68,7 +68,6 @@ DEFAULT_LIMIT: Final = 20
 REASONS: Final = frozenset(r.value for r in DncReason)
 ENTRY_TYPES: Final = frozenset({"email", "domain"})
 ENTRY_FIELDS: Final = frozenset({"email", "type", "reason"})
-FILTER_KEYS: Final = {"campaignId": (str,), "aiTag": (str, type(None)), "tag": (str,), "unread": (bool,)}
 
 _WORKSPACE: ContextVar[Workspace] = ContextVar("sendkit_fake_workspace")
 
@@ -674,13 +673,13 @@ class FakeSendKit:
             self._check_id_list(ids, "conversationIds", allow_empty=False)
             return [conversations[i] for i in dict.fromkeys(ids) if i in conversations]
         filters = body.get("filters") or {}
+        # The pages leave filters open: any object of plain values is taken; the fake applies the
+        # ones it knows (campaignId, aiTag, tag, unread) and, like a lenient API, ignores the rest.
         if not isinstance(filters, dict):
             raise _APIError(400, "filters must be an object")
         for key, value in filters.items():
-            if key not in FILTER_KEYS:
-                raise _APIError(400, f"unknown filter {key!r}; known: {', '.join(FILTER_KEYS)}")
-            if not isinstance(value, FILTER_KEYS[key]):
-                raise _APIError(400, f"filter {key!r} has the wrong type")
+            if value is not None and not isinstance(value, (str, int, float, bool)):
+                raise _APIError(400, f"filter {key!r} must be a plain value")
         excluded = set(self._check_id_list(body.get("excludeIds", []), "excludeIds", allow_empty=True))
         return [c for c in conversations.values() if c.id not in excluded and c.matches(filters)]
 
