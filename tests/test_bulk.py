@@ -219,6 +219,30 @@ async def test_closing_iter_import_early_cancels_what_is_in_flight():
         assert client_tasks() == []
 
 
+@pytest.mark.parametrize("after", [1, 3, 7])
+async def test_an_import_stream_left_early_reports_what_landed_and_every_entry_it_read(after):
+    async with FakeSendKit(latency=0.02) as fake, fake.client() as client:
+        stream = client.dnc.iter_import(distinct_valid(10_000), batch_size=100, concurrency=4)
+        seen = 0
+        async for _ in stream:
+            seen += 1
+            if seen == after:
+                break
+        await stream.aclose()  # waits for the job: its account is final
+        report = stream.report
+        assert report.balanced
+        assert report.stopped_at == report.read  # every entry it read is in the account
+        assert report.batches >= after
+        stored = len(fake.dnc_emails())
+        assert report.imported <= stored  # nothing claimed that did not land
+        assert report.imported + len(report.not_sent) >= stored  # what landed is imported or unknown
+        # Requests cut off by the close may or may not have reached the server: at most those in flight.
+        received = fake.stats.by_route["POST /v1/dnc/import"]
+        assert received <= report.requests <= received + 4
+        unknown = {f.email for f in report.failed if f.kind.value == "interrupted"}
+        assert {f.email for f in report.failed} - unknown <= set(distinct_valid(10_000)) - fake.dnc_emails()
+
+
 async def test_cancelling_the_task_stops_promptly_and_leaves_nothing_behind():
     server_time = FakeClock(auto_advance=False)  # the server holds each request 5 s of its time
     async with FakeSendKit(latency=5, clock=server_time) as fake, fake.client() as client:
