@@ -9,6 +9,7 @@ from ._budget import BudgetSnapshot, Lane, LocalBudget, Observation, Permit, Rat
 from ._clock import Clock, SystemClock
 from ._config import ClientConfig, RetryPolicy, Timeout
 from ._errors import (
+    AnswerTooLargeError,
     APIConnectionError,
     APIStatusError,
     APITimeoutError,
@@ -97,6 +98,7 @@ __all__ = [
     "APIStatusError",
     "APITimeoutError",
     "AiohttpTransport",
+    "AnswerTooLargeError",
     "AsyncTransport",
     "AuthenticationError",
     "BadRequestError",

@@ -13,6 +13,7 @@ import re
 from typing import Any
 
 import orjson
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from ._errors import APIStatusError, RedirectError, UnexpectedResponseError, status_error_class
 from ._rate import RateLimit
@@ -20,7 +21,7 @@ from ._retry import parse_retry_after
 from ._transport import WireResponse
 from ._types import JSON
 
-__all__ = ["decode", "excerpt", "redact", "request_id", "status_error"]
+__all__ = ["decode", "excerpt", "redact", "redact_headers", "redact_json", "request_id", "status_error"]
 
 _REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-correlation-id", "x-amzn-requestid")
 _TAG = re.compile(r"<[^>]*>")
@@ -31,6 +32,26 @@ _EXCERPT = 200
 def redact(text: str, secret: str) -> str:
     """``text`` with every occurrence of ``secret`` replaced by ``[redacted]``."""
     return text.replace(secret, "[redacted]") if secret and secret in text else text
+
+
+def redact_json(value: Any, secret: str) -> Any:
+    """A decoded JSON value with ``secret`` redacted in every string of it, keys included."""
+    if isinstance(value, str):
+        return redact(value, secret)
+    if isinstance(value, dict):
+        return {redact_json(key, secret): redact_json(item, secret) for key, item in value.items()}
+    if isinstance(value, list):
+        return [redact_json(item, secret) for item in value]
+    return value
+
+
+def redact_headers(headers: CIMultiDictProxy[str], secret: str) -> CIMultiDictProxy[str]:
+    """An answer's headers with ``secret`` redacted in every name and value (a server may echo the key)."""
+    if not any(secret in name or secret in value for name, value in headers.items()):
+        return headers
+    return CIMultiDictProxy(
+        CIMultiDict((redact(name, secret), redact(value, secret)) for name, value in headers.items())
+    )
 
 
 def excerpt(text: str) -> str:
@@ -100,7 +121,7 @@ def status_error(
         path=path,
         error=None if error is None else redact(error, key),
         message=redact(message, key),
-        code=redact(code, key) if isinstance(code, str) else code,
+        code=redact_json(code, key),
         request_id=request_id,
         rate_limit=rate,
         retry_after=parse_retry_after(headers, wall),

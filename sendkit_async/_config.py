@@ -36,10 +36,20 @@ DEFAULT_TOTAL_TIMEOUT: Final = 60.0
 DEFAULT_BACKOFF_BASE: Final = 0.5
 DEFAULT_BACKOFF_CAP: Final = 8.0
 DEFAULT_MAX_RETRY_WAIT: Final = 60.0
+# What a server says about time is believed up to an hour: a reset, a Retry-After or a policy
+# window past it (10**30, an epoch in the year 5138) is taken as unknown, not obeyed.
+MAX_SERVER_WAIT: Final = 3600.0
 # The longest an interactive call waits for its slots in the rate budget.
 DEFAULT_MAX_QUEUE_WAIT: Final = 60.0
 # The connection pool's cap when the client owns its aiohttp session.
 DEFAULT_CONNECTION_LIMIT: Final = 100
+# The largest answer body read (and, compressed, the most it may inflate to): a page of the
+# largest list is about 30 KB and an import's answer a few hundred bytes; HTML error pages fit
+# too. Past it the connection is dropped and the attempt fails as if no answer came.
+DEFAULT_MAX_ANSWER_BYTES: Final = 4 * 1024 * 1024
+MIN_ANSWER_BYTES: Final = 1024
+# The longest status line or header field read; an answer past it is malformed.
+MAX_ANSWER_LINE: Final = 16 * 1024
 # Requests a bulk helper keeps in flight ("auto": about rate x latency, see
 # _flow.py), the most "auto" ever allows (memory is about one batch body per
 # request in flight: ~600 KB for 10,000 typical addresses, so 64 hold ~40 MB),

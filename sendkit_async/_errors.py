@@ -20,7 +20,8 @@
     │   └── APITimeoutError ........... no answer in time
     ├── TransportError ................ a transport's word for "no answer" (the session
     │   │                               turns it into APIConnectionError; never raised to you)
-    │   └── TransportTimeoutError ..... a transport's "no answer in time" (→ APITimeoutError)
+    │   ├── TransportTimeoutError ..... a transport's "no answer in time" (→ APITimeoutError)
+    │   └── AnswerTooLargeError ....... an answer past max_answer_bytes (→ APIConnectionError)
     └── APIStatusError ................ the API answered with an error status
         ├── RedirectError .............. 3xx: not followed, so the key never leaves the origin
         ├── BadRequestError ............ 400
@@ -52,6 +53,7 @@ __all__ = [
     "APIConnectionError",
     "APIStatusError",
     "APITimeoutError",
+    "AnswerTooLargeError",
     "AuthenticationError",
     "BadRequestError",
     "BudgetTimeoutError",
@@ -170,6 +172,14 @@ class TransportError(SendKitError):
 
 class TransportTimeoutError(TransportError):
     """Raised by a transport when no answer came within the request's timeout (→ :class:`APITimeoutError`)."""
+
+
+class AnswerTooLargeError(TransportError):
+    """Raised by a transport for an answer whose body (or its inflated form) is past its bound.
+
+    The connection is dropped; the session retries as for a dropped
+    connection (→ :class:`APIConnectionError`).
+    """
 
 
 class APIStatusError(SendKitError):

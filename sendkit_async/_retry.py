@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Final
 
-from ._config import RetryPolicy
+from ._config import MAX_SERVER_WAIT, RetryPolicy
 from ._rate import RateLimit
 
 __all__ = [
@@ -27,6 +27,8 @@ _EPOCH_THRESHOLD: Final = 1e9
 # ... and above this, epoch milliseconds.
 _EPOCH_MS_THRESHOLD: Final = 1e11
 _LEADING_NUMBER = re.compile(r"\s*(-?\d+(?:\.\d+)?)")
+# More requests than this in a limit or a remaining count is not a rate anyone runs.
+_MOST_REQUESTS: Final = 1e9
 
 
 def should_retry(status: int | None) -> bool:
@@ -49,15 +51,23 @@ def _number(value: str | None) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def _believable(seconds: float | None) -> float | None:
+    """A wait the server states, or ``None`` when it is past ``MAX_SERVER_WAIT`` (or not a number)."""
+    if seconds is None or not math.isfinite(seconds) or seconds > MAX_SERVER_WAIT:
+        return None
+    return max(seconds, 0.0)
+
+
 def parse_retry_after(headers: Mapping[str, str], now: float) -> float | None:
     """Seconds to wait from ``retry-after-ms`` or ``Retry-After``, or ``None``.
 
     ``Retry-After`` may be seconds or an HTTP date (compared with ``now``,
-    seconds since the epoch). Negative waits become zero.
+    seconds since the epoch). Negative waits become zero; a wait past
+    ``MAX_SERVER_WAIT`` (an hour) is taken as unknown.
     """
     millis = _number(headers.get("retry-after-ms"))
     if millis is not None:
-        return max(millis / 1000.0, 0.0)
+        return _believable(millis / 1000.0)
     raw = headers.get("retry-after")
     if raw is None:
         return None
@@ -66,9 +76,9 @@ def parse_retry_after(headers: Mapping[str, str], now: float) -> float | None:
     except ValueError:
         try:
             seconds = email.utils.parsedate_to_datetime(raw).timestamp() - now
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             return None
-    return max(seconds, 0.0) if math.isfinite(seconds) else None
+    return _believable(seconds)
 
 
 def _field_text(raw: str | None, name: str) -> str | None:
@@ -119,19 +129,14 @@ def parse_rate_limit(headers: Mapping[str, str], *, observed_at: float, now: flo
     if limit is None:
         limit = _field(policy, "q") if policy is None or "q=" in policy else _number(policy)
     window = _field(policy, "w")
+    # Believed only within bounds: no rate is 0 (or 10**30) requests, and no window or reset is
+    # past MAX_SERVER_WAIT; what is out of bounds is taken as not sent.
+    limit = limit if limit is not None and 1 <= limit <= _MOST_REQUESTS else None
+    remaining = remaining if remaining is not None and remaining <= _MOST_REQUESTS else None
+    window = window if window is not None and 0 < window <= MAX_SERVER_WAIT else None
+    reset, resolution, epoch = _reset_of(reset, raw_reset, now)
     if limit is None and remaining is None and reset is None:
         return None
-    resolution = 0.0
-    epoch: float | None = None
-    if reset is not None:
-        if raw_reset is not None and re.fullmatch(r"\s*-?\d+\s*", raw_reset):
-            resolution = 1.0
-        if reset > _EPOCH_MS_THRESHOLD:
-            reset /= 1000.0
-            resolution /= 1000.0
-        if reset > _EPOCH_THRESHOLD:
-            epoch = reset
-            reset -= now
     return RateLimit(
         limit=None if limit is None else int(limit),
         remaining=None if remaining is None else max(int(remaining), 0),
@@ -141,6 +146,27 @@ def parse_rate_limit(headers: Mapping[str, str], *, observed_at: float, now: flo
         reset_resolution=resolution,
         reset_epoch=epoch,
     )
+
+
+def _reset_of(reset: float | None, raw: str | None, now: float) -> tuple[float | None, float, float | None]:
+    """A reset field as (seconds from now, its resolution, the epoch it named), or unknown if past bounds.
+
+    Above 1e9 it is an epoch timestamp (above 1e11, in milliseconds); a
+    whole number is resolved to the second (or the millisecond).
+    """
+    if reset is None:
+        return None, 0.0, None
+    resolution = 1.0 if raw is not None and re.fullmatch(r"\s*-?\d+\s*", raw) else 0.0
+    epoch: float | None = None
+    if reset > _EPOCH_MS_THRESHOLD:
+        reset /= 1000.0
+        resolution /= 1000.0
+    if reset > _EPOCH_THRESHOLD:
+        epoch = reset
+        reset -= now
+    if _believable(reset) is None:
+        return None, 0.0, None
+    return reset, resolution, epoch
 
 
 def backoff(attempt: int, policy: RetryPolicy, rand: Callable[[], float]) -> float:

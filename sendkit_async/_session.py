@@ -23,7 +23,7 @@ import attrs
 import orjson
 from yarl import URL
 
-from ._answers import decode, redact, request_id, status_error
+from ._answers import decode, redact, redact_headers, request_id, status_error
 from ._budget import Lane, Observation, Permit, RateBudget
 from ._clock import Clock, SystemClock, at_most
 from ._config import ClientConfig, RetryPolicy, Timeout
@@ -342,7 +342,7 @@ class Session:
             data = decode(response, key)
             if isinstance(data, SendKitError):
                 return data
-            return Reply(data, ResponseInfo(status, response.headers, answer_id))
+            return Reply(data, ResponseInfo(status, redact_headers(response.headers, key), answer_id))
         return status_error(
             response,
             method=method,

@@ -7,21 +7,32 @@ client's :class:`AsyncTransport`; what comes back is a :class:`WireResponse`
 when no answer came. Retries, pacing, redaction and error mapping stay in
 the session. :class:`AiohttpTransport` is the real one;
 :class:`sendkit_async.testing.MockTransport` answers from a function.
+
+:class:`AiohttpTransport` trusts nothing the server sends: the body is read
+up to ``max_answer_bytes`` (a declared length past it is refused before
+reading), a ``gzip`` or ``deflate`` body is inflated by the transport itself
+to at most the same bound, status lines and header fields are bounded, and
+every way an answer can be malformed (a bad status line, too many or too
+long headers, a broken chunked body, bytes that are not HTTP) is a
+:class:`TransportError`, retried like a dropped connection. The request's
+``timeout.total`` covers the whole exchange, headers and body, so a server
+that trickles its answer costs at most that.
 """
 
 from __future__ import annotations
 
 import asyncio
+import zlib
 from collections.abc import Mapping
-from typing import Protocol, runtime_checkable
+from typing import Final, Protocol, runtime_checkable
 
 import aiohttp
 import attrs
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
-from ._config import DEFAULT_CONNECTION_LIMIT, Timeout
-from ._errors import ClientClosedError, TransportError, TransportTimeoutError
+from ._config import DEFAULT_CONNECTION_LIMIT, DEFAULT_MAX_ANSWER_BYTES, MAX_ANSWER_LINE, Timeout
+from ._errors import AnswerTooLargeError, ClientClosedError, TransportError, TransportTimeoutError
 
 __all__ = ["AiohttpTransport", "AsyncTransport", "WireRequest", "WireResponse"]
 
@@ -70,28 +81,41 @@ class AsyncTransport(Protocol):
         ...
 
 
+_CHUNK: Final = 64 * 1024
+# What the transport can inflate under its bound; it asks for nothing else.
+_ENCODINGS: Final = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+ACCEPT_ENCODING: Final = "gzip, deflate"
+
+
 class AiohttpTransport:
     """The real wire: an ``aiohttp.ClientSession`` (its own, opened on first use, or one borrowed).
 
     Redirects are never followed (one would carry the key wherever it
-    points). A borrowed session is left open by :meth:`aclose`.
+    points). A borrowed session is left open by :meth:`aclose`. Answers are
+    bounded (see the module docstring): ``max_answer_bytes`` is the most a
+    body may hold, as sent and inflated.
     """
 
-    __slots__ = ("_borrowed", "_closed", "_connection_limit", "_session")
+    __slots__ = ("_borrowed", "_closed", "_connection_limit", "_max_answer", "_session")
 
     def __init__(
         self,
         session: aiohttp.ClientSession | None = None,
         *,
         connection_limit: int = DEFAULT_CONNECTION_LIMIT,
+        max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
     ) -> None:
         self._session = session
         self._borrowed = session is not None
         self._connection_limit = connection_limit
+        self._max_answer = max_answer_bytes
         self._closed = False
 
     def __repr__(self) -> str:
-        return f"AiohttpTransport(borrowed={self._borrowed}, connection_limit={self._connection_limit})"
+        return (
+            f"AiohttpTransport(borrowed={self._borrowed}, connection_limit={self._connection_limit}, "
+            f"max_answer_bytes={self._max_answer})"
+        )
 
     def open(self) -> aiohttp.ClientSession:
         """The pool, opened on first use (inside the running event loop)."""
@@ -105,21 +129,52 @@ class AiohttpTransport:
 
     async def send(self, request: WireRequest) -> WireResponse:
         timeout = aiohttp.ClientTimeout(total=request.timeout.total, connect=request.timeout.connect)
+        headers = request.headers
+        if "Accept-Encoding" not in headers:
+            headers = {**headers, "Accept-Encoding": ACCEPT_ENCODING}
         try:
             async with self.open().request(
                 request.method,
                 request.url,
                 data=request.body,
-                headers=request.headers,
+                headers=headers,
                 timeout=timeout,
                 allow_redirects=False,
+                auto_decompress=False,
+                max_line_size=MAX_ANSWER_LINE,
+                max_field_size=MAX_ANSWER_LINE,
             ) as response:
-                body = await response.read()
+                try:
+                    body = await self._read(response)
+                except AnswerTooLargeError:
+                    response.close()  # drop the connection: the rest is never read
+                    raise
                 return WireResponse(response.status, response.headers, body)
         except asyncio.TimeoutError as exc:
             raise TransportTimeoutError("no answer in time") from exc
-        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
-            raise TransportError(str(exc) or type(exc).__name__) from exc
+        except aiohttp.ClientError as exc:  # refused, dropped, or malformed: a bad status line, headers, body
+            raise TransportError(_described(exc)) from exc
+
+    async def _read(self, response: aiohttp.ClientResponse) -> bytes:
+        """The body, read and inflated within ``max_answer_bytes``."""
+        limit = self._max_answer
+        declared = response.content_length
+        if declared is not None and declared > limit:
+            raise AnswerTooLargeError(
+                f"the answer declares {declared:,} bytes, past the {limit:,} read at most"
+            )
+        encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+        if encoding not in ("", "identity") and encoding not in _ENCODINGS:
+            raise TransportError(f"the answer is encoded as {encoding!r}, which was not asked for")
+        parts: list[bytes] = []
+        size = 0
+        async for part in response.content.iter_chunked(_CHUNK):
+            size += len(part)
+            if size > limit:
+                raise AnswerTooLargeError(f"the answer is longer than the {limit:,} bytes read at most")
+            parts.append(part)
+        body = b"".join(parts)
+        return body if encoding in ("", "identity") else _inflate(body, encoding, limit)
 
     async def aclose(self) -> None:
         if self._closed:
@@ -127,3 +182,29 @@ class AiohttpTransport:
         self._closed = True
         if self._session is not None and not self._borrowed:
             await self._session.close()
+
+
+def _inflate(body: bytes, encoding: str, limit: int) -> bytes:
+    """A ``gzip`` or ``deflate`` body inflated to at most ``limit`` bytes (a bomb stops there).
+
+    Raises:
+        AnswerTooLargeError: it inflates past ``limit``.
+        TransportError: it is not what its encoding says.
+    """
+    wbits = _ENCODINGS[encoding]
+    if encoding == "deflate" and body[:1] and body[0] & 0x0F != 8:  # noqa: PLR2004 - zlib's method nibble
+        wbits = -zlib.MAX_WBITS  # a raw deflate stream, as some servers send for "deflate"
+    inflater = zlib.decompressobj(wbits)
+    try:
+        plain = inflater.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise TransportError(f"the answer is not valid {encoding}: {exc}") from exc
+    if len(plain) > limit or inflater.unconsumed_tail:
+        raise AnswerTooLargeError(f"the answer inflates past the {limit:,} bytes read at most")
+    return plain
+
+
+def _described(exc: aiohttp.ClientError) -> str:
+    """One line for an aiohttp failure (a malformed answer's message can be long, or quote raw bytes)."""
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__

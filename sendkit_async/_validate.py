@@ -110,15 +110,21 @@ def _short_and_plain(emails: list[str], joined: str) -> bool:
     return b"-" not in text or (b".-" not in marks and b"-." not in marks)
 
 
-def check_whole(name: str, value: object, *, minimum: int | None = None) -> None:
-    """Refuse anything but an ``int`` (a ``bool`` is not one), or one below ``minimum``.
+def check_whole(name: str, value: object, *, minimum: int | None = None, maximum: int | None = None) -> None:
+    """Refuse anything but an ``int`` (a ``bool`` is not one), or one outside ``minimum..maximum``.
 
     Raises:
         ValidationError: naming the argument and what it was given.
     """
-    if isinstance(value, bool) or not isinstance(value, int) or (minimum is not None and value < minimum):
-        at_least = "" if minimum is None else f", at least {minimum}"
-        raise ValidationError(f"{name} must be a whole number{at_least}, got {value!r}")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or (minimum is not None and value < minimum)
+        or (maximum is not None and value > maximum)
+    ):
+        bounds = "" if minimum is None else f", at least {minimum:,}"
+        bounds += "" if maximum is None else f", at most {maximum:,}"
+        raise ValidationError(f"{name} must be a whole number{bounds}, got {value!r:.40}")
 
 
 def check_seconds(name: str, value: object, *, above: float | None = None, finite: bool = True) -> float:

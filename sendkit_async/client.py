@@ -19,16 +19,19 @@ from ._clock import Clock, SystemClock
 from ._config import (
     DEFAULT_CONCURRENCY,
     DEFAULT_CONNECTION_LIMIT,
+    DEFAULT_MAX_ANSWER_BYTES,
     DEFAULT_MAX_CONCURRENCY,
     DEFAULT_MAX_QUEUE_WAIT,
     DEFAULT_MAX_RETRIES,
     DEFAULT_MAX_RETRY_WAIT,
+    MAX_CONCURRENCY,
+    MIN_ANSWER_BYTES,
     ClientConfig,
     RetryPolicy,
     Timeout,
 )
 from ._errors import ConfigurationError, ValidationError
-from ._flow import Concurrency, check_concurrency
+from ._flow import Concurrency
 from ._hooks import AttemptHook, LastRateLimit
 from ._http import as_timeout, check_headers
 from ._logs import configure_from_environment
@@ -37,6 +40,7 @@ from ._session import Session
 from ._tracing import tracing
 from ._transport import AiohttpTransport, AsyncTransport
 from ._types import JSON, NOT_GIVEN, NotGiven
+from ._validate import check_whole
 from .bulk import _engine
 from .bulk import _inbox as _bulk_inbox
 from .bulk._engine import ImportOptions, ImportSettings, ImportStream
@@ -275,6 +279,10 @@ class SendKit:
         max_concurrency: the most requests the ``concurrency="auto"`` helpers
             of this client keep in flight together (default 64: about 40 MB
             of batch bodies at 10,000 typical addresses each).
+        max_answer_bytes: the largest answer body the client reads, as sent
+            and inflated (default 4 MiB; a page of the largest list is about
+            30 KB). Past it the connection is dropped and the attempt fails
+            as a dropped connection. For the aiohttp pool only.
 
     Raises:
         ConfigurationError: missing key, workspace rules broken, a bad URL,
@@ -301,12 +309,14 @@ class SendKit:
         transport: AsyncTransport | None = None,
         rate_budget: RateBudget | None = None,
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
     ) -> None:
         self._owner = False  # until the client is whole: a half-made one holds nothing to close
         configure_from_environment()
         _check_settings(
             max_concurrency=max_concurrency,
             connection_limit=connection_limit,
+            max_answer_bytes=max_answer_bytes,
             allow_insecure_http=allow_insecure_http,
             clock=clock,
             session=session,
@@ -332,7 +342,9 @@ class SendKit:
         wire = (
             transport
             if transport is not None
-            else AiohttpTransport(session, connection_limit=connection_limit)
+            else AiohttpTransport(
+                session, connection_limit=connection_limit, max_answer_bytes=max_answer_bytes
+            )
         )
 
         def allowed_rate() -> float | None:
@@ -489,6 +501,7 @@ def _check_settings(
     *,
     max_concurrency: object,
     connection_limit: object,
+    max_answer_bytes: object,
     allow_insecure_http: object,
     clock: object,
     session: object,
@@ -500,16 +513,12 @@ def _check_settings(
     Raises:
         ConfigurationError: naming the setting.
     """
-    if isinstance(connection_limit, bool) or not isinstance(connection_limit, int) or connection_limit < 1:
-        raise ConfigurationError(
-            f"connection_limit must be a whole number of at least 1, got {connection_limit!r:.40}"
-        )
     try:
-        check_concurrency(max_concurrency, "max_concurrency")
+        check_whole("connection_limit", connection_limit, minimum=1)
+        check_whole("max_answer_bytes", max_answer_bytes, minimum=MIN_ANSWER_BYTES)
+        check_whole("max_concurrency", max_concurrency, minimum=1, maximum=MAX_CONCURRENCY)
     except ValidationError as exc:
-        raise ConfigurationError(str(exc).replace("'auto' or ", "")) from None
-    if max_concurrency == "auto":
-        raise ConfigurationError("max_concurrency must be a whole number from 1 to 1,000, got 'auto'")
+        raise ConfigurationError(str(exc)) from None
     if not isinstance(allow_insecure_http, bool):
         raise ConfigurationError(
             f"allow_insecure_http must be True or False, got {allow_insecure_http!r:.40}"

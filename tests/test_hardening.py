@@ -25,8 +25,8 @@ async def test_after_a_huge_retry_after_a_bulk_job_and_a_chunked_mark_read_both_
         report = await client.dnc.import_bulk([f"u{i}@example.com" for i in range(30)], batch_size=10)
         marked = await client.inbox.mark_read(IDS)
     assert report.balanced
-    assert len(report.failed) == 10  # the batch that met the huge Retry-After: failed, not hung
-    assert report.imported == 20
+    assert report.failed == ()  # 28 hours is not believed: the batch is re-probed, and lands
+    assert report.imported == 30
     assert marked.modified == 2  # two chunks of at most 1,000 ids
     assert clock.monotonic() < 10  # virtual seconds, not 28 hours
 

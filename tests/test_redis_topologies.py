@@ -214,3 +214,54 @@ async def test_an_evicting_policy_is_named_in_a_warning(redis_server, caplog) ->
     ):
         await client.dnc.import_bulk(["a@example.com"], checkpoint=store, job="evict-job")
     assert any("volatile-lru" in record.getMessage() for record in caplog.records)
+
+
+@pytest.mark.parametrize("form", ["cluster", "sentinel"])
+def test_the_command_line_takes_every_redis_url_form(form, redis_cluster, redis_sentinels, tmp_path) -> None:
+    import json  # noqa: PLC0415
+
+    from click.testing import CliRunner  # noqa: PLC0415
+
+    from sendkit_async.cli._app import cli  # noqa: PLC0415
+
+    url = redis_cluster if form == "cluster" else redis_sentinels
+    source = tmp_path / "dnc.txt"
+    source.write_text("".join(f"cli{n}@example.com\n" for n in range(1_200)))
+    result = CliRunner().invoke(
+        cli, ["--fake", "--redis", url, "dnc", "import", str(source), "--batch-size", "500", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["imported"] == 1_200
+
+
+@pytest.fixture
+def guarded_redis(tmp_path) -> Iterator[str]:
+    """A redis-server that wants a password; yields its port."""
+    server = spawn_redis(tmp_path, "--requirepass", "the-right-one")
+    yield server.url.rsplit(":", 1)[1].split("/", 1)[0]
+    stop_redis(server)
+
+
+async def test_a_wrong_redis_password_is_a_configuration_error_for_every_call(guarded_redis) -> None:
+    url = f"redis://:not-the-password@127.0.0.1:{guarded_redis}/0"
+    async with (
+        RedisBudget.from_url(url) as budget,
+        FakeSendKit() as fake,
+        fake.client(rate_budget=budget) as client,
+    ):
+        for _ in range(2):
+            with pytest.raises(ConfigurationError, match="refused") as caught:
+                await client.dnc.get_page(limit=1)
+            assert "not-the-password" not in str(caught.value)
+        assert fake.stats.requests == 0
+
+
+async def test_a_wrong_redis_password_stops_a_checkpointed_job_as_a_configuration_error(
+    guarded_redis,
+) -> None:
+    url = f"redis://:not-the-password@127.0.0.1:{guarded_redis}/0"
+    async with FakeSendKit() as fake, fake.client() as client:
+        with pytest.raises(ConfigurationError, match="refused") as caught:
+            await client.dnc.import_bulk(["a@example.com"], checkpoint=url, job="j1")
+        assert "not-the-password" not in str(caught.value)
+        assert fake.stats.requests == 0

@@ -72,3 +72,53 @@ async def test_a_key_echoed_in_any_field_of_an_error_is_redacted_everywhere():
     fields.append(describe_error(error))
     assert all(KEY not in str(text) for text in fields)
     assert error.request_id == "req-[redacted]"
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        {"key": "<KEY>", "nested": ["x", "<KEY>"]},
+        ["<KEY>", 1],
+        {"<KEY>": True},
+        42,
+    ],
+)
+async def test_a_key_echoed_in_a_non_string_code_is_redacted_in_its_fields_and_its_pickle(code):
+    import pickle  # noqa: PLC0415
+
+    def echoed(value, key):
+        if isinstance(value, str):
+            return value.replace("<KEY>", key)
+        if isinstance(value, dict):
+            return {echoed(k, key): echoed(v, key) for k, v in value.items()}
+        if isinstance(value, list):
+            return [echoed(v, key) for v in value]
+        return value
+
+    async def echo(request):
+        body = {"error": "Unauthorized", "message": "no", "code": echoed(code, request.headers["X-Api-Key"])}
+        return web.json_response(body, status=401)
+
+    async with Server(echo) as api, SendKit(api_key=KEY, base_url=api.url) as client:
+        with pytest.raises(AuthenticationError) as caught:
+            await client.dnc.get_page()
+    error = caught.value
+    assert KEY not in repr(vars(error))
+    assert KEY.encode() not in pickle.dumps(error)
+    assert KEY not in repr(pickle.loads(pickle.dumps(error)).code)  # noqa: S301 - our own object
+
+
+async def test_a_key_echoed_in_a_header_of_a_success_is_redacted_in_response_info():
+    async def echo(request):
+        key = request.headers["X-Api-Key"]
+        return web.json_response(
+            {"success": True, "data": [], "pagination": {}},
+            headers={"X-Echo": f"you sent {key}", f"X-{key}": "1", "X-Request-Id": f"r-{key}"},
+        )
+
+    async with Server(echo) as api, SendKit(api_key=KEY, base_url=api.url) as client:
+        page = await client.dnc.get_page()
+    headers = page.response.headers
+    assert headers["X-Echo"] == "you sent [redacted]"
+    assert KEY not in repr(dict(headers))
+    assert page.request_id == "r-[redacted]"

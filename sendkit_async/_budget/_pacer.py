@@ -288,8 +288,14 @@ class Learner:
         return share * interval
 
     def plan(self) -> Plan:
-        """What admission enforces now."""
-        interval = self.interval()
+        """What admission enforces now.
+
+        Nothing the answers say holds sends back longer than ``max_pause``
+        (at least a second) without a fresh answer: a slower rate, or a
+        statement's reset further off, lets one request through to ask again.
+        """
+        ceiling = max(self.max_pause, _PROBE_PAUSE)
+        interval = min(self.interval(), ceiling)
         if self.shape == Shape.UNKNOWN.value:
             cap = 1
         elif self.shape == Shape.BLIND.value and not self.blind_interval:
@@ -299,9 +305,9 @@ class Learner:
         plan = Plan(interval=interval, cap=cap, pause_until=self.pause_until, catchup=self.catchup(interval))
         if self.st_remaining < 0 or (interval and self.family != Family.PRECISE):
             return plan  # no statement, or a rounded one: the rate alone paces
-        # No rate known yet ("some left" with no reset says nothing about when
-        # more come): spend what the latest answer allows, then wait for the next.
-        # Otherwise a precise statement: sends past it wait for its reset.
+        # No rate known yet: spend what the latest answer allows, then wait for
+        # its reset (an answer in flight may say more sooner). Otherwise a
+        # precise statement: sends past it wait for its reset.
         precise = bool(interval)
         return attrs.evolve(
             plan,
@@ -309,7 +315,7 @@ class Learner:
             credit_seq=self.st_seq,
             credit_from=self.st_sent,
             drain=self.foreign_rate if precise else 0.0,
-            hold_until=self.st_reset + _GUARD + self.lag if precise else -NEVER,
+            hold_until=min(self.st_reset + _GUARD + (self.lag if precise else 0.0), self.st_sent + ceiling),
         )
 
     # -- learning ------------------------------------------------------------

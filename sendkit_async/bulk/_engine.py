@@ -32,6 +32,7 @@ from sendkit_async._errors import (
     AuthenticationError,
     ClientClosedError,
     ClientLoopError,
+    ConfigurationError,
     NotFoundError,
     PermissionDeniedError,
     SendKitError,
@@ -436,6 +437,8 @@ class ImportJob:
             keeper = None if self._checkpoint is None else functools.partial(self._hold, self._checkpoint)
             await beside(functools.partial(self._send_all, emit), keeper)
             completed = self.fatal is None
+        except ConfigurationError:
+            raise  # a setting to fix (a Redis that refuses the password): the call's error, not a stop
         except SendKitError as exc:  # the checkpoint could not be used, or its job is held elsewhere
             self._stop(exc)
         except anyio.get_cancelled_exc_class():

@@ -16,7 +16,7 @@ import attrs
 import click
 from rich.console import Console
 
-from sendkit_async._config import DEFAULT_CONCURRENCY
+from sendkit_async._config import DEFAULT_CONCURRENCY, REDIS_URL_SCHEMES
 from sendkit_async._errors import (
     ConfigurationError,
     SendKitError,
@@ -132,8 +132,11 @@ async def open_client(settings: Settings, **options: Any) -> AsyncIterator[SendK
             raise ConfigurationError(
                 "--redis (SENDKIT_REDIS_URL) needs the redis extra: pip install 'sendkit-async[redis]'"
             ) from None
-        if not settings.redis_url.startswith(("redis://", "rediss://", "unix://")):
-            raise ConfigurationError("--redis (SENDKIT_REDIS_URL) takes a redis:// or rediss:// URL")
+        if not settings.redis_url.lower().startswith(REDIS_URL_SCHEMES):
+            raise ConfigurationError(
+                "--redis (SENDKIT_REDIS_URL) takes a redis://, rediss://, unix://, "
+                "redis+cluster://host:port[,host:port]/ or redis+sentinel://host:port[,host:port]/service URL"
+            )
         async with (
             RedisBudget.from_url(settings.redis_url) as budget,
             _client(settings, rate_budget=budget, **options) as client,

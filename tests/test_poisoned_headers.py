@@ -1,0 +1,90 @@
+"""One answer's rate-limit fields cannot disable the client: poisoned values are bounded, pauses re-probed.
+
+Every answer carries the poison (so it is learned again and again), in
+virtual time: the budget's waits are real to it and cost the test nothing.
+Ten single calls and a 20,000-entry job must finish, none waiting out its
+``max_queue_wait``, in a bounded virtual time.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from sendkit_async import SendKit
+from sendkit_async.testing import FakeClock, MockTransport, json_response
+
+from .conftest import KEY
+
+PAGE = {"success": True, "data": [], "pagination": {"total": 0, "page": 1, "limit": 1, "pages": 0}}
+IMPORTED = {"success": True, "data": {"imported": 1000, "skipped": 0}}
+
+POISONS = {
+    "reset 10**30": {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(10**30)},
+    "reset of 40 nines": {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "9" * 40},
+    "IETF reset 99999999999": {"RateLimit-Remaining": "0", "RateLimit-Reset": "99999999999"},
+    "Limit 0": {"X-RateLimit-Limit": "0", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "1"},
+    "negative values": {"X-RateLimit-Limit": "-5", "X-RateLimit-Remaining": "-1", "X-RateLimit-Reset": "-30"},
+    "remaining 0, reset 0": {
+        "X-RateLimit-Limit": "10",
+        "X-RateLimit-Remaining": "0",
+        "X-RateLimit-Reset": "0",
+    },
+    "a window of 11 days": {
+        "RateLimit-Policy": "1;w=999999",
+        "RateLimit-Limit": "1",
+        "RateLimit-Remaining": "0",
+    },
+    "limit 10**30": {
+        "X-RateLimit-Limit": str(10**30),
+        "X-RateLimit-Remaining": "0",
+        "X-RateLimit-Reset": "0.5",
+    },
+    "an HTTP-date Retry-After in 9999": {"Retry-After": "Fri, 31 Dec 9999 23:59:59 GMT"},
+}
+
+
+def _server(poison: dict[str, str]) -> MockTransport:
+    def handler(request):
+        body = IMPORTED if request.url.path == "/v1/dnc/import" else PAGE
+        return json_response(200, body, poison)
+
+    return MockTransport(handler)
+
+
+@pytest.mark.parametrize("name", POISONS)
+async def test_single_calls_and_a_bulk_job_survive_a_poisoned_answer(name) -> None:
+    clock = FakeClock(auto_advance=False)
+
+    async def main() -> float:
+        async with SendKit(api_key=KEY, clock=clock, transport=_server(POISONS[name])) as client:
+            for _ in range(10):
+                await client.dnc.get_page(limit=1)
+            report = await client.dnc.import_bulk(
+                [f"u{i}@example.com" for i in range(20_000)], batch_size=1_000, max_queue_wait=120
+            )
+            assert report.imported == 20_000
+            assert report.failed == ()
+        return clock.monotonic()
+
+    elapsed = await clock.drive(main())
+    # 30 requests: never a whole max_queue_wait (60 s) for any, never an hour's pause.
+    assert elapsed < 30 * 60
+
+
+@pytest.mark.parametrize(
+    "name", ["reset 10**30", "IETF reset 99999999999", "an HTTP-date Retry-After in 9999"]
+)
+async def test_a_refusal_with_a_poisoned_wait_is_re_probed_not_obeyed(name) -> None:
+    clock = FakeClock(auto_advance=False)
+    answers = iter([429, 429, 200])
+
+    def handler(_request):
+        status = next(answers, 200)
+        return json_response(status, PAGE if status == 200 else {"error": "Too Many Requests"}, POISONS[name])
+
+    async def main() -> float:
+        async with SendKit(api_key=KEY, clock=clock, transport=MockTransport(handler)) as client:
+            await client.dnc.get_page()
+        return clock.monotonic()
+
+    assert await clock.drive(main()) < 10  # short probing pauses, not the hours the answers named
