@@ -75,6 +75,22 @@ def properties(session: nox.Session) -> None:
     )
 
 
+@nox.session(python=PYTHONS[-1])
+def failover(session: nox.Session) -> None:
+    """A Sentinel failover with a second worker started at the fault, ten times (the suite runs it twice)."""
+    session.install(*DEV, "-e", ".[test]")
+    session.run(
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        "tests/test_redis_failover.py",
+        "-k",
+        "started_at or killed_mid_job",
+        *session.posargs,
+        env={"SENDKIT_FAILOVER_RUNS": "10"},
+    )
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff, at the version the toolchain lock pins."""

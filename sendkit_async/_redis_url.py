@@ -24,6 +24,7 @@ from typing import Any, TypeAlias
 from urllib.parse import parse_qs, unquote
 
 import anyio
+import attrs
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
@@ -46,14 +47,17 @@ from ._errors import ConfigurationError, ValidationError
 __all__ = [
     "SCHEMES",
     "AnyRedis",
+    "SentinelView",
     "check_key_part",
     "close",
     "connect",
     "describe",
     "is_redis_url",
+    "is_sentinel_managed",
     "misconfigured",
     "outage_errors",
     "refuse_misconfigured",
+    "sentinel_view",
     "untyped",
 ]
 
@@ -215,6 +219,146 @@ async def follow_master(client: AnyRedis) -> None:
             # Idle connections reconnect through the Sentinels on their next
             # use, also those that were busy when the master last changed.
             await pool.disconnect(inuse_connections=False)
+
+
+@attrs.frozen
+class SentinelView:
+    """What a majority of a group's Sentinels say now of its master.
+
+    Attributes:
+        address: the master's address, as the Sentinels give it to clients.
+        replicating: replicas up with their link to the master ok (caught up).
+        alive: replicas the Sentinels do not hold for down, caught up or not.
+    """
+
+    address: tuple[str, int]
+    replicating: int
+    alive: int
+
+
+def _fields(reply: object) -> dict[str, str]:
+    """A Sentinel reply's fields as text, from a dict (recent redis-py) or a flat list (older)."""
+    if isinstance(reply, dict):
+        pairs = list(reply.items())
+    elif isinstance(reply, (list, tuple)):
+        pairs = list(zip(reply[::2], reply[1::2], strict=False))
+    else:
+        return {}
+    return {_text(key): _text(value) for key, value in pairs}
+
+
+def _text(value: object) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+
+
+def _flags(fields: dict[str, str]) -> set[str]:
+    return set(fields.get("flags", "").split(","))
+
+
+async def sentinel_view(client: AnyRedis, *, within: float) -> SentinelView | None:
+    """Ask each of a Sentinel-managed client's Sentinels which node is the master, and of its replicas.
+
+    The master's address a majority of the Sentinels the client knows agree
+    on (each asked for at most ``within`` seconds), with the fewest replicas
+    any of them sees replicating and the most any sees alive. ``None`` when
+    no majority agrees, or when any Sentinel reports a failover under way (or
+    a replica being promoted): then no write can be trusted to survive it.
+    ``None`` too for a client that is not Sentinel-managed. The master is
+    known by its address, not its run id: a Sentinel learns a promoted
+    master's run id only at its next poll, seconds later.
+    """
+    pool = getattr(client, "connection_pool", None)
+    if not isinstance(pool, SentinelConnectionPool):
+        return None
+    sentinels = pool.sentinel_manager.sentinels
+    service = pool.service_name
+    views: list[SentinelView] = []
+    failing_over: list[bool] = []
+
+    async def ask(sentinel: Any) -> None:
+        with contextlib.suppress(*outage_errors()), anyio.fail_after(within):
+            master = _fields(await sentinel.execute_command("SENTINEL", "MASTER", service))
+            replicas = [
+                _fields(reply)
+                for reply in await sentinel.execute_command("SENTINEL", "REPLICAS", service) or ()
+            ]
+            flags = _flags(master)
+            if "failover_in_progress" in flags or any("promoted" in _flags(r) for r in replicas):
+                failing_over.append(True)
+            if "master" in flags and master.get("port", "").isdigit():
+                alive = [r for r in replicas if not {"s_down", "o_down"} & _flags(r)]
+                replicating = [
+                    r
+                    for r in alive
+                    if "disconnected" not in _flags(r) and r.get("master-link-status") == "ok"
+                ]
+                views.append(
+                    SentinelView((master.get("ip", ""), int(master["port"])), len(replicating), len(alive))
+                )
+
+    async with anyio.create_task_group() as group:
+        for sentinel in sentinels:
+            group.start_soon(ask, sentinel)
+    if failing_over:
+        return None
+    for address in {view.address for view in views}:
+        agreeing = [view for view in views if view.address == address]
+        if len(agreeing) * 2 > len(sentinels):
+            return SentinelView(
+                address, min(view.replicating for view in agreeing), max(view.alive for view in agreeing)
+            )
+    return None
+
+
+# Connection settings a client of one master keeps from its Sentinel-managed pool.
+_DIRECT_SETTINGS = ("db", "username", "password", "socket_timeout", "socket_connect_timeout", "retry")
+
+
+class AgreedMaster:
+    """Clients of the master a Sentinel group agrees on, one per address, for writes that must land there.
+
+    A Sentinel-managed client sends each command wherever its pooled
+    connection was opened, which after a failover may be the demoted master;
+    a client of one address sends exactly there. Close it after (``aclose``).
+    """
+
+    __slots__ = ("_client", "_clients", "within")
+
+    def __init__(self, client: AnyRedis, *, within: float) -> None:
+        self._client = client
+        self.within = within
+        self._clients: dict[tuple[str, int], aioredis.Redis] = {}
+
+    async def view(self) -> SentinelView | None:
+        """The Sentinels' view now (see :func:`sentinel_view`)."""
+        return await sentinel_view(self._client, within=self.within)
+
+    def client_of(self, address: tuple[str, int]) -> aioredis.Redis:
+        """A client of the node at ``address`` alone, with the group's credentials and timeouts."""
+        found = self._clients.get(address)
+        if found is None:
+            pool: Any = getattr(self._client, "connection_pool", None)
+            settings = {
+                key: value
+                for key, value in pool.connection_kwargs.items()
+                if key in _DIRECT_SETTINGS or key.startswith("ssl_")
+            }
+            tls = issubclass(pool.connection_class, aioredis.SSLConnection)
+            found = self._clients[address] = aioredis.Redis(
+                host=address[0], port=address[1], ssl=tls, **settings
+            )
+        return found
+
+    async def aclose(self) -> None:
+        """Close every client it made."""
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.aclose()
+
+
+def is_sentinel_managed(client: object) -> bool:
+    """Whether ``client`` finds its master through Sentinels (a ``Sentinel.master_for`` client)."""
+    return isinstance(getattr(client, "connection_pool", None), SentinelConnectionPool)
 
 
 def describe(client: object) -> str:

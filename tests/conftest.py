@@ -210,8 +210,8 @@ def spawn_cluster(folder, *, masters: int = 3, replicas: int = 1) -> RedisGroup:
     return RedisGroup(f"redis+cluster://{','.join(addresses[:masters])}/", servers)
 
 
-def spawn_sentinel_group(folder) -> RedisGroup:
-    """A master, a replica and three Sentinels watching ``mymaster``.
+def spawn_sentinel_group(folder, *, down_after_ms: int = 1000) -> RedisGroup:
+    """A master, a replica and three Sentinels watching ``mymaster``, which is down after ``down_after_ms``.
 
     ``servers`` lists the master, the replica, then the Sentinels.
     """
@@ -223,7 +223,7 @@ def spawn_sentinel_group(folder) -> RedisGroup:
         config = folder / f"sentinel-{number}.conf"
         config.write_text(
             f"sentinel monitor mymaster 127.0.0.1 {port} 2\n"
-            "sentinel down-after-milliseconds mymaster 1000\n"
+            f"sentinel down-after-milliseconds mymaster {down_after_ms}\n"
             "sentinel failover-timeout mymaster 3000\n"
         )
         sentinels.append(spawn_redis(folder / f"s{number}", str(config), "--sentinel", port=free_port()))

@@ -136,6 +136,25 @@ async def test_a_fatal_error_stops_the_job_and_reports_what_was_not_sent():
         assert fake.stats.by_status[401] <= 2
 
 
+@pytest.mark.parametrize(("concurrency", "after"), [(4, 1), (4, 5), (8, 3), ("auto", 6)])
+async def test_after_a_stop_the_job_decides_its_report_equals_what_the_server_received(concurrency, after):
+    """The key is revoked with batches on the wire: they finish and count; nothing new leaves."""
+    async with FakeSendKit(latency=0.03) as fake, fake.client() as client:
+        entries = list(distinct_valid(20_000))
+        with pytest.raises(ImportAbortedError) as caught:
+            await client.dnc.import_bulk(
+                entries, batch_size=250, concurrency=concurrency, on_progress=revoke_key_after(fake, after)
+            )
+        report = caught.value.report
+        stored = fake.dnc_emails()
+        assert report.balanced
+        assert report.requests == fake.stats.by_route["POST /v1/dnc/import"]
+        assert report.imported == len(stored)
+        assert not {f.email for f in report.failed} & stored  # nothing that landed is listed as failed
+        assert {f.kind for f in report.failed} <= {FailureKind.NOT_SENT, FailureKind.GAVE_UP}
+        assert {f.email for f in report.failed} | stored == set(entries[: report.read])
+
+
 async def test_rejected_entries_keep_their_position_and_reason(fake_sendkit, sendkit_client):
     items = [
         "a@example.com",

@@ -349,3 +349,104 @@ async def test_the_lease_is_renewed_every_third_and_lost_only_a_whole_lease_afte
     assert outcome, "the keeper never gave up"
     assert 6.0 <= elapsed <= 6.5
     assert "within its 6 s" in str(outcome[0])
+
+
+class Recording:
+    """A transport noting when each attempt of one worker left (the workers share this process's clock)."""
+
+    def __init__(self) -> None:
+        from sendkit_async import AiohttpTransport  # noqa: PLC0415
+
+        self.wire = AiohttpTransport()
+        self.sent: list[float] = []
+
+    async def send(self, request):
+        if request.url.path == "/v1/dnc/import":
+            self.sent.append(time.monotonic())
+        return await self.wire.send(request)
+
+    async def aclose(self) -> None:
+        await self.wire.aclose()
+
+
+RUNS = int(__import__("os").environ.get("SENDKIT_FAILOVER_RUNS", "2"))
+
+
+@pytest.mark.parametrize("run", range(RUNS))
+async def test_a_second_worker_started_at_a_sentinel_failover_never_sends_while_the_first_does(
+    sentinel_group, run
+) -> None:
+    """The fault and the second worker at once: it waits (lease_wait) and never takes the demoted master."""
+    del run
+    sentinel = await _sentinel_knows_the_replica(sentinel_group)
+    job = "failover-at-the-fault"
+    wires = {"first": Recording(), "second": Recording()}
+    reports: dict[str, ImportReport] = {}
+    async with FakeSendKit(latency=0.02) as fake:
+
+        async def worker(name: str) -> None:
+            async with (
+                RedisCheckpoints.from_url(sentinel_group.url) as store,
+                fake.client(transport=wires[name]) as client,
+            ):
+                try:
+                    reports[name] = await client.dnc.import_bulk(
+                        ENTRIES,
+                        batch_size=100,
+                        concurrency=4,
+                        checkpoint=store,
+                        job=job,
+                        lease_wait=60,
+                        on_progress=at_the_fault if name == "first" else None,
+                    )
+                except ImportAbortedError as exc:  # a lost lease: its report says what landed
+                    stopped = exc
+                    reports[name] = stopped.report
+                    assert isinstance(stopped.__cause__, JobLeaseLostError), stopped.__cause__
+
+        async def at_the_fault(progress) -> None:
+            if progress.batches == 40:
+                tasks.start_soon(sentinel.execute_command, "SENTINEL", "FAILOVER", "mymaster")
+                tasks.start_soon(worker, "second")
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(worker, "first")
+        await sentinel.aclose()
+        first, second = wires["first"].sent, wires["second"].sent
+        assert first
+        if second:  # never two senders at once: the second's first send after the first's last
+            assert min(second) > max(first)
+        assert fake.stats.by_route[IMPORTS] == BATCHES  # no batch sent twice
+        assert len(fake.dnc_emails()) == len(ENTRIES)  # everything stored
+        assert all(report.balanced for report in reports.values())
+        assert reports["second"].imported == len(ENTRIES)  # what it resumed and what it sent: the whole job
+        await _assert_nothing_lost_nor_sent_twice(sentinel_group.url, fake, job, reports["second"])
+
+
+@pytest.mark.parametrize("down_after_ms", [1000, 5000])
+async def test_a_master_killed_mid_job_costs_time_or_a_typed_stop_and_the_report_equals_the_server(
+    tmp_path, down_after_ms
+) -> None:
+    group = spawn_sentinel_group(tmp_path, down_after_ms=down_after_ms)
+    try:
+        await (await _sentinel_knows_the_replica(group)).aclose()
+        master = group.servers[0]
+        async with FakeSendKit(latency=0.02) as fake, RedisCheckpoints.from_url(group.url) as store:
+
+            def kill(progress) -> None:
+                if progress.batches == 40:
+                    master.kill()
+
+            report = await _run(fake, store, "killed", kill)
+            assert report.balanced
+            assert report.requests == fake.stats.by_route[IMPORTS]
+            stored = fake.dnc_emails()
+            assert report.imported == len(stored)
+            assert not {failure.email for failure in report.failed} & stored
+            if report.stopped_at is not None:  # stopped typed: the rerun (when Redis is back) finishes it
+                async with RedisCheckpoints.from_url(group.url, lease_ttl=8) as again:
+                    rerun = await _run(fake, again, "killed", None)
+                assert rerun.balanced
+            assert len(fake.dnc_emails()) == len(ENTRIES) or report.stopped_at is not None
+    finally:
+        group.stop()

@@ -12,6 +12,7 @@ import functools
 import inspect
 import math
 import os
+import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
 from typing import Any, Final, TypedDict
 
@@ -19,7 +20,7 @@ import anyio
 import attrs
 
 from sendkit_async import dnc
-from sendkit_async._budget import Lane, RateCap, Shape
+from sendkit_async._budget import BudgetSnapshot, Lane, Observation, Permit, RateBudget, RateCap, Shape
 from sendkit_async._config import (
     DEFAULT_BULK_RATE_LIMIT_RETRIES,
     DEFAULT_BULK_RETRIES,
@@ -319,20 +320,74 @@ class _Counts:
     """The HTTP attempts one batch spent, counted as they leave (a hook of its session).
 
     Counted when sent, not when answered, so a batch cut short still owns up
-    to every request that may have reached the server.
+    to every request that may have reached the server; ``on_the_wire`` is
+    how many are out now.
     """
 
     requests: int = 0
     retries: int = 0
     rate_limited: int = 0
+    on_the_wire: int = 0
+    cut: int = 0  # attempts cut off before their answer: their fate is unknown
 
     @contextlib.contextmanager
     def attempt(self, attempt: Attempt) -> Iterator[None]:
         """Count one attempt, and its 429."""
         self.requests += 1
         self.retries += attempt.number > 1
-        yield
+        self.on_the_wire += 1
+        try:
+            yield
+        except BaseException:
+            self.cut += 1
+            raise
+        finally:
+            self.on_the_wire -= 1
         self.rate_limited += attempt.answered and attempt.status == RATE_LIMITED
+
+
+class _JobStoppedError(Exception):
+    """Raised to a batch that asks the budget for an attempt after its job stopped (control flow)."""
+
+
+class _StopGate:
+    """The job's budget: the client's, refusing every new attempt once the job has stopped.
+
+    So a stop the job decides (a 401, a lost lease) lets the attempts already
+    on the wire finish and count, and sends nothing more.
+    """
+
+    __slots__ = ("_inner", "stopped")
+
+    def __init__(self, inner: RateBudget) -> None:
+        self._inner = inner
+        self.stopped = False
+
+    def bind(self, key_id: str) -> None:
+        """The client bound the budget under it already."""
+        self._inner.bind(key_id)
+
+    async def acquire(self, lane: Lane) -> Permit:
+        """The inner budget's permit, unless the job stopped (before or while waiting for it)."""
+        self._refuse_if_stopped()
+        permit = await self._inner.acquire(lane)
+        if self.stopped:
+            now = time.time()
+            await self._inner.observe(permit, Observation.of(None, sent_at=now, received_at=now))
+            raise _JobStoppedError
+        return permit
+
+    def _refuse_if_stopped(self) -> None:
+        if self.stopped:
+            raise _JobStoppedError
+
+    async def observe(self, permit: Permit, observation: Observation) -> None:
+        """Tell the inner budget."""
+        await self._inner.observe(permit, observation)
+
+    def snapshot(self) -> BudgetSnapshot:
+        """The inner budget's state."""
+        return self._inner.snapshot()
 
 
 @attrs.define(eq=False)
@@ -345,6 +400,7 @@ class _Sending:
     skipped: int = 0
     landed: set[int] = attrs.Factory(set)  # input positions the server answered 2xx for
     refused: list[FailedEntry] = attrs.Factory(list)  # refused by the server, split down to themselves
+    scope: anyio.CancelScope | None = None  # its call in the fan-out, while it runs
 
 
 class ImportJob:
@@ -376,13 +432,13 @@ class ImportJob:
             max_rate_limit_retries=options.max_rate_limit_retries,
             max_queue_wait=options.max_queue_wait,
         )
-        budget = (
+        self._gate = _StopGate(
             session.budget
             if options.max_rate is None
             else RateCap(session.budget, options.max_rate, clock=session.clock)
         )
         self._flow: InFlight = session.scope.in_flight(options.concurrency)
-        self._session = session.with_options(retry=retry, lane=Lane.BULK, budget=budget).with_hooks(
+        self._session = session.with_options(retry=retry, lane=Lane.BULK, budget=self._gate).with_hooks(
             self._flow
         )
         self._clock = session.clock
@@ -394,7 +450,6 @@ class ImportJob:
         self._ended: float | None = None
         self.fatal: BaseException | None = None
         self._cancelled = False
-        self._scope: anyio.CancelScope | None = None
         self._probe_lock = anyio.Lock()
         self._probed = False
 
@@ -455,17 +510,18 @@ class ImportJob:
                 await emit(result, self.progress())
 
     async def _send_all(self, emit: Emit | None) -> None:
-        """Every batch through the fan-out, until the input ends or the job stops (``_stop`` cancels it)."""
-        with anyio.CancelScope() as self._scope:
-            deliver = functools.partial(self._landed, emit)
-            async with contextlib.aclosing(self._batches()) as batches:
-                await fan_out(batches, self._process, limiter=self._flow, deliver=deliver)
+        """Every batch through the fan-out, until the input ends or the job stops (see :meth:`_stop`)."""
+        deliver = functools.partial(self._landed, emit)
+        async with contextlib.aclosing(self._batches()) as batches:
+            await fan_out(batches, self._process, limiter=self._flow, deliver=deliver)
 
     async def _batches(self) -> AsyncGenerator[Batch, None]:
-        """The input's batches, each on the books once read; an input that raises stops the job."""
+        """The input's batches, each on the books once read, until the job stops (or the input raises)."""
         try:
             async with contextlib.aclosing(self._batcher.batches(self._source)) as batches:
                 async for batch in batches:
+                    if self.fatal is not None:
+                        return
                     self._sending[batch.index] = _Sending(batch)
                     yield batch
         except Exception as exc:  # noqa: BLE001 - a failing input stops the job, reported
@@ -516,14 +572,25 @@ class ImportJob:
             self._stop(exc)
 
     def _stop(self, cause: BaseException) -> None:
+        """Stop the job: nothing new leaves; what is on the wire finishes and counts; the rest is cut."""
         if self.fatal is None:
             self.fatal = cause
-        if self._scope is not None:
-            self._scope.cancel()
+        self._gate.stopped = True
+        for sending in self._sending.values():
+            if sending.scope is not None and not sending.counts.on_the_wire:
+                sending.scope.cancel()
 
     async def _process(self, batch: Batch) -> BatchResult | None:
         """Send one batch, holding its slot; ``None`` if the job stopped meanwhile (it stays on the books)."""
         sending = self._sending[batch.index]
+        if self.fatal is not None:
+            return None
+        with anyio.CancelScope() as sending.scope:
+            return await self._run_batch(sending)
+        return None  # cancelled by a stop: accounted with the rest
+
+    async def _run_batch(self, sending: _Sending) -> BatchResult | None:
+        batch = sending.batch
         if self._checkpoint is not None:
             try:
                 resumed = self._checkpoint.resume(batch)
@@ -565,23 +632,28 @@ class ImportJob:
         """Import ``entries``, halving on a refusal until the bad ones stand alone (``False``: stopped)."""
         try:
             result = await dnc.import_entries(session, entries)
+        except _JobStoppedError:
+            return False
         except FATAL_ERRORS as exc:
             self._stop(exc)
             return False
         except APIStatusError as exc:
-            if exc.status not in SPLIT_STATUSES:
-                sending.refused += self._failed(positions, entries, FailureKind.GAVE_UP, str(exc))
-                return True
-            if len(entries) == 1 or splits[0] >= self._options.max_split_requests:
-                sending.refused += self._failed(
-                    positions, entries, FailureKind.REJECTED_BY_SERVER, exc.message
+            if (
+                exc.status in SPLIT_STATUSES
+                and len(entries) > 1
+                and splits[0] < self._options.max_split_requests
+            ):
+                splits[0] += 2
+                half = len(entries) // 2
+                return await self._send(session, sending, positions[:half], entries[:half], splits) and (
+                    await self._send(session, sending, positions[half:], entries[half:], splits)
                 )
-                return True
-            splits[0] += 2
-            half = len(entries) // 2
-            return await self._send(session, sending, positions[:half], entries[:half], splits) and (
-                await self._send(session, sending, positions[half:], entries[half:], splits)
-            )
+            if exc.status in SPLIT_STATUSES:
+                kind, reason = FailureKind.REJECTED_BY_SERVER, exc.message
+            else:
+                kind, reason = FailureKind.GAVE_UP, str(exc)
+            sending.refused += self._failed(positions, entries, kind, reason)
+            return True
         except SendKitError as exc:  # no answer after the retries
             sending.refused += self._failed(positions, entries, FailureKind.GAVE_UP, str(exc))
             return True
@@ -612,7 +684,7 @@ class ImportJob:
         """A batch the job stopped in: what landed stays landed; the rest is interrupted or not sent."""
         why = self.fatal if self.fatal is not None else "the job was cancelled"
         reason = f"the job stopped before this batch finished: {why}"
-        kind = FailureKind.INTERRUPTED if sending.counts.requests else FailureKind.NOT_SENT
+        kind = FailureKind.INTERRUPTED if sending.counts.cut else FailureKind.NOT_SENT
         refused = {entry.position for entry in sending.refused}
         batch = sending.batch
         left = [

@@ -22,20 +22,28 @@ from sendkit_async._errors import ValidationError
 from sendkit_async._logs import logger
 from sendkit_async._redis_owner import RedisOwner
 from sendkit_async._redis_url import (
+    AgreedMaster,
     AnyRedis,
     check_key_part,
     connect,
     describe,
     follow_master,
+    is_sentinel_managed,
     outage_errors,
     refuse_misconfigured,
     untyped,
 )
 from sendkit_async._validate import check_seconds
 
-from ._errors import CheckpointLostError, CheckpointUnavailableError, JobLeaseLostError, NotACheckpointError
+from ._errors import (
+    CheckpointLostError,
+    CheckpointUnavailableError,
+    JobLeaseHeldError,
+    JobLeaseLostError,
+    NotACheckpointError,
+)
 from ._lease import Holder, check_job_name
-from ._stores import claim_within
+from ._stores import CLAIM_POLL
 
 __all__ = ["RedisCheckpoints"]
 
@@ -178,6 +186,16 @@ class RedisCheckpoints(RedisOwner):
         self.prefix = prefix
         self._eviction_checked = False
         self._scripts = {name: untyped(redis).register_script(source) for name, source in _SCRIPTS.items()}
+        # Behind Sentinels, fenced writes go to the master the group agrees on (see _RedisJob._agreed_write).
+        self.agreed = (
+            AgreedMaster(redis, within=min(1.0, self.lease_ttl / 3)) if is_sentinel_managed(redis) else None
+        )
+
+    async def aclose(self) -> None:
+        """Close the clients it made for a Sentinel group's masters, and its own pool if it opened it."""
+        if self.agreed is not None:
+            await self.agreed.aclose()
+        await super().aclose()
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> Self:
@@ -259,6 +277,7 @@ class _RedisJob:
         "_keys",
         "_name",
         "_redis",
+        "_replicas_seen",
         "_replication",
         "_scripts",
         "_store",
@@ -275,6 +294,7 @@ class _RedisJob:
         self._clock: Clock = SystemClock()
         self._contact = 0.0  # when the last renewal Redis confirmed was sent
         self._replication: _Replication | None = None  # how writes are confirmed (None: as Redis answers)
+        self._replicas_seen: dict[tuple[str, int], int] = {}  # behind Sentinels: each master's, last seen
 
     def __str__(self) -> str:
         return f"job {self._name!r} in {self._store.where}"
@@ -290,8 +310,11 @@ class _RedisJob:
     async def _script(self, what: str, name: str, keys: int, args: list[Any]) -> Any:
         """Run one of the job's scripts; where replicas are followed, it counts once they confirm it.
 
-        What confirms a write is :meth:`_Replication.confirmed`'s rule.
+        What confirms a write is :meth:`_Replication.confirmed`'s rule, or
+        behind Sentinels :meth:`_agreed_write`'s.
         """
+        if self._store.agreed is not None:
+            return await self._call(what, lambda: self._agreed_write(what, name, keys, args))
         if self._replication is None:
             return await self._call(what, lambda: self._scripts[name](keys=self._keys[:keys], args=args))
         followed = self._replication
@@ -315,6 +338,54 @@ class _RedisJob:
             )
 
         return await self._call(what, confirmed)
+
+    async def _agreed_write(self, what: str, name: str, keys: int, args: list[Any]) -> Any:
+        """Behind Sentinels: the write lands on the master a majority names, and counts if it still is.
+
+        The write, the node's replication and ``WAIT`` run in one pipeline on a
+        client of that address alone. It counts when the node says it is a
+        master, a majority of the Sentinels still name that address after it,
+        and (``replicas="auto"``) a replica acknowledged it whenever the node
+        or the Sentinels see one replicating. A demoted master that has not yet
+        heard so, or a node the Sentinels are still voting about, confirms
+        nothing: so no second worker can take the lease there while the first
+        holds it on the promoted master.
+        """
+        agreed = self._store.agreed
+        assert agreed is not None  # noqa: S101 - only called behind Sentinels
+        fixed = self._store.replicas
+        view = await agreed.view()
+        if view is None:
+            raise CheckpointUnavailableError(
+                f"Redis checkpoint: could not {what}: the Sentinels do not agree on a master "
+                "(a failover under way?)"
+            )
+        # A master that had a replica here, which the Sentinels still see alive, must get its ack:
+        # having none connected now may mean it was just promoted away (a failover starting).
+        had = self._replicas_seen.get(view.address, 0) and view.alive
+        wanted = min(max(view.replicating, self._replicas_seen.get(view.address, 0)), 1)
+        wait_for = wanted if fixed == "auto" else fixed
+        wait_ms = self._ms(min(1.0, self._store.lease_ttl / 3)) if wait_for else 0
+        pipe = agreed.client_of(view.address).pipeline(transaction=False)
+        pipe.eval(_SCRIPTS[name], keys, *self._keys[:keys], *args)
+        pipe.execute_command("INFO", "replication")
+        pipe.execute_command("WAIT", wait_for, wait_ms)
+        result, info, acknowledged = await pipe.execute()
+        connected = _replicas(info)
+        self._replicas_seen[view.address] = max(
+            connected, self._replicas_seen.get(view.address, 0) if had else 0
+        )
+        needed = min(max(connected, view.replicating, 1 if had else 0), 1) if fixed == "auto" else fixed
+        acked = acknowledged if isinstance(acknowledged, int) else 0
+        master = isinstance(info, dict) and info.get("role") == "master"
+        after = await agreed.view() if master and acked >= needed else None
+        if after is None or after.address != view.address:
+            raise CheckpointUnavailableError(
+                f"Redis checkpoint: could not {what}: the node written to was not the master the "
+                f"Sentinels agree on, or no replica confirmed the write within {wait_ms} ms "
+                "(a failover under way?)"
+            )
+        return result
 
     async def _until(
         self,
@@ -344,29 +415,54 @@ class _RedisJob:
         return self._redis.pipeline(transaction=False)
 
     async def claim(self, holder: Holder, *, wait: float, clock: Clock) -> None:
+        """Take the lease, on a master the group agrees on; a Redis that is away is waited for.
+
+        Held by another process, the claim looks again until ``wait`` runs
+        out (then :class:`JobLeaseHeldError`). Unreachable (a master killed,
+        a failover under way), it tries again for ``wait`` seconds, and at
+        least the lease's life, before :class:`CheckpointUnavailableError`.
+        """
         await self._store.check_eviction()
         self._clock = clock
-        self._replication = await self._follow()
         value = holder.encode()
         args = [value, self._ms(self._store.lease_ttl)]
+        started = clock.monotonic()
+        held_until = started + wait
+        away_until = max(held_until, started + self._store.lease_ttl)
 
         async def attempt() -> Holder | None:
             sent = clock.monotonic()
-            current = await self._until(
-                lambda: sent + self._store.lease_ttl,
-                "take the job's lease",
-                lambda: self._script("take the job's lease", "claim", 1, args),
-            )
+            self._replication = await self._follow()
+            current = await self._script("take the job's lease", "claim", 1, args)
             if current == 0:
                 self._holder = value
                 self._contact = sent
                 return None
             return Holder.decode(current)
 
-        await claim_within(attempt, job=self._name, wait=wait, clock=clock)
+        while True:
+            try:
+                found = await attempt()
+            except CheckpointUnavailableError as exc:
+                if clock.monotonic() >= away_until:
+                    raise
+                logger.warning("%s: could not take the job's lease (%s); trying again", self, exc)
+                await clock.sleep(_RETRY)
+                continue
+            if found is None:
+                return
+            left = held_until - clock.monotonic()
+            if left <= 0:
+                raise JobLeaseHeldError(self._name, found)
+            await clock.sleep(min(CLAIM_POLL, left))
 
     async def _follow(self) -> _Replication | None:
-        """How the job's writes are confirmed: ``None`` for a master with no replica (nothing to wait for)."""
+        """How the job's writes are confirmed: ``None`` for a master with no replica (nothing to wait for).
+
+        Behind Sentinels the group's view decides (see :meth:`_agreed_write`),
+        never the node's own: a demoted master that has lost its replica but
+        not yet heard so would otherwise look like a master alone.
+        """
         wanted = self._store.replicas
         if wanted == 0:
             return None
@@ -376,6 +472,8 @@ class _RedisJob:
             pipe.execute_command("INFO", "replication", **_on_key_node(self._redis, self._keys[0]))
             return (await pipe.execute())[0]
 
+        if self._store.agreed is not None:
+            return None  # behind Sentinels every write is confirmed as _agreed_write says
         found = await self._call("read the master's replication", info)
         if wanted == "auto" and not _replicas(found):
             return None
@@ -428,8 +526,17 @@ class _RedisJob:
             wait = every
 
     async def read(self) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
-        header = await self._call("read the checkpoint", lambda: self._redis.get(self._keys[1]))
-        batches = await self._call("read the checkpoint", lambda: untyped(self._redis).hgetall(self._keys[2]))
+        node: AnyRedis = self._redis
+        agreed = self._store.agreed
+        if agreed is not None:  # the master the lease was just confirmed on
+            view = await self._call("read the checkpoint", agreed.view)
+            if view is None:
+                raise CheckpointUnavailableError(
+                    "Redis checkpoint: could not read the checkpoint: the Sentinels do not agree on a master"
+                )
+            node = agreed.client_of(view.address)
+        header = await self._call("read the checkpoint", lambda: node.get(self._keys[1]))
+        batches = await self._call("read the checkpoint", lambda: untyped(node).hgetall(self._keys[2]))
         if header is None:
             return None
         try:
@@ -488,11 +595,12 @@ def _replicas(info: object) -> int:
 class _Replication:
     """Which writes count, when the job's master has replicas: the failover rule of :class:`RedisCheckpoints`.
 
-    A write counts once ``wait_for`` replicas acknowledged it (``WAIT``), on
-    the master the job claimed on (``replid``, its replication id). A node
-    with another id was promoted since: the master the group follows now.
-    Alone (its replicas gone with the old master), it has none to wait for,
-    so its writes count as they land, until a replica attaches again. The old
+    (Behind Sentinels the rule is :meth:`_RedisJob._agreed_write`'s.) A write
+    counts once ``wait_for`` replicas acknowledged it (``WAIT``), on the
+    master the job claimed on (``replid``, its replication id). A node with
+    another id was promoted since: the master the group follows now. Alone
+    (its replicas gone with the old master), it has none to wait for, so its
+    writes count as they land, until a replica attaches again. The old
     master, demoted but not yet told, keeps the old id and has lost its
     replica: nothing written there counts.
     """

@@ -29,9 +29,10 @@ class FailureKind(str, enum.Enum):
     GAVE_UP = "gave_up"
     """Transient failures (5xx, 429, dropped connections) outlasted the retries."""
     NOT_SENT = "not_sent"
-    """The job stopped (fatal error) before its batch was sent."""
+    """The job stopped before its batch landed: never sent, or refused by the very error that
+    stopped the job (a 401, say). It is not on the list; a rerun sends it."""
     INTERRUPTED = "interrupted"
-    """Its batch was in flight when the job stopped; it may or may not have landed."""
+    """A request of its batch was cut off unanswered (a cancelled job): it may or may not have landed."""
 
 
 @attrs.frozen

@@ -28,7 +28,7 @@ from ._lease import Holder
 __all__ = ["CheckpointStore", "FileJob", "JobStore", "claim_within"]
 
 # How often a waiting claim looks again.
-_CLAIM_POLL: Final = 0.25
+CLAIM_POLL: Final = 0.25
 
 
 class JobStore(Protocol):
@@ -229,4 +229,4 @@ async def claim_within(
         left = deadline - clock.monotonic()
         if left <= 0:
             raise JobLeaseHeldError(job, held)
-        await clock.sleep(min(_CLAIM_POLL, left))
+        await clock.sleep(min(CLAIM_POLL, left))
