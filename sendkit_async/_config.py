@@ -33,6 +33,8 @@ DEFAULT_CONNECT_TIMEOUT: Final = 10.0
 # With the default retries a silent server holds a call at most
 # 3 x 60 s + 1.5 s of backoff (see Timeout).
 DEFAULT_TOTAL_TIMEOUT: Final = 60.0
+# A whole call (its attempts and the backoff between them) takes at most this long.
+DEFAULT_CALL_TIMEOUT: Final = 60.0
 DEFAULT_BACKOFF_BASE: Final = 0.5
 DEFAULT_BACKOFF_CAP: Final = 8.0
 DEFAULT_MAX_RETRY_WAIT: Final = 60.0
@@ -61,9 +63,11 @@ DEFAULT_MAX_CONCURRENCY: Final = 64
 MAX_CONCURRENCY: Final = 1_000
 DEFAULT_IDS_PER_REQUEST: Final = 1_000
 # A bulk job's retries per request: more than a single call's, as a job of
-# hours should ride out a rough minute; 429s are paced by the budget.
+# hours should ride out a rough minute; 429s are paced by the budget, and a
+# batch refused for two minutes in a row gives up (a key refused everything).
 DEFAULT_BULK_RETRIES: Final = 5
 DEFAULT_BULK_RATE_LIMIT_RETRIES: Final = 30
+DEFAULT_BULK_MAX_REFUSED_FOR: Final = 120.0
 # Requests a job may spend splitting refused batches down to their bad entries.
 DEFAULT_MAX_SPLIT_REQUESTS: Final = 256
 # A typical 10,000-entry body is about 600 KB; this bound only bites for
@@ -137,17 +141,19 @@ def _optional_wait(instance: object, attribute: attrs.Attribute[Any], value: obj
 
 @attrs.frozen
 class Timeout:
-    """Per-attempt time limits in seconds (``None`` switches one off).
+    """Time limits in seconds (``None`` switches one off).
 
-    Under the defaults (60 s per attempt, two retries, backoff of at most 0.5 s
-    then 1 s) a server that never answers holds a call for at most
-    ``3 x 60 + 1.5 = 181.5`` seconds; a 429 adds its ``Retry-After`` (at most
-    ``max_retry_wait``, 60 s) per retry, and the rate budget's pause (at most
-    the same) before an attempt.
+    Under the defaults a server that never answers, or trickles its answer a
+    byte at a time, holds a call for at most ``call`` (60 s): each attempt
+    gets what is left of it, and no retry starts once it is spent. A 429 adds
+    the rate budget's pause, which ``max_queue_wait`` bounds on its own.
 
     Attributes:
         total: one attempt, from connecting to the last byte of the answer.
         connect: acquiring a pooled connection and opening it.
+        call: the whole call: every attempt and the backoff between them (not
+            the wait for the rate budget). ``None``: each attempt is bounded
+            by ``total`` alone (bulk jobs, whose retries ride out a rough minute).
 
     Raises:
         ConfigurationError: zero, negative, NaN or infinite seconds, or not a number.
@@ -155,6 +161,16 @@ class Timeout:
 
     total: float | None = attrs.field(default=DEFAULT_TOTAL_TIMEOUT, validator=_seconds)
     connect: float | None = attrs.field(default=DEFAULT_CONNECT_TIMEOUT, validator=_seconds)
+    call: float | None = attrs.field(default=DEFAULT_CALL_TIMEOUT, validator=_seconds)
+
+    def within(self, seconds: float) -> Timeout:
+        """These limits for an attempt that has at most ``seconds`` left (never less than a millisecond)."""
+        left = max(seconds, 0.001)
+        return attrs.evolve(
+            self,
+            total=left if self.total is None else min(self.total, left),
+            connect=None if self.connect is None else min(self.connect, left),
+        )
 
 
 @attrs.frozen
@@ -175,6 +191,10 @@ class RetryPolicy:
             budget, all attempts together (the budget's pace, and its pause
             after a 429): past it the call raises :class:`BudgetTimeoutError`.
             ``None`` waits as long as it takes (bulk jobs, by default).
+        max_refused_for: a call answered nothing but 429s for this long in a
+            row gives up (``None``: only ``max_rate_limit_retries`` bounds
+            it); so a server that refuses everything, forever, ends a bulk
+            job's batches in about this long (120 s for bulk jobs).
     """
 
     max_retries: int = attrs.field(default=DEFAULT_MAX_RETRIES, validator=_count)
@@ -183,6 +203,7 @@ class RetryPolicy:
     backoff_cap: float = attrs.field(default=DEFAULT_BACKOFF_CAP, validator=_wait)
     max_retry_wait: float = attrs.field(default=DEFAULT_MAX_RETRY_WAIT, validator=_wait)
     max_queue_wait: float | None = attrs.field(default=DEFAULT_MAX_QUEUE_WAIT, validator=_optional_wait)
+    max_refused_for: float | None = attrs.field(default=None, validator=_optional_wait)
 
     @property
     def rate_limit_retries(self) -> int:

@@ -183,6 +183,8 @@ def next_delay(
     retry_after: float | None,
     policy: RetryPolicy,
     rand: Callable[[], float],
+    refused_for: float = 0.0,
+    time_left: float | None = None,
 ) -> float | None:
     """Seconds to wait before the next attempt, or ``None`` to give up.
 
@@ -195,17 +197,23 @@ def next_delay(
             rather than hang.
         policy: the budgets and backoff shape.
         rand: a source of floats in ``[0, 1)`` for the jitter.
+        refused_for: seconds the call has met nothing but 429s (see
+            ``policy.max_refused_for``).
+        time_left: what is left of the call's own time limit (``Timeout.call``);
+            a retry whose wait would outlast it is not made.
     """
-    if not should_retry(status):
+    if not should_retry(status) or (time_left is not None and time_left <= 0):
         return None
     if status == RATE_LIMITED:
-        if rate_limit_retries >= policy.rate_limit_retries:
+        refused_long = policy.max_refused_for is not None and refused_for >= policy.max_refused_for
+        if rate_limit_retries >= policy.rate_limit_retries or refused_long:
             return None
         spent = rate_limit_retries
     else:
         if retries >= policy.max_retries:
             return None
         spent = retries
-    if retry_after is not None:
-        return retry_after if retry_after <= policy.max_retry_wait else None
-    return backoff(spent, policy, rand)
+    delay = backoff(spent, policy, rand) if retry_after is None else retry_after
+    if retry_after is not None and retry_after > policy.max_retry_wait:
+        return None
+    return None if time_left is not None and delay >= time_left else delay

@@ -213,19 +213,26 @@ class Session:
         self.scope.enter()
         if params_sent:
             url = url.with_query(params_sent)
-        policy = self.config.retry
+        policy, limits, clock = self.config.retry, self.config.timeout, self.clock
         retries = rate_limit_retries = 0
         queued = 0.0  # seconds spent waiting for budget slots, all attempts together
+        started = clock.monotonic()
+        refused_since: float | None = None  # when the current run of 429s began
         while True:
-            asked = self.clock.monotonic()
+            asked = clock.monotonic()
             permit = await self._slot(method, path, queued)
-            waited = self.clock.monotonic() - asked
+            waited = clock.monotonic() - asked
             queued += waited
+            # The call's own limit counts its attempts and backoff, not its budget waits.
+            left = None if limits.call is None else limits.call - (clock.monotonic() - started - queued)
             attempt = Attempt(method, path, 1 + retries + rate_limit_retries, len(body or b""), waited)
-            outcome, retry_after = await self._attempt(permit, attempt, url, body)
+            this = limits if left is None else limits.within(left)
+            outcome, retry_after = await self._attempt(permit, attempt, url, body, this)
             if isinstance(outcome, Reply):
                 return outcome
             status = attempt.status
+            now = clock.monotonic()
+            refused_since = (refused_since or now) if status == _RATE_LIMITED else None
             delay = next_delay(
                 status=status,
                 retries=retries,
@@ -233,6 +240,8 @@ class Session:
                 retry_after=retry_after,
                 policy=policy,
                 rand=self._rand,
+                refused_for=0.0 if refused_since is None else now - refused_since,
+                time_left=None if limits.call is None else limits.call - (now - started - queued),
             )
             if delay is None:
                 raise outcome
@@ -282,7 +291,7 @@ class Session:
         )
 
     async def _attempt(
-        self, permit: Permit, attempt: Attempt, url: URL, body: bytes | None
+        self, permit: Permit, attempt: Attempt, url: URL, body: bytes | None, limits: Timeout
     ) -> tuple[Reply | SendKitError, float | None]:
         """One attempt under ``permit``, watched by the hooks; the budget always hears how it ended.
 
@@ -294,7 +303,7 @@ class Session:
             with contextlib.ExitStack() as watched:
                 for hook in self.hooks:
                     watched.enter_context(hook.attempt(attempt))
-                outcome = await self._exchange(attempt, url, body)
+                outcome = await self._exchange(attempt, url, body, limits)
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await self.budget.observe(permit, Observation.of(None, sent_at=sent_at, received_at=sent_at))
@@ -310,10 +319,12 @@ class Session:
         await self.budget.observe(permit, observation)
         return outcome, retry_after
 
-    async def _exchange(self, attempt: Attempt, url: URL, body: bytes | None) -> Reply | SendKitError:
+    async def _exchange(
+        self, attempt: Attempt, url: URL, body: bytes | None, limits: Timeout
+    ) -> Reply | SendKitError:
         """One exchange through the wire (never raising for a failed answer); fills in the attempt."""
         method, path, key = attempt.method, attempt.path, self.config.api_key
-        request = WireRequest(method, url, self._headers, body, self.config.timeout)
+        request = WireRequest(method, url, self._headers, body, limits)
         started = self.clock.monotonic()
         try:
             response = await self.scope.wire.send(request)

@@ -84,3 +84,16 @@ async def test_one_malformed_answer_does_not_stop_a_bulk_job() -> None:
     assert report.imported == 500
     assert report.failed == ()
     assert report.retries == 1
+
+
+async def test_a_trickling_server_costs_a_call_at_most_its_call_limit_whatever_the_retries() -> None:
+    async with (
+        HostileServer(ANSWERS["1 byte a second"]).running() as server,
+        SendKit(
+            api_key=KEY, base_url=server.url, timeout=Timeout(total=0.5, call=0.8), max_retries=5
+        ) as client,
+    ):
+        with pytest.raises(APITimeoutError):
+            await client.dnc.get_page(limit=1)
+    # 0.5 s, then what is left of 0.8 s; five retries allowed, but no time left for a third.
+    assert server.requests == 2

@@ -88,3 +88,21 @@ async def test_a_refusal_with_a_poisoned_wait_is_re_probed_not_obeyed(name) -> N
         return clock.monotonic()
 
     assert await clock.drive(main()) < 10  # short probing pauses, not the hours the answers named
+
+
+@pytest.mark.parametrize("refused_for", [30.0, 120.0])
+async def test_a_server_that_refuses_everything_ends_a_job_in_about_max_refused_for(refused_for) -> None:
+    clock = FakeClock(auto_advance=False)
+    transport = MockTransport(lambda _request: json_response(429, {"error": "Too Many Requests"}))
+
+    async def main():
+        async with SendKit(api_key=KEY, clock=clock, transport=transport) as client:
+            return await client.dnc.import_bulk(
+                [f"u{i}@example.com" for i in range(10_000)], max_refused_for=refused_for
+            )
+
+    report = await clock.drive(main())
+    assert len(report.failed) == 10_000
+    assert {failure.kind.value for failure in report.failed} == {"gave_up"}
+    # Refused for max_refused_for, give or take the budget's last pause (it grows as 429s go on).
+    assert refused_for <= clock.monotonic() <= refused_for * 1.25 + 5

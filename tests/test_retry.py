@@ -91,3 +91,29 @@ def test_rate_limit_budget_is_separate():
 
 def test_client_errors_are_never_retried():
     assert delay(status=400) is None
+
+
+def test_a_run_of_429s_past_max_refused_for_gives_up() -> None:
+    from sendkit_async import RetryPolicy  # noqa: PLC0415
+
+    policy = RetryPolicy(max_retries=2, max_rate_limit_retries=30, max_refused_for=120.0)
+    again = {
+        "retries": 0,
+        "rate_limit_retries": 3,
+        "retry_after": None,
+        "policy": policy,
+        "rand": lambda: 0.5,
+    }
+    assert next_delay(status=429, refused_for=119.0, **again) is not None
+    assert next_delay(status=429, refused_for=120.0, **again) is None
+    assert next_delay(status=503, refused_for=500.0, **again) is not None  # only 429s count
+
+
+def test_no_retry_starts_past_the_calls_own_time_limit() -> None:
+    from sendkit_async import RetryPolicy  # noqa: PLC0415
+
+    again = {"retries": 0, "rate_limit_retries": 0, "policy": RetryPolicy(max_retries=5), "rand": lambda: 0.5}
+    assert next_delay(status=503, retry_after=None, time_left=10.0, **again) == 0.25
+    assert next_delay(status=503, retry_after=None, time_left=0.2, **again) is None  # the backoff outlasts it
+    assert next_delay(status=None, retry_after=None, time_left=0.0, **again) is None
+    assert next_delay(status=429, retry_after=5.0, time_left=4.0, **again) is None

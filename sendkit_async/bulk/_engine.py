@@ -22,6 +22,7 @@ import attrs
 from sendkit_async import dnc
 from sendkit_async._budget import BudgetSnapshot, Lane, Observation, Permit, RateBudget, RateCap, Shape
 from sendkit_async._config import (
+    DEFAULT_BULK_MAX_REFUSED_FOR,
     DEFAULT_BULK_RATE_LIMIT_RETRIES,
     DEFAULT_BULK_RETRIES,
     DEFAULT_CONCURRENCY,
@@ -211,6 +212,10 @@ class ImportOptions:
             :class:`BudgetTimeoutError` as its reason). ``None``, the default:
             as long as it takes, since a job's batches queue behind each other
             (and behind interactive calls) by design.
+        max_refused_for: a batch answered nothing but 429s for this many
+            seconds in a row fails (``gave_up``), so a key the server refuses
+            everything ends the job in about this long rather than hours
+            (``None``: only ``max_rate_limit_retries`` bounds it).
 
     Raises:
         ValidationError: a setting of the wrong type or out of range.
@@ -232,6 +237,9 @@ class ImportOptions:
     max_rate_limit_retries: int = attrs.field(default=DEFAULT_BULK_RATE_LIMIT_RETRIES, validator=_whole(0))
     max_split_requests: int = attrs.field(default=DEFAULT_MAX_SPLIT_REQUESTS, validator=_whole(0))
     max_queue_wait: float | None = attrs.field(default=None, validator=_optional_wait)
+    max_refused_for: float | None = attrs.field(
+        default=DEFAULT_BULK_MAX_REFUSED_FOR, validator=_optional_wait
+    )
 
     @batch_size.validator
     def _check_batch_size(self, _attribute: attrs.Attribute[int], value: int) -> None:
@@ -293,6 +301,7 @@ class ImportSettings(TypedDict, total=False):
     max_rate_limit_retries: int
     max_split_requests: int
     max_queue_wait: float | None
+    max_refused_for: float | None
 
 
 def resolve_options(options: ImportOptions | None, settings: ImportSettings) -> ImportOptions:
@@ -431,16 +440,19 @@ class ImportJob:
             max_retries=options.max_retries,
             max_rate_limit_retries=options.max_rate_limit_retries,
             max_queue_wait=options.max_queue_wait,
+            max_refused_for=options.max_refused_for,
         )
+        # Each attempt keeps its own limit; a batch's retries are bounded by their counts instead.
+        timeout = attrs.evolve(session.config.timeout, call=None)
         self._gate = _StopGate(
             session.budget
             if options.max_rate is None
             else RateCap(session.budget, options.max_rate, clock=session.clock)
         )
         self._flow: InFlight = session.scope.in_flight(options.concurrency)
-        self._session = session.with_options(retry=retry, lane=Lane.BULK, budget=self._gate).with_hooks(
-            self._flow
-        )
+        self._session = session.with_options(
+            timeout=timeout, retry=retry, lane=Lane.BULK, budget=self._gate
+        ).with_hooks(self._flow)
         self._clock = session.clock
         self._batcher = options.batcher()
         self._checkpoint: Checkpoint | None = None
