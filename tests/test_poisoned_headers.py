@@ -106,3 +106,21 @@ async def test_a_server_that_refuses_everything_ends_a_job_in_about_max_refused_
     assert {failure.kind.value for failure in report.failed} == {"gave_up"}
     # Refused for max_refused_for, give or take the budget's last pause (it grows as 429s go on).
     assert refused_for <= clock.monotonic() <= refused_for * 1.25 + 5
+
+
+@pytest.mark.parametrize("status", [403, 404])
+async def test_an_import_completes_when_the_list_endpoint_is_refused(status) -> None:
+    """The rate probe (GET /v1/dnc?limit=1) is a hint: a key or proxy allowing only imports still imports."""
+    seen: list[str] = []
+
+    def handler(request):
+        seen.append(request.url.path)
+        if request.url.path == "/v1/dnc":
+            return json_response(status, {"error": "Forbidden" if status == 403 else "Not Found"})
+        return json_response(200, IMPORTED)
+
+    async with SendKit(api_key=KEY, clock=FakeClock(), transport=MockTransport(handler)) as client:
+        report = await client.dnc.import_bulk([f"u{i}@example.com" for i in range(5_000)], batch_size=1_000)
+    assert report.failed == ()
+    assert report.imported == 5_000
+    assert seen.count("/v1/dnc") == 1  # asked once, refused, and the job went on

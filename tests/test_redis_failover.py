@@ -450,3 +450,50 @@ async def test_a_master_killed_mid_job_costs_time_or_a_typed_stop_and_the_report
             assert len(fake.dnc_emails()) == len(ENTRIES) or report.stopped_at is not None
     finally:
         group.stop()
+
+
+async def test_a_second_worker_started_at_a_killed_master_waits_through_it_with_lease_wait(tmp_path) -> None:
+    """``kill -9`` of the master, and a second worker at that moment: it waits (never 'Error 111')."""
+    group = spawn_sentinel_group(tmp_path, down_after_ms=1000)
+    try:
+        sentinel = await _sentinel_knows_the_replica(group)
+        await sentinel.aclose()
+        wires = {"first": Recording(), "second": Recording()}
+        reports: dict[str, ImportReport] = {}
+        async with FakeSendKit(latency=0.02) as fake:
+
+            async def worker(name: str) -> None:
+                async with (
+                    RedisCheckpoints.from_url(group.url, lease_ttl=10) as store,
+                    fake.client(transport=wires[name]) as client,
+                ):
+                    try:
+                        reports[name] = await client.dnc.import_bulk(
+                            ENTRIES,
+                            batch_size=100,
+                            concurrency=4,
+                            checkpoint=store,
+                            job="killed-two",
+                            lease_wait=60,
+                            on_progress=at_the_kill if name == "first" else None,
+                        )
+                    except ImportAbortedError as exc:
+                        stopped = exc
+                        reports[name] = stopped.report
+                        assert isinstance(stopped.__cause__, JobLeaseLostError), stopped.__cause__
+
+            def at_the_kill(progress) -> None:
+                if progress.batches == 40:
+                    group.servers[0].kill()
+                    tasks.start_soon(worker, "second")
+
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(worker, "first")
+            first, second = wires["first"].sent, wires["second"].sent
+            if second:
+                assert min(second) > max(first)
+            assert set(reports) == {"first", "second"}  # the second waited and ended, it did not fail
+            assert reports["second"].imported + reports["second"].skipped == len(ENTRIES)
+            assert len(fake.dnc_emails()) == len(ENTRIES)
+    finally:
+        group.stop()
