@@ -110,10 +110,9 @@ def typecheck(session: nox.Session) -> None:
 def docs(session: nox.Session) -> None:
     """Build the site strictly (a broken reference or a missing page fails), then check its reference.
 
-    It also runs every example of the pages, the FastAPI one included (FastAPI
-    and httpx are installed here only: the package does not need them).
+    It also runs every example of the pages, the FastAPI one included (served by uvicorn).
     """
-    session.install(*DEV, "-e", ".[docs,test]", "fastapi", "httpx")
+    session.install(*DEV, "-e", ".[docs,test]")
     session.run("mkdocs", "build", "--strict", env={"NO_MKDOCS_2_WARNING": "1"})
     session.run("pytest", "-p", "no:cacheprovider", "tests/test_docs.py", "tests/test_examples_run.py")
 
@@ -147,8 +146,8 @@ def release(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Every benchmark; ``nox -s bench -- pacing`` (or shared, import, client_cost, flow) runs one."""
+    """Every benchmark, or ``nox -s bench -- NAME`` (pacing, shared, limiters, import, client_cost, flow)."""
     session.install("-e", ".[bench]")
-    names = session.posargs or ["pacing", "shared", "import", "client_cost", "flow"]
+    names = session.posargs or ["pacing", "shared", "limiters", "import", "client_cost", "flow"]
     for name in names:
         session.run("python", f"benchmarks/bench_{name}.py", external=False)

@@ -14,7 +14,7 @@ import aiohttp
 import orjson
 import requests
 
-from sendkit_async._retry import parse_retry_after
+from sendkit_async._fields import parse_retry_after
 from sendkit_async.testing import DEFAULT_WORKSPACE_KEY
 
 KEY = DEFAULT_WORKSPACE_KEY

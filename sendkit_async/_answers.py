@@ -10,23 +10,35 @@ for every field an error carries.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from ._errors import APIStatusError, RedirectError, UnexpectedResponseError, status_error_class
+from ._fields import parse_retry_after
 from ._rate import RateLimit
-from ._retry import parse_retry_after
+from ._throttle import policy_window, retry_after_in_body
 from ._transport import WireResponse
 from ._types import JSON
 
-__all__ = ["decode", "excerpt", "redact", "redact_headers", "redact_json", "request_id", "status_error"]
+__all__ = [
+    "decode",
+    "excerpt",
+    "json_body",
+    "redact",
+    "redact_headers",
+    "redact_json",
+    "request_id",
+    "status_error",
+]
 
 _REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-correlation-id", "x-amzn-requestid")
 _TAG = re.compile(r"<[^>]*>")
 _SPACE = re.compile(r"\s+")
 _EXCERPT = 200
+_LONG_POLICY = 3600.0
 
 
 def redact(text: str, secret: str) -> str:
@@ -82,6 +94,31 @@ def decode(response: WireResponse, key: str) -> JSON:
         )
 
 
+def json_body(response: WireResponse) -> Any:
+    """The answer's body as JSON, or ``None`` when it is not JSON."""
+    try:
+        return orjson.loads(response.body)
+    except orjson.JSONDecodeError:
+        return None
+
+
+def _retry_after(headers: Mapping[str, str], decoded: Any, wall: float) -> float | None:
+    """The wait an error answer asks for.
+
+    ``Retry-After``, else one its body names (Smartlead's way), else, when
+    the body names a policy of an hour or more (HubSpot's ``DAILY``), that
+    policy's length: the refusal may last that long, so a call gives up at
+    once rather than ask again every second for a day.
+    """
+    found = parse_retry_after(headers, wall)
+    if found is None:
+        found = retry_after_in_body(decoded)
+    policy = policy_window(decoded)
+    if found is None and policy is not None and policy >= _LONG_POLICY:
+        return policy
+    return found
+
+
 def status_error(
     response: WireResponse,
     *,
@@ -97,10 +134,7 @@ def status_error(
     error: str | None = None
     message = ""
     code: Any = None
-    try:
-        decoded = orjson.loads(response.body)
-    except orjson.JSONDecodeError:
-        decoded = None
+    decoded = json_body(response)
     if isinstance(decoded, dict):
         # The documented shape is {"error", "message", "code"}; RFC 7807
         # problem documents say "title" and "detail" instead.
@@ -124,7 +158,7 @@ def status_error(
         code=redact_json(code, key),
         request_id=request_id,
         rate_limit=rate,
-        retry_after=parse_retry_after(headers, wall),
+        retry_after=_retry_after(headers, decoded, wall),
         body=redact(text, key),
     )
     if isinstance(exc, RedirectError):

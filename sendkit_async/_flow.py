@@ -47,11 +47,15 @@ Concurrency: TypeAlias = "int | Literal['auto']"
 # In flight allowed = rate x latency x HEADROOM + 1: room for the client's own
 # gaps (a send that leaves late, an answer read late) on top of Little's law.
 HEADROOM: Final = 1.25
-# Latency up to TOLERANCE x its unloaded value is noise; past it, the server
-# is queueing our requests and in flight shrinks (1.3: a server of capacity c
-# settles near 1.3 c, so a call arriving behind them waits about a third of a
-# service time in its queue).
-TOLERANCE: Final = 1.3
+# Latency up to TOLERANCE x its unloaded value is noise; past it (in the smoothed
+# ratio too, so one slow answer is not a trend), the server is queueing our
+# requests and in flight shrinks (1.5: a busy 2-core host's noise at a few in
+# flight reaches 1.4; a server of capacity c settles near 1.5 c, so a call
+# arriving behind them waits half a service time in its queue).
+TOLERANCE: Final = 1.5
+# A cut for latency that leaves latency above this share of what it was is not
+# a queue of ours: the host is noisy; the cut is undone and the latency kept as normal.
+UNMOVED: Final = 0.9
 # The unloaded latency is the least seen, forgotten by this factor per answer
 # (1.0001: +10% after ~1,000 answers) so that a server that slows for good is
 # followed, while a saturated one cannot talk us into queueing more.
@@ -186,8 +190,9 @@ class AdaptiveLimit(_Slots):
 
     Args:
         clock: the clock latencies are measured on.
-        rate: the requests per second the budget allows now, or ``None``
-            when it does not know (then only the server's latency bounds in flight).
+        rate: the requests per second the budget allows now and how many it
+            lets go at once, or ``None`` when it does not know (then only the
+            server's latency bounds in flight).
         max_limit: never more than this in flight.
 
     The latency it goes by is the smoothed latency of answers, or the age of
@@ -200,7 +205,10 @@ class AdaptiveLimit(_Slots):
     not mistaken for the server speeding up) means the server queues: in
     flight is cut to ``TOLERANCE`` x what the server served at once while
     that request was out (``in flight x unloaded / latency``), then left alone until
-    requests sent after the cut answer, so one queue is not cut for twice.
+    requests sent after the cut answer, so one queue is not cut for twice. If
+    the first of them is no faster (latency at 90% or more of what it was),
+    the queue was not ours but a noisy host's: the cut is undone and that
+    latency becomes the normal one.
     Timeouts, 502-504s and lost connections cut to 3/4 the same way.
     Answers within the noise win back about one slot per round trip.
     """
@@ -209,7 +217,7 @@ class AdaptiveLimit(_Slots):
         self,
         *,
         clock: Clock,
-        rate: Callable[[], float | None],
+        rate: Callable[[], tuple[float, int] | None],
         max_limit: int = DEFAULT_MAX_CONCURRENCY,
     ) -> None:
         super().__init__()
@@ -221,19 +229,25 @@ class AdaptiveLimit(_Slots):
         self._latency = 0.0  # smoothed, all sizes
         self._ratio = 1.0  # smoothed latency / unloaded latency, since the last change
         self._changed = -math.inf
+        self._cut_ratio = 0.0  # the latency ratio of the latest cut for latency, until it is judged
+        self._before_cut = float(max_limit)
+        self._cut_latency = 0.0
         self._out: dict[Attempt, tuple[float, int]] = {}  # attempt -> (sent at, in flight then)
 
     def _current(self) -> int:
         ceiling = min(self.max_limit, max(1, int(self._ceiling)))
-        rate = self._rate()
-        if rate is None:
+        allowed = self._rate()
+        if allowed is None:
             # Nothing heard yet: two, as the budget lets one out; afterwards a
             # budget with no rate (a server that sends no headers) paces alone.
             return ceiling if self._latency else min(ceiling, 2)
+        rate, burst = allowed
         # Before the first answer, one more: a caller always waits in the
         # budget, so each send (an event that re-reads the limit) comes on time.
         spare = 1 if self._latency else 2
         little = math.ceil(rate * max(self._latency, self._oldest()) * HEADROOM) + spare
+        if burst > 1:  # a window's quota goes at once: room for all of it
+            little = max(little, burst + spare)
         return max(1, min(ceiling, little))
 
     def _oldest(self) -> float:
@@ -255,6 +269,10 @@ class AdaptiveLimit(_Slots):
             self._out.pop(attempt, None)
             self.wake()
             raise
+        if attempt.refused:  # a limiter's refusal (429, or its 503): answered at the edge, at once
+            self._out.pop(attempt, None)
+            self.wake()
+            return
         self.answered(attempt, size=attempt.size, status=attempt.status if attempt.answered else None)
 
     def answered(self, attempt: Attempt, *, size: int, status: int | None) -> None:
@@ -283,10 +301,19 @@ class AdaptiveLimit(_Slots):
         self._latency = (
             latency if not self._latency else self._latency + SMOOTHING * (latency - self._latency)
         )
+        if self._cut_ratio and sent_at >= self._changed + self._cut_latency:
+            # The first request sent once the cut's queue had time to drain: did the cut help?
+            if ratio >= UNMOVED * self._cut_ratio:
+                self._ceiling = self._before_cut
+                self._unloaded[bucket] = latency / ((1 + TOLERANCE) / 2)
+                ratio = (1 + TOLERANCE) / 2
+            self._cut_ratio = 0.0
         if fresh:
             self._ratio += SMOOTHING * (ratio - self._ratio)
             if ratio > TOLERANCE and self._ratio > TOLERANCE:
+                before = self._ceiling
                 self._cut(load * TOLERANCE / ratio, now)
+                self._cut_ratio, self._before_cut, self._cut_latency = ratio, before, latency
             elif self._ratio <= (1 + TOLERANCE) / 2 and self._ceiling < self.max_limit:
                 # Win back about one per round trip: each answer adds 1/limit.
                 self._ceiling = min(float(self.max_limit), self._ceiling + 1 / max(self._ceiling, 1.0))

@@ -33,6 +33,8 @@ class Attempt:
         waited: seconds the attempt waited for the rate budget's permit.
         status: the answer's status, once in; ``None`` when no answer came.
         answered: whether an answer (any status) came.
+        refused: the answer was a rate limiter's refusal: a 429, or a 503 or
+            403 that behaves like one (see :mod:`._throttle`).
         rate: the answer's rate-limit fields, if it had any.
         request_id: the answer's request id (redacted), if it sent one.
     """
@@ -44,6 +46,7 @@ class Attempt:
     waited: float = 0.0
     status: int | None = None
     answered: bool = False
+    refused: bool = False
     rate: RateLimit | None = None
     request_id: str | None = None
 

@@ -4,7 +4,24 @@ from __future__ import annotations
 
 import attrs
 
-__all__ = ["RateLimit"]
+__all__ = ["RateLimit", "Window"]
+
+
+@attrs.frozen
+class Window:
+    """One of several windows an answer names at once (Kong's per second and per minute, say).
+
+    Attributes:
+        limit: requests allowed per window.
+        remaining: requests left in it.
+        seconds: its length.
+        reset_after: seconds from the answer until it resets, when known.
+    """
+
+    limit: int
+    remaining: int
+    seconds: float
+    reset_after: float | None = None
 
 
 @attrs.frozen
@@ -24,6 +41,10 @@ class RateLimit:
             for a fractional delay.
         reset_epoch: the reset as the server's epoch timestamp, when it sent one
             (it carries the server's clock, which may differ from ours).
+        windows: every window, shortest first, when the answer names several
+            (the other fields then describe the shortest).
+        blocked_after: seconds from ``observed_at`` until a longer window that
+            has nothing left resets (no request passes before), if one has none.
     """
 
     limit: int | None
@@ -33,6 +54,8 @@ class RateLimit:
     window: float | None = None
     reset_resolution: float = 0.0
     reset_epoch: float | None = None
+    windows: tuple[Window, ...] = ()
+    blocked_after: float | None = None
 
     @property
     def resets_at(self) -> float | None:

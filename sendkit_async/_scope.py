@@ -26,6 +26,7 @@ import anyio
 from ._clock import Clock
 from ._errors import ClientClosedError, ClientLoopError
 from ._flow import AdaptiveLimit, Concurrency, FixedLimit, InFlight
+from ._throttle import Throttles
 from ._transport import AiohttpTransport, AsyncTransport
 
 __all__ = ["Background", "ClientScope"]
@@ -85,22 +86,33 @@ class ClientScope:
     Args:
         wire: what sends each attempt; closing the scope closes it.
         clock: the clock the adaptive in-flight limit measures latency on.
-        allowed_rate: requests per second the rate budget allows now
-            (``None``: unknown), for the adaptive limit.
+        allowed_rate: requests per second the rate budget allows now, and
+            how many it lets go at once (``None``: unknown), for the adaptive limit.
         max_concurrency: the most the adaptive limit ever allows.
     """
 
-    __slots__ = ("_adaptive", "_allowed_rate", "_background", "_clock", "_loop", "_max", "_state", "wire")
+    __slots__ = (
+        "_adaptive",
+        "_allowed_rate",
+        "_background",
+        "_clock",
+        "_loop",
+        "_max",
+        "_state",
+        "throttles",
+        "wire",
+    )
 
     def __init__(
         self,
         wire: AsyncTransport,
         *,
         clock: Clock,
-        allowed_rate: Callable[[], float | None],
+        allowed_rate: Callable[[], tuple[float, int] | None],
         max_concurrency: int,
     ) -> None:
         self.wire = wire
+        self.throttles = Throttles()
         self._clock = clock
         self._allowed_rate = allowed_rate
         self._max = max_concurrency

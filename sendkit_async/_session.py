@@ -23,7 +23,7 @@ import attrs
 import orjson
 from yarl import URL
 
-from ._answers import decode, redact, redact_headers, request_id, status_error
+from ._answers import decode, json_body, redact, redact_headers, request_id, status_error
 from ._budget import Lane, Observation, Permit, RateBudget
 from ._clock import Clock, SystemClock, at_most
 from ._config import ClientConfig, RetryPolicy, Timeout
@@ -37,11 +37,13 @@ from ._errors import (
     TransportTimeoutError,
     ValidationError,
 )
+from ._fields import parse_rate_limit
 from ._hooks import Attempt, AttemptHook
 from ._http import as_timeout, check_headers, check_method, check_path, query
 from ._logs import logger
-from ._retry import next_delay, parse_rate_limit
+from ._retry import next_delay
 from ._scope import ClientScope
+from ._throttle import MAYBE_REFUSALS, said_so
 from ._transport import WireRequest
 from ._types import JSON, NOT_GIVEN, NotGiven
 from ._version import VERSION
@@ -217,7 +219,8 @@ class Session:
         retries = rate_limit_retries = 0
         queued = 0.0  # seconds spent waiting for budget slots, all attempts together
         started = clock.monotonic()
-        refused_since: float | None = None  # when the current run of 429s began
+        refused_since: float | None = None  # when the current run of refusals began
+        guessed = 0  # 503s and 403s taken for a limiter's refusals (see _throttle)
         while True:
             asked = clock.monotonic()
             permit = await self._slot(method, path, queued)
@@ -227,12 +230,13 @@ class Session:
             left = None if limits.call is None else limits.call - (clock.monotonic() - started - queued)
             attempt = Attempt(method, path, 1 + retries + rate_limit_retries, len(body or b""), waited)
             this = limits if left is None else limits.within(left)
-            outcome, retry_after = await self._attempt(permit, attempt, url, body, this)
+            outcome, retry_after = await self._attempt(permit, attempt, url, body, this, guessed)
             if isinstance(outcome, Reply):
                 return outcome
-            status = attempt.status
+            status, refused = attempt.status, attempt.refused
+            guessed += refused and status in MAYBE_REFUSALS
             now = clock.monotonic()
-            refused_since = (refused_since or now) if status == _RATE_LIMITED else None
+            refused_since = (refused_since or now) if refused else None
             delay = next_delay(
                 status=status,
                 retries=retries,
@@ -242,17 +246,19 @@ class Session:
                 rand=self._rand,
                 refused_for=0.0 if refused_since is None else now - refused_since,
                 time_left=None if limits.call is None else limits.call - (now - started - queued),
+                refused=refused,
             )
             if delay is None:
                 raise outcome
-            if status == _RATE_LIMITED:
+            if refused:
                 rate_limit_retries += 1
                 # The budget holds every caller, this one included, until the
                 # server's pause is over; waiting here too would only add to it.
                 logger.warning(
-                    "%s %s failed (429); retrying when the rate budget allows (paused %.2fs)",
+                    "%s %s refused (%s); retrying when the rate budget allows (paused %.2fs)",
                     method,
                     path,
+                    status,
                     self.budget.snapshot().paused_for,
                 )
                 continue
@@ -291,19 +297,26 @@ class Session:
         )
 
     async def _attempt(
-        self, permit: Permit, attempt: Attempt, url: URL, body: bytes | None, limits: Timeout
+        self,
+        permit: Permit,
+        attempt: Attempt,
+        url: URL,
+        body: bytes | None,
+        limits: Timeout,
+        guessed: int,
     ) -> tuple[Reply | SendKitError, float | None]:
         """One attempt under ``permit``, watched by the hooks; the budget always hears how it ended.
 
         Returns the reply, or the error the answer (or its absence) came to,
-        and the ``Retry-After`` it asked for.
+        and the wait it asked for (``Retry-After``, or one its body names).
+        ``guessed`` counts the call's 503s and 403s already taken for refusals.
         """
         sent_at = self.clock.wall()
         try:
             with contextlib.ExitStack() as watched:
                 for hook in self.hooks:
                     watched.enter_context(hook.attempt(attempt))
-                outcome = await self._exchange(attempt, url, body, limits)
+                outcome = await self._exchange(attempt, url, body, limits, guessed)
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await self.budget.observe(permit, Observation.of(None, sent_at=sent_at, received_at=sent_at))
@@ -315,12 +328,13 @@ class Session:
             received_at=self.clock.wall(),
             rate=attempt.rate,
             retry_after=retry_after,
+            refused=attempt.refused,
         )
         await self.budget.observe(permit, observation)
         return outcome, retry_after
 
     async def _exchange(
-        self, attempt: Attempt, url: URL, body: bytes | None, limits: Timeout
+        self, attempt: Attempt, url: URL, body: bytes | None, limits: Timeout, guessed: int
     ) -> Reply | SendKitError:
         """One exchange through the wire (never raising for a failed answer); fills in the attempt."""
         method, path, key = attempt.method, attempt.path, self.config.api_key
@@ -349,12 +363,14 @@ class Session:
             attempt.number,
             "" if answer_id is None else f", request id {answer_id}",
         )
+        throttles = self.scope.throttles
         if 200 <= status < 300:  # noqa: PLR2004
+            throttles.success(now - started, now)
             data = decode(response, key)
             if isinstance(data, SendKitError):
                 return data
             return Reply(data, ResponseInfo(status, redact_headers(response.headers, key), answer_id))
-        return status_error(
+        error = status_error(
             response,
             method=method,
             path=path,
@@ -363,3 +379,9 @@ class Session:
             request_id=answer_id,
             wall=self.clock.wall(),
         )
+        if status == _RATE_LIMITED or status in MAYBE_REFUSALS:
+            said = said_so(response.headers, error.body, json_body(response), rate)
+            attempt.refused = throttles.refused(
+                status, said=said, latency=now - started, now=now, guessed=guessed
+            )
+        return error

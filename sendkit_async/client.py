@@ -347,9 +347,9 @@ class SendKit:
             )
         )
 
-        def allowed_rate() -> float | None:
-            interval = budget.snapshot().interval
-            return 1.0 / interval if interval > 0 else None
+        def allowed_rate() -> tuple[float, int] | None:
+            snapshot = budget.snapshot()
+            return (1.0 / snapshot.interval, snapshot.burst) if snapshot.interval > 0 else None
 
         scope = ClientScope(wire, clock=clock, allowed_rate=allowed_rate, max_concurrency=max_concurrency)
         self._last_rate = LastRateLimit()

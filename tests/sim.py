@@ -16,9 +16,10 @@ import attrs
 from multidict import CIMultiDict
 
 from sendkit_async._budget import Lane, LocalBudget, Observation, RateBudget
-from sendkit_async._retry import parse_rate_limit, parse_retry_after
+from sendkit_async._fields import parse_rate_limit, parse_retry_after
+from sendkit_async._throttle import retry_after_in_body
 from sendkit_async.testing import FakeClock
-from sendkit_async.testing._limits import Limiter, Spelling
+from sendkit_async.testing._limits import Limiter, Spelling, states_of
 
 
 @attrs.define
@@ -39,17 +40,23 @@ class Server:
     spelling: Spelling
     clock: FakeClock
     latency: float
+    refusal_latency: float = 0.001
 
     def now(self) -> float:
         return self.clock.wall() + self.spelling.clock_offset
 
-    def decide(self) -> tuple[int, CIMultiDict[str]]:
+    def decide(self) -> tuple[int, CIMultiDict[str], dict[str, object]]:
+        """The status, headers and body fields of the answer to a request arriving now."""
         now = self.now()
         verdict = self.limiter.hit(now)
-        headers = CIMultiDict(self.spelling.headers(self.limiter.state(now), now))
-        if not verdict.allowed:
-            headers["Retry-After"] = self.spelling.retry_after_value(verdict.retry_after, now)
-        return (200 if verdict.allowed else 429), headers
+        headers = CIMultiDict(
+            self.spelling.headers(self.limiter.state(now), now, states_of(self.limiter, now))
+        )
+        if verdict.allowed:
+            return 200, headers, {}
+        extra, fields = self.spelling.refusal(verdict.retry_after, now, verdict.window or 1.0)
+        headers.update(extra)
+        return self.spelling.status, headers, fields
 
 
 async def exchange(budget: RateBudget, server: Server, lane: Lane, run: Run) -> bool:
@@ -58,16 +65,24 @@ async def exchange(budget: RateBudget, server: Server, lane: Lane, run: Run) -> 
     sent_wall = clock.wall()
     run.sends.append(clock.monotonic())
     run.requests += 1
-    status, headers = server.decide()
-    await clock.sleep(server.latency)
+    status, headers, fields = server.decide()
+    await clock.sleep(server.latency if status == 200 else server.refusal_latency)
     rate = parse_rate_limit(headers, observed_at=clock.monotonic(), now=clock.wall())
     retry_after = parse_retry_after(headers, clock.wall())
+    if retry_after is None:
+        retry_after = retry_after_in_body(fields)
+    # The session's call on a 503 or 403 (see _throttle): these limiters all say so, or answer at once.
     observation = Observation.of(
-        status, sent_at=sent_wall, received_at=clock.wall(), rate=rate, retry_after=retry_after
+        status,
+        sent_at=sent_wall,
+        received_at=clock.wall(),
+        rate=rate,
+        retry_after=retry_after,
+        refused=status != 200,
     )
     await budget.observe(permit, observation)
-    run.rate_limited += status == 429
-    return status != 429
+    run.rate_limited += status != 200
+    return status == 200
 
 
 def _set_up(limiter, latency, spelling, budget, clock):

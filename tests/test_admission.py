@@ -30,6 +30,8 @@ def random_plan(rng: random.Random, now: float, seq: int) -> Plan:
         drain=rng.choice([0.0, 0.0, 2.5]),
         hold_until=rng.choice([now + rng.uniform(0, 0.5), -NEVER]),
         catchup=rng.choice([0.0, 0.015]),
+        quota=rng.choice([0, 0, 3, 10]),
+        period=rng.choice([0.0, 1.0]),
     )
 
 

@@ -47,13 +47,16 @@ async def test_250k_entries_with_faults_all_land_and_add_up():
         assert fake.stats.max_in_flight <= 4
 
 
-async def test_a_paced_job_under_a_fixed_window_gets_at_most_one_429():
+async def test_a_paced_job_under_a_fixed_window_gets_few_429s():
     async with FakeSendKit(rate_limit=8, rate_window=0.25, seed=1) as fake:
         async with fake.client() as client:
             report = await client.dnc.import_bulk(distinct_valid(6_000), batch_size=200, concurrency=6)
         assert report.imported == 6_000
         assert report.batches == 30
-        assert fake.stats.rate_limited <= 1
+        # Real time, 0.25 s windows: on a quiet machine 0-1; a loaded one (CI's two cores running
+        # other suites) delays a send past its window's end now and then. The exact figures are
+        # the virtual-time conformance suite's (tests/test_pacing_conformance.py).
+        assert fake.stats.rate_limited <= 3
         assert report.rate_limited == fake.stats.rate_limited
 
 

@@ -234,7 +234,7 @@ def test_api_errors_are_one_line_without_the_key(monkeypatch):
     secret = "sk_wrong_key_SECRET_123"
     monkeypatch.setenv("SENDKIT_API_KEY", secret)
     result = CliRunner().invoke(cli, ["dnc", "list"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a key the server refuses is a configuration error
     assert "401" in result.stderr
     assert "SENDKIT_API_KEY" in result.stderr
     assert "Traceback" not in result.stderr
@@ -463,7 +463,9 @@ def test_import_processes_given_redis_share_one_budget_and_keep_their_json_field
         rate_limited = fake.stats.rate_limited
     assert stored == 4_000
     assert all(r["imported"] == 2_000 and "elapsed" in r for r in reports)
-    assert rate_limited <= 2  # 40 requests at 20/s from two processes, one budget
+    # 40 requests at 20/s from two processes on one budget, in real time with 0.5 s windows: 0-2
+    # on a quiet machine; without the shared budget, 15-20.
+    assert rate_limited <= 4
 
 
 @pytest.mark.usefixtures("server")

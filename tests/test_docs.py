@@ -6,12 +6,14 @@ skipped elsewhere.
 
 from __future__ import annotations
 
+import html
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import attrs
 import pytest
 
 import sendkit_async
@@ -71,3 +73,48 @@ def test_every_cli_command_and_option_is_in_the_cli_reference(site):
                 walk(command, f"{prefix} {name}")
 
     walk(cli, "sendkit-async")
+
+
+def _text(page: Path) -> str:
+    """A page's words: tags dropped, entities decoded."""
+    return html.unescape(re.sub(r"<[^>]+>", "", page.read_text()))
+
+
+def test_every_call_of_client_dnc_and_client_inbox_is_documented_as_it_is_called(site):
+    page = site / "reference" / "api" / "index.html"
+    anchors = _anchors(page)
+    for resource in (sendkit_async.DncAPI, sendkit_async.InboxAPI, sendkit_async.SendKit):
+        for name in dir(resource):
+            if name.startswith("_") or not callable(getattr(resource, name)):
+                continue
+            assert f"sendkit_async.{resource.__name__}.{name}" in anchors, (resource.__name__, name)
+    # Bound as they are called: no session parameter in the signature.
+    text = _text(page)
+    start = text.index("import_entries(")
+    assert "session" not in text[start : text.index(")", start)]
+
+
+def test_every_model_field_is_in_the_reference(site):
+    anchors = _anchors(site / "reference" / "api" / "index.html")
+    for name in sendkit_async.__all__:
+        exported = getattr(sendkit_async, name)
+        if isinstance(exported, type) and attrs.has(exported):
+            for field in attrs.fields(exported):
+                if not field.name.startswith("_"):
+                    assert f"sendkit_async.{name}.{field.name}" in anchors, (name, field.name)
+
+
+def test_no_raw_role_or_literal_and_no_private_base_survives(site):
+    for page in (site / "reference").rglob("*.html"):
+        text = _text(page)
+        assert not re.search(r":(class|mod|func|meth|attr|exc|data):`", text), page
+        assert "``" not in text, page
+        assert not re.search(r"Bases:\s*\S*\b_[A-Z]", text), page
+
+
+def test_the_cli_reference_shows_real_defaults(site):
+    text = _text(site / "reference" / "cli" / "index.html")
+    assert "Sentinel" not in text
+    assert "UNSET" not in text
+    assert "N/A" not in text
+    assert "[default: 10000" in text  # --batch-size, as --help shows it

@@ -84,19 +84,38 @@ EPILOGUES = {
 
 EPILOGUES["web-app.md#1"] = textwrap.dedent(
     """
-    from fastapi.testclient import TestClient
+    # The app served as it would be: uvicorn on a free port, its lifespan run (one client for
+    # the app's life), asked over HTTP. (Starlette's TestClient needs an extra HTTP client.)
+    import asyncio
+    import socket
 
-    with TestClient(app) as http:  # runs the lifespan: one client for the app's life
-        assert http.post("/unsubscribe/Ann@Example.com").json() == {"ok": True}
-        refused = http.post("/unsubscribe/gmail.com")
-        assert refused.status_code == 422, refused.text
-        assert "looks like a domain" in refused.json()["detail"]
+    import aiohttp
+    import uvicorn
+
+    listening = socket.socket()
+    listening.bind(("127.0.0.1", 0))
+    served = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    serving = asyncio.create_task(served.serve(sockets=[listening]))
+    while not served.started:
+        await asyncio.sleep(0.01)
+    url = "http://127.0.0.1:%d" % listening.getsockname()[1]
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.post(url + "/unsubscribe/Ann@Example.com") as answer:
+                assert await answer.json() == {"ok": True}
+            async with http.post(url + "/unsubscribe/gmail.com") as refused:
+                assert refused.status == 422, await refused.text()
+                assert "looks like a domain" in (await refused.json())["detail"]
+    finally:
+        served.should_exit = True
+        await serving
+        listening.close()
     """
 )
 
 # What an example needs that is not this package's (``nox -s docs`` installs it); arq is
 # stood in for, as only its RedisSettings is named.
-NEEDS = {"web-app.md#1": "fastapi"}
+NEEDS = {"web-app.md#1": "fastapi"}  # uvicorn comes with it in the test extra
 ARQ_STAND_IN = """
 class RedisSettings:
     @classmethod

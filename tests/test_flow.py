@@ -12,7 +12,7 @@ import anyio.lowlevel
 import pytest
 
 from sendkit_async import SendKit, ValidationError
-from sendkit_async._flow import HEADROOM, AdaptiveLimit, FixedLimit, check_concurrency
+from sendkit_async._flow import HEADROOM, TOLERANCE, AdaptiveLimit, FixedLimit, check_concurrency
 from sendkit_async._hooks import Attempt
 from sendkit_async.testing import DEFAULT_WORKSPACE_KEY, FakeClock, FakeSendKit
 
@@ -144,7 +144,7 @@ def test_a_cancelled_attempt_teaches_nothing() -> None:
 
 def test_failures_cut_the_limit_once_per_round_trip_and_quiet_answers_win_it_back() -> None:
     clock = FakeClock()
-    limit = AdaptiveLimit(clock=clock, rate=lambda: 100.0, max_limit=64)
+    limit = AdaptiveLimit(clock=clock, rate=lambda: (100.0, 1), max_limit=64)
     out = [_sent(limit) for _ in range(40)]  # 40 out at once
     clock.advance(0.5)
     _ended(out.pop(), 503)
@@ -171,13 +171,15 @@ def test_latency_that_grows_with_in_flight_cuts_to_what_the_server_serves_at_onc
     clock.advance(2.0)
     for sent in out:
         _ended(sent)
-    assert limit.limit == round(20 * 1.3 / 4)
+    assert limit.limit == int(20 * TOLERANCE / 4)
 
 
 def test_the_limit_follows_the_rate_the_budget_allows_and_grows_while_the_first_answer_is_out() -> None:
     clock = FakeClock()
     rate = {"now": 10.0}
-    limit = AdaptiveLimit(clock=clock, rate=lambda: rate["now"], max_limit=64)
+    limit = AdaptiveLimit(
+        clock=clock, rate=lambda: None if rate["now"] is None else (rate["now"], 1), max_limit=64
+    )
     assert limit.limit == 2  # nothing out: one sends, one waits in the budget
     held = _sent(limit)
     clock.advance(2.0)

@@ -98,7 +98,9 @@ async def test_a_server_that_refuses_everything_ends_a_job_in_about_max_refused_
     async def main():
         async with SendKit(api_key=KEY, clock=clock, transport=transport) as client:
             return await client.dnc.import_bulk(
-                [f"u{i}@example.com" for i in range(10_000)], max_refused_for=refused_for
+                [f"u{i}@example.com" for i in range(10_000)],
+                max_refused_for=refused_for,
+                max_rate_limit_retries=10_000,  # the time bound, not the count, ends it
             )
 
     report = await clock.drive(main())
@@ -106,6 +108,20 @@ async def test_a_server_that_refuses_everything_ends_a_job_in_about_max_refused_
     assert {failure.kind.value for failure in report.failed} == {"gave_up"}
     # Refused for max_refused_for, give or take the budget's last pause (it grows as 429s go on).
     assert refused_for <= clock.monotonic() <= refused_for * 1.25 + 5
+
+
+async def test_with_the_defaults_bare_429s_forever_end_a_job_within_max_refused_for() -> None:
+    clock = FakeClock(auto_advance=False)
+    transport = MockTransport(lambda _request: json_response(429, {"error": "Too Many Requests"}))
+
+    async def main():
+        async with SendKit(api_key=KEY, clock=clock, transport=transport) as client:
+            return await client.dnc.import_bulk([f"u{i}@example.com" for i in range(10_000)])
+
+    report = await clock.drive(main())
+    assert len(report.failed) == 10_000
+    # Whichever bound comes first (30 refusals in a row, or 120 s of them), never past the second.
+    assert clock.monotonic() <= 120 * 1.25 + 5
 
 
 @pytest.mark.parametrize("status", [403, 404])

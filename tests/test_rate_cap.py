@@ -7,7 +7,7 @@ import itertools
 import anyio
 import pytest
 
-from sendkit_async import LocalBudget, RateCap, SendKit
+from sendkit_async import BudgetSnapshot, Lane, LocalBudget, Observation, Permit, RateCap, SendKit
 from sendkit_async.testing import FakeClock, MockTransport, json_response
 
 from .conftest import KEY
@@ -36,9 +36,25 @@ async def test_permits_are_spaced_one_interval_apart():
     assert sorted(times) == pytest.approx([n * 0.25 for n in range(9)])
 
 
+class _Unpaced:
+    """A budget that never waits: the cap's own pacing, alone (a blind budget opens at a guessed rate)."""
+
+    def bind(self, key_id: str) -> None:
+        del key_id
+
+    async def acquire(self, lane: Lane = Lane.INTERACTIVE) -> Permit:
+        return Permit(lane=lane, token=0, granted_at=0.0)
+
+    async def observe(self, permit: Permit, observation: Observation) -> None:
+        del permit, observation
+
+    def snapshot(self) -> BudgetSnapshot:
+        return LocalBudget().snapshot()
+
+
 async def test_a_burst_of_capacity_goes_at_once_then_the_rate_holds():
     clock = FakeClock(auto_advance=False)
-    cap = _cap(clock, rate=2, capacity=3)
+    cap = RateCap(_Unpaced(), 2, clock=clock, capacity=3)
     times: list[float] = []
 
     async def run() -> None:

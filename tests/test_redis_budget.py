@@ -169,7 +169,7 @@ async def test_an_interactive_call_in_one_process_goes_ahead_of_another_processe
 
         async def handler_calls():
             await anyio.sleep(1.0)  # the import has learned the pace and keeps it full
-            for _ in range(4):
+            for _ in range(6):
                 started = time.monotonic()
                 await web.dnc.get_page()
                 waits.append(time.monotonic() - started - 0.02)
@@ -184,7 +184,11 @@ async def test_an_interactive_call_in_one_process_goes_ahead_of_another_processe
             [state] = [key async for key in probe.scan_iter(match="*:state")]
             booked = int(await probe.hget(state, "seq"))
     interval = 0.5 / 10
-    assert max(waits) <= 3 * interval + lag.worst  # not behind the import's queue of eight
+    # The first ones may come after the import sent a window's quota at its start (before the
+    # other process heard of them): they wait for the next window; from then on the budget
+    # spreads sends, and interactive calls go first.
+    assert max(waits[:2]) <= 0.5 + 3 * interval + lag.worst
+    assert max(waits[2:]) <= 3 * interval + lag.worst  # not behind the import's queue of eight
     assert report.imported == 6000
     assert booked == fake.stats.requests  # the handler's calls took their slots from the shared budget
 

@@ -5,7 +5,8 @@ import pytest
 from multidict import CIMultiDict
 
 from sendkit_async import RetryPolicy
-from sendkit_async._retry import backoff, next_delay, parse_rate_limit, parse_retry_after, should_retry
+from sendkit_async._fields import parse_rate_limit, parse_retry_after
+from sendkit_async._retry import backoff, next_delay, should_retry
 
 NOW = 1_700_000_000.0
 POLICY = RetryPolicy()

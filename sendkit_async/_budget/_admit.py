@@ -9,7 +9,8 @@ caller woken a little late does not push back every later send, and one woken
 very late never lets the next go early (a token bucket of burst 1 would
 refuse it). On top of it: the plan's pause, its cap on
 requests in flight, and its precise statement (sends past its credit wait
-for its reset).
+for its reset, and with a window's ``quota`` and ``period``, each window
+from then on allows its quota more).
 """
 
 from __future__ import annotations
@@ -43,10 +44,13 @@ def decide(state: Admission, plan: Plan, now: float) -> float:
     if plan.cap and state.in_flight >= plan.cap:
         return math.inf
     slot = max(now, plan.pause_until, state.tat)
-    if plan.credit >= 0 and slot < plan.hold_until:
+    if plan.credit >= 0:
         spent = state.seq - plan.credit_seq  # sends after the statement's own, this one included
-        foreign = plan.drain * max(slot - plan.credit_from, 0.0)
-        if spent + foreign > plan.credit:
+        over = spent + plan.drain * max(slot - plan.credit_from, 0.0) - plan.credit
+        if over > 0 and plan.quota > 0 and plan.period > 0:
+            # Past the credit, each window from the hold on allows its quota more.
+            slot = max(slot, plan.hold_until + (math.ceil(over / plan.quota) - 1) * plan.period)
+        elif over > 0 and slot < plan.hold_until:
             slot = plan.hold_until
     return slot
 

@@ -12,7 +12,7 @@ from sendkit_async._errors import ValidationError
 from ._admit import Admission, decide, take
 from ._gate import Gate
 from ._pacer import Learner, Plan
-from ._protocol import BudgetSnapshot, Lane, Observation, Permit, Shape, refuse_second_key
+from ._protocol import RATE_LIMITED, BudgetSnapshot, Lane, Observation, Permit, Shape, refuse_second_key
 
 __all__ = ["LocalBudget", "learn", "snapshot_of"]
 
@@ -80,6 +80,10 @@ class LocalBudget:
 
     async def acquire(self, lane: Lane = Lane.INTERACTIVE) -> Permit:
         """Wait for this caller's slot; cancellation leaves the queue cleanly."""
+        if lane is Lane.INTERACTIVE and self._plan.period:
+            # An interactive caller: stop sending windows' quotas at their start (see the pacer).
+            self._learner.interactive_at = self._learner.last_seen = self._clock.monotonic()
+            self._plan = self._learner.plan()
         seq, now = await self._gate.turn(lane, lambda: self._claim(lane))
         token = next(self._tokens)
         self._sent[token] = (seq, now)
@@ -103,7 +107,16 @@ class LocalBudget:
             self._state.in_flight = max(self._state.in_flight - 1, 0)
             if observation.status is not None:
                 now = self._clock.monotonic()
-                learn(self._learner, observation, seq=sent[0], sent=sent[1], now=now, wall=self._clock.wall())
+                wall = self._clock.wall()
+                learn(
+                    self._learner,
+                    observation,
+                    seq=sent[0],
+                    sent=sent[1],
+                    now=now,
+                    wall=wall,
+                    lane=permit.lane,
+                )
                 self._plan = self._learner.plan()
         self._gate.rouse()
 
@@ -119,13 +132,21 @@ class LocalBudget:
 
 
 def learn(
-    learner: Learner, observation: Observation, *, seq: int, sent: float, now: float, wall: float
+    learner: Learner,
+    observation: Observation,
+    *,
+    seq: int,
+    sent: float,
+    now: float,
+    wall: float,
+    lane: Lane = Lane.BULK,
 ) -> None:
     """Teach ``learner`` one answer, turning its epoch times into the budget's time ``now``.
 
     Server times are epoch seconds; they become the budget's time through the
     answer's arrival (``wall`` is the epoch time of ``now``), so a step of the
-    wall clock between the two cannot shift them.
+    wall clock between the two cannot shift them. A refusal that was not a
+    429 (a limiter's 503 or 403) is learned from as one.
     """
     status = observation.status
     if status is None:
@@ -138,7 +159,7 @@ def learn(
         now,
         seq=seq,
         sent=sent,
-        status=status,
+        status=RATE_LIMITED if observation.refused else status,
         received=local(observation.received_at),
         limit=observation.limit,
         remaining=observation.remaining,
@@ -147,6 +168,8 @@ def learn(
         reset_server=observation.reset_server,
         window=observation.window,
         retry=local(observation.retry_at),
+        blocked=local(observation.blocked_until),
+        interactive=lane is Lane.INTERACTIVE,
     )
 
 
@@ -161,8 +184,10 @@ def snapshot_of(
         shape=Shape(learner.shape),
         limit=learner.limit or None,
         remaining=remaining,
-        interval=plan.interval,
+        # A window's quota at its start still averages a period per quota.
+        interval=plan.interval or (plan.period / plan.quota if plan.quota else 0.0),
         paused_for=max(plan.pause_until - now, 0.0),
         waiting=waiting,
         in_flight=state.in_flight,
+        burst=plan.quota if plan.period else 1,
     )

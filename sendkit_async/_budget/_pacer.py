@@ -45,13 +45,19 @@ Headers are constraints with a known resolution, never one sample taken blindly:
   every later send: under a window (``Remaining`` counts down with our
   sends) up to 15% of an interval is made up for; elsewhere (a bucket of
   burst 1 refuses two sends closer than its interval) only the margin.
-* **No fields at all**: until the first 429, two requests fly at once (one
-  more per quiet second); the first 429 turns the requests admitted since the
-  start, over the time to the window's end that ``Retry-After`` brackets, into
-  a rate. It climbs 10% each quiet second in which the callers really asked
-  for it, until a 429 marks the ceiling; the pace then settles 1% under the
-  last rate that held two quiet seconds and creeps back toward one climbing
-  step under the ceiling.
+* **No fields at all** (nginx's ``limit_req``, HAProxy, a bare ``Retry-After``):
+  the rate is found by a bracket. Pacing starts at one request per first
+  answer's latency and doubles each time a rate is proven (it held without
+  a refusal: for a second, or, once the limiter shows it is a bucket by
+  refusing the first send that came too early, for two sends); the first
+  refusal marks a rate too fast, and each probe after it goes 40% of the way
+  (in ratio) from the fastest proven rate to the slowest refused one, so
+  fewer probes are refused than in a bisection, until the two are within 5%:
+  then the proven rate holds. A refusal at a proven rate (another tenant came)
+  drops the proven rate by 10% and opens the bracket again, and after 30
+  quiet seconds the ceiling is let up 5% to find a tenant that left. After a
+  refusal the pace waits one interval of the new rate when the limiter is a
+  bucket (its refusal lasts less), else for ``Retry-After`` (or a second).
 
 Until the first answer, one request at a time goes out, so a job never opens
 with a burst the server would refuse.
@@ -60,10 +66,13 @@ with a burst the server would refuse.
 from __future__ import annotations
 
 import enum
+import math
 import statistics
 from typing import Any, Final
 
 import attrs
+
+from sendkit_async._logs import logger
 
 from ._protocol import Shape
 
@@ -80,7 +89,6 @@ _BUCKET_MARGIN: Final = 0.03
 _SAMPLES: Final = 9
 _DEFAULT_PAUSE: Final = 1.0
 _PROBE_PAUSE: Final = 1.0
-_QUIET: Final = 1.0
 # An unexplained 429 slows the rate this much; each success forgets a little of it.
 _PENALTY_STEP: Final = 1.03
 _PENALTY_DECAY: Final = 0.9997
@@ -106,18 +114,39 @@ _FOREIGN_STALE: Final = 2.0
 _MIN_LAG: Final = 0.002
 _MAX_LAG_SHARE: Final = 0.2
 _LAG_DECAY: Final = 0.99
-# Blind pacing: two in flight (one more a quiet second) until the first 429
-# gives a rate; it climbs 10% each quiet second in which the callers really
-# asked for it; a 429 marks the ceiling: the pace settles 1% under the last
-# rate that held two quiet seconds, then creeps 2% a quiet second back to one
-# climbing step under the ceiling, and probes above it only after 30 quiet seconds.
-_BLIND_START_CAP: Final = 2
-_TESTED: Final = 0.8
-_CLIMB: Final = 1.1
-_SETTLE: Final = 0.99
-_BACKOFF: Final = 0.9
-_CREEP: Final = 1.02
+# A window's end known to within this share of its length: its quota goes at its start.
+_PHASE_SHARE: Final = 0.05
+# A reset later than the previous one by this many sends' worth is a window's next end, not a bucket's token.
+_REFILL_SPANS: Final = 3.0
+# Others spending less than this share of the key: the window is ours to burst into.
+_ALONE: Final = 0.05
+_INTERACTIVE_QUIET: Final = 10.0
+_BURST_WINDOW: Final = 2.0
+# Blind pacing: the bracket's constants (see the module docstring).
+_FIRST_RATES: Final = (1.0, 20.0)  # the opening rate, one per first latency, is kept within these
+_GROWTH: Final = 2.0
+_FALLBACK: Final = 1.5
+_OPENING_STEP: Final = 0.5
+# Rates people configure, in requests per second: the roundest first (so many a
+# second or a minute), then the rest of the round ones.
+_ROUNDEST: Final = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 100 / 60, 300 / 60, 1000 / 60)
+_ROUND: Final = (3, 4, 6, 8, 15, 25, 30, 40, 60, 75, 150, 250, 20 / 60, 30 / 60, 50 / 60)
+# A proven roundest rate with nothing refused within this ratio above it is the limit.
+_ROUND_CONVERGED: Final = 1.2
+_PROBE: Final = 0.4
+_CONVERGED: Final = 1.05
+_RETREAT: Final = 0.97
+_RELAX: Final = 1.05
 _LONG_QUIET: Final = 30.0
+_PROOF_TIME: Final = 1.5
+_PROOF_SENDS: Final = 4
+# A refusal within this many successes of a rise in rate: the limiter is a bucket.
+_BUCKET_SIGN: Final = 0
+_BUCKET_SIGNS: Final = 2
+# Rates without fields are proven as sent: only a sliver is kept for jitter (more for a bucket).
+_BLIND_MARGIN: Final = 0.01
+_USED: Final = 0.8
+_WHOLE: Final = 1e-6
 
 
 class Family(enum.IntEnum):
@@ -145,6 +174,10 @@ class Plan:
         hold_until: when the statement's reset comes (sends past the credit wait for it).
         catchup: how late a send may leave without pushing back the ones after
             it (the next slot still counts from the one it was given).
+        quota: with ``period``, a fixed window's whole quota: from
+            ``hold_until`` on, each ``period`` allows ``quota`` sends more
+            than the credit (0: past ``hold_until`` nothing is enforced).
+        period: the window's length in seconds (0: no windows after the hold).
     """
 
     interval: float = 0.0
@@ -156,6 +189,8 @@ class Plan:
     drain: float = 0.0
     hold_until: float = NEVER
     catchup: float = 0.0
+    quota: int = 0
+    period: float = 0.0
 
 
 @attrs.define
@@ -195,14 +230,20 @@ class Learner:
     f_time: float = 0.0
     f_last: float = NEVER
     countdown: bool = False  # Remaining has been seen to fall with our sends: a window, not a bucket
-    blind_cap: int = _BLIND_START_CAP
-    blind_interval: float = 0.0
-    blind_good: float = 0.0
-    blind_held: float = 0.0
-    blind_fail: float = 0.0
-    admitted: int = 0
-    cycle_start: float = NEVER
-    quiet_since: float = NEVER
+    refills: bool = False  # Remaining came back whole after a long reset: a fixed window
+    last_seen: float = NEVER  # the latest answer
+    interactive_at: float = NEVER  # the latest answer to an interactive caller
+    blind_rate: float = 0.0  # requests per second paced now (0: the opening, one at a time)
+    blind_ok: float = 0.0  # the fastest rate proven (0: none yet)
+    blind_bad: float = 0.0  # the slowest rate refused (0: none yet)
+    blind_since: float = NEVER  # when the current rate began
+    blind_seq: int = 0  # the first send paced at it
+    blind_wins: int = 0  # its sends answered without a refusal
+    blind_bucket: bool = False  # refusals came at once after rises: a bucket
+    blind_signs: int = 0  # refusals in a row at the first send after a rise
+    blind_streak: int = 0  # refusals in a row
+    blind_solid: bool = False  # the proven rate held for a whole proof (not just the opening's)
+    blind_quiet: float = NEVER  # the latest refusal or relaxation
 
     def dump(self) -> dict[str, Any]:
         """The state as a JSON-ready dict."""
@@ -237,7 +278,7 @@ class Learner:
     def key_interval(self) -> float:
         """Seconds per request the key sustains, for everyone on it (0: unknown)."""
         if self.shape == Shape.BLIND.value:
-            return self.blind_interval
+            return 1.0 / self.blind_rate if self.blind_rate else 0.0
         if self.policy:
             return self.policy
         if self.family == Family.PRECISE and self.samples:
@@ -271,8 +312,11 @@ class Learner:
 
         A window only counts requests per window; a bucket of burst 1 refuses
         any request that arrives early, so until the answers show a window
-        the margin is wider.
+        the margin is wider. Without fields the rates tried are proven or
+        refused as sent, so only a sliver is kept for jitter.
         """
+        if self.shape == Shape.BLIND.value:
+            return _BLIND_MARGIN
         return _MARGIN if self.countdown else _BUCKET_MARGIN
 
     def catchup(self, interval: float) -> float:
@@ -295,13 +339,25 @@ class Learner:
         statement's reset further off, lets one request through to ask again.
         """
         ceiling = max(self.max_pause, _PROBE_PAUSE)
+        burst = self._burst()
+        if burst is not None:
+            # A fixed window whose end is known: its quota goes at its start, the rest waits.
+            period, end = burst
+            return Plan(
+                interval=0.0,
+                cap=0,
+                pause_until=self.pause_until,
+                credit=self.st_remaining,
+                credit_seq=self.st_seq,
+                credit_from=self.st_sent,
+                drain=self.foreign_rate,
+                hold_until=min(end + _GUARD + self.lag, self.st_sent + ceiling),
+                quota=self.limit,
+                period=period,
+            )
         interval = min(self.interval(), ceiling)
-        if self.shape == Shape.UNKNOWN.value:
-            cap = 1
-        elif self.shape == Shape.BLIND.value and not self.blind_interval:
-            cap = self.blind_cap
-        else:
-            cap = 0
+        blind_opening = self.shape == Shape.BLIND.value and not self.blind_rate
+        cap = 1 if self.shape == Shape.UNKNOWN.value or blind_opening else 0
         plan = Plan(interval=interval, cap=cap, pause_until=self.pause_until, catchup=self.catchup(interval))
         if self.st_remaining < 0 or (interval and self.family != Family.PRECISE):
             return plan  # no statement, or a rounded one: the rate alone paces
@@ -317,6 +373,43 @@ class Learner:
             drain=self.foreign_rate if precise else 0.0,
             hold_until=min(self.st_reset + _GUARD + (self.lag if precise else 0.0), self.st_sent + ceiling),
         )
+
+    def _burst(self) -> tuple[float, float] | None:
+        """A fixed window's length and the end of the latest statement's, when both are known well.
+
+        Known well: the answers show a window (``Remaining`` falls with our
+        sends and comes back whole after a reset longer than a few sends'
+        worth), nobody else spends from the key (a burst would race them), no
+        interactive call was heard of in the last 10 seconds (one arriving
+        after a window's quota went would wait for the next window, so the
+        window is at most 2 seconds long), and
+        its end to within 5% of its length: a fractional reset,
+        or an epoch reset whose server clock offset the answers bound that
+        closely (``reset - sent`` is at most the offset, and at least the
+        offset less a window: samples from both ends of windows close the
+        gap; a reset rounded to whole seconds never does). Then the window's
+        quota is sent at its start, as the limiter allows, instead of spread over it.
+        """
+        alone = self.foreign_rate * self.key_interval() < _ALONE
+        # An interactive caller arriving after the window's quota went would wait for the next one.
+        quiet = self.last_seen - self.interactive_at > _INTERACTIVE_QUIET
+        if not (self.refills and self.countdown and self.limit and alone and quiet) or self.st_remaining < 0:
+            return None
+        burst = self._window_end()
+        return burst if burst is not None and burst[0] <= _BURST_WINDOW else None
+
+    def _window_end(self) -> tuple[float, float] | None:
+        """The window's length and the end of the latest statement's, as far as the resets tell them."""
+        if self.family == Family.PRECISE:
+            period = self.policy * self.limit if self.policy else self.longest
+            return (period, self.st_reset) if period > 0 else None
+        if self.family == Family.EPOCH:
+            period = self.window()
+            offset_lo = self.span_max - period  # a reset is at most a window after its decision
+            if self.offset_hi - offset_lo > _PHASE_SHARE * period:
+                return None
+            return period, self.st_reset - offset_lo
+        return None
 
     # -- learning ------------------------------------------------------------
 
@@ -335,31 +428,43 @@ class Learner:
         reset_server: bool = False,
         window: float | None = None,
         retry: float | None = None,
+        blocked: float | None = None,
+        interactive: bool = False,
     ) -> None:
         """Learn from the answer to the send numbered ``seq``, which left at ``sent``.
 
         ``received`` is when the answer arrived (``now`` when not given).
-        ``reset`` and ``retry`` are moments in the budget's time; ``reset_server``
-        says the reset was an epoch timestamp, so it carries the server's clock offset.
+        ``reset``, ``retry`` and ``blocked`` are moments in the budget's time;
+        ``reset_server`` says the reset was an epoch timestamp, so it carries
+        the server's clock offset. ``blocked`` is when a longer window with
+        nothing left resets: nothing leaves before (within ``max_pause``).
+        ``interactive`` says the send was an interactive caller's.
         """
+        self.last_seen = now
+        if interactive:
+            self.interactive_at = now
+        if blocked is not None and blocked > now:
+            self.pause_until = max(
+                self.pause_until, min(blocked + _GUARD, now + max(self.max_pause, _PROBE_PAUSE))
+            )
         if remaining is not None and reset is not None:
             self._statement(
                 seq, sent, status, limit, remaining, reset, reset_resolution, reset_server, window
             )
         elif self.shape == Shape.UNKNOWN.value:
             self.shape = Shape.BLIND.value
-        if self.cycle_start == NEVER:
-            self.cycle_start = self.quiet_since = sent
+        received = now if received is None else received
+        if self.shape == Shape.BLIND.value and not self.blind_rate:
+            # The opening: one request per first latency (within bounds), from now on.
+            low, high = _FIRST_RATES
+            self._blind_pace(min(max(1.0 / max(received - sent, 1e-3), low), high), now, seq + 1)
         if status == _RATE_LIMITED:
-            self._rate_limited(
-                now, sent, now if received is None else received, reset, retry, reset_resolution
-            )
+            self._rate_limited(now, sent, received, reset, retry, reset_resolution, seq)
             return
-        self.admitted += 1
         self.penalty = max(self.penalty * _PENALTY_DECAY, 1.0)
         self.lag *= _LAG_DECAY
         if self.shape == Shape.BLIND.value:
-            self._blind_success(now)
+            self._blind_success(now, seq)
 
     def _statement(
         self,
@@ -398,7 +503,18 @@ class Learner:
         if seq > self.st_seq:
             if status != _RATE_LIMITED and self.st_seq >= 0:
                 self._foreign(seq, sent, remaining, reset, server)
+                self._refill(remaining, reset)
             self.st_seq, self.st_sent, self.st_remaining, self.st_reset = seq, sent, remaining, reset
+
+    def _refill(self, remaining: int, reset: float) -> None:
+        """Note a window coming back whole: a reset a window later, and most of the quota left again.
+
+        A bucket's reset is its next token, a send's worth away, and its
+        ``Remaining`` grows back a token at a time.
+        """
+        step = _REFILL_SPANS * self.key_interval()
+        if self.limit and reset - self.st_reset > step and remaining - self.st_remaining >= self.limit / 2:
+            self.refills = True
 
     def _epoch(self, sent: float, reset: float, resolution: float) -> None:
         delay = reset - sent
@@ -447,9 +563,13 @@ class Learner:
         reset: float | None,
         retry: float | None,
         resolution: float,
+        seq: int,
     ) -> None:
         if sent <= self.last_429:
             return  # sent before the previous 429 arrived: the same event, already paused for
+        if self.shape == Shape.BLIND.value:
+            self._blind_refused(now, received, retry, seq)
+            return
         precise = self.family == Family.PRECISE and reset is not None and resolution < 1
         calm = now - self.last_429 >= _CALM
         interval = self.interval()
@@ -473,68 +593,122 @@ class Learner:
         self.last_429 = now
         if not usable:
             return
-        if self.shape == Shape.BLIND.value:
-            self._learn_blind(sent, received, retry)
-        elif precise and reset is not None:
+        if precise and reset is not None:
             early = max(reset - sent, 0.0)
             self.lag = min(max(self.lag, early + _GUARD, _MIN_LAG), _MAX_LAG_SHARE * interval)
         else:
             self.penalty = min(self.penalty * _PENALTY_STEP, _MAX_PENALTY)
 
-    def _blind_success(self, now: float) -> None:
-        if now - self.quiet_since < _QUIET:
-            return
-        tested = (
-            self.admitted >= _TESTED * (now - self.quiet_since) / self.blind_interval
-            if self.blind_interval
-            else True
+    # -- no fields: the bracket ------------------------------------------------
+
+    def _blind_pace(self, rate: float, now: float, seq: int) -> None:
+        """Pace at ``rate`` from now (or the end of a pause) on; sends from ``seq`` on test it."""
+        logger.debug(
+            "rate budget (no rate-limit fields): pacing %.2f requests/s (proven %.2f, refused %.2f%s)",
+            rate,
+            self.blind_ok,
+            self.blind_bad,
+            ", a bucket" if self.blind_bucket else "",
         )
-        self.quiet_since = now
-        if not self.blind_interval:
-            self.blind_cap += 1
+        self.blind_rate = rate
+        self.blind_since, self.blind_seq, self.blind_wins = max(now, self.pause_until), seq, 0
+
+    def _blind_next(self) -> float:
+        """The rate to try once the current one is proven.
+
+        Limits are set by people, in round numbers: a round rate in the
+        bracket (10 a second, 300 a minute) is tried first, the fastest one
+        that is not refused yet.
+        """
+        ok, bad = self.blind_ok, self.blind_bad
+        if not bad:
+            return ok * _GROWTH
+        if bad / ok <= _CONVERGED or (_is_roundest(ok) and bad / ok <= _ROUND_CONVERGED):
+            return ok
+        for rates in (_ROUNDEST, _ROUND):
+            inside = [rate for rate in rates if ok * _CONVERGED < rate < bad]
+            if inside:
+                return max(inside)
+        return float(ok * (bad / ok) ** _PROBE)
+
+    def _blind_success(self, now: float, seq: int) -> None:
+        self.blind_streak = 0
+        if seq < self.blind_seq:
+            return  # paced at an earlier rate
+        self.blind_wins += 1
+        if self.blind_bad and now - self.blind_quiet >= _LONG_QUIET:
+            # Quiet for long: let the ceiling up, to find a tenant that left.
+            self.blind_bad *= _RELAX
+            self.blind_quiet = now
+        rate = self.blind_rate
+        elapsed = now - self.blind_since
+        if not self.blind_bad:
+            # The opening: climb fast (a refusal costs little), but not past what a window shows.
+            proven = self.blind_wins >= _PROOF_SENDS and elapsed >= _OPENING_STEP
+        else:
+            # Long enough for a window to show a refusal, and the callers used the rate.
+            used = self.blind_wins >= _USED * elapsed / self.interval()
+            proven = self.blind_wins >= _PROOF_SENDS and elapsed >= _PROOF_TIME and used
+        if not proven:
             return
-        self.admitted = 0
-        if not tested:
-            return  # the callers did not ask for this rate: it proved nothing
-        # A rate that held one second may have been lucky with the window's
-        # phase; the one before it held two.
-        self.blind_held, self.blind_good = self.blind_good, 1.0 / self.blind_interval
-        if not self.blind_fail:
-            self.blind_interval /= _CLIMB
+        if rate >= self.blind_ok:
+            self.blind_ok, self.blind_solid = rate, bool(self.blind_bad) or self.blind_bucket
+        following = self._blind_next()
+        if following != rate:
+            self._blind_pace(following, now, self.blind_seq + self.blind_wins)
         else:
-            # Creep back toward one climbing step under the rate that failed.
-            ceiling = _SETTLE * self.blind_fail / _CLIMB
-            if now - self.last_429 >= _LONG_QUIET:
-                ceiling = self.blind_fail * _CREEP
-            self.blind_interval = 1.0 / min(
-                _CREEP / self.blind_interval, max(ceiling, 1.0 / self.blind_interval)
-            )
+            self.blind_since, self.blind_wins = now, 0
 
-    def _learn_blind(self, sent: float, received: float, retry: float | None) -> None:
-        if not self.blind_interval:
-            # The requests admitted since the start, over the time to the window's end.
-            span = max(_window_end(sent, received, retry) - self.cycle_start, 0.001)
-            self.blind_interval = min(span / max(self.admitted, 1), self.max_pause)
+    def _blind_refused(self, now: float, received: float, retry: float | None, seq: int) -> None:
+        rate = following = self.blind_rate
+        self.blind_streak += 1
+        self.blind_quiet = now
+        if self.blind_streak > 1:
+            self.blind_bucket = False  # a bucket lets the next send through after an interval
+        # Evidence about the current rate: paced at it, and not a refusal that only shows
+        # the limiter has not recovered from the previous one yet.
+        fresh = seq >= self.blind_seq and self.blind_streak == 1
+        if fresh:
+            if rate > self.blind_ok > 0:
+                # Refused at the first send after a rise, twice: a bucket (a window refuses when
+                # its quota runs out, which is rarely just then).
+                first = self.blind_wins <= _BUCKET_SIGN
+                self.blind_signs = self.blind_signs + 1 if first else 0
+                self.blind_bucket = self.blind_signs >= _BUCKET_SIGNS
+            self.blind_bad = min(self.blind_bad or rate, rate)
+            if rate <= self.blind_ok:
+                # Refused at a proven rate: the key is busier than it was (or sends arrive with
+                # more jitter), or the opening's short proof was luck (a window with quota to spare).
+                self.blind_ok = rate * _RETREAT if self.blind_solid else 0.0
+            # Refused at once (the rate itself is too fast, not a window run dry): the proven
+            # rate still holds, so probe the next one inside the narrower bracket at once.
+            at_once = self.blind_wins <= _BUCKET_SIGN
+            following = rate / _FALLBACK
+            if self.blind_ok:
+                following = self._blind_next() if at_once else self.blind_ok
+        interval = 1.0 / following
+        rounded = retry is not None and _whole_seconds(retry - received)
+        if retry is not None and retry - now > self.max_pause:
+            until = now + min(_PROBE_PAUSE, self.max_pause)  # past belief: one request asks again soon
+        elif retry is not None and (not rounded or not self.blind_ok):
+            until = retry  # a precise wait, or nothing proven yet: the server's word
+        elif self.blind_bucket:
+            # A bucket's refusal lasts less than an interval (Retry-After rounds it up to seconds).
+            until = now + interval if retry is None else min(retry, now + interval)
         else:
-            rate = 1.0 / self.blind_interval
-            self.blind_fail = rate
-            held = self.blind_held or self.blind_good or _BACKOFF * rate
-            self.blind_interval = 1.0 / (_SETTLE * min(held, rate))
-            self.blind_held = self.blind_good = 0.0
-        self.admitted = 0
-        self.quiet_since = self.pause_until
+            # A window's refusal comes near its end: try again after a couple of intervals,
+            # then twice as long each time, never past what a rounded Retry-After allows.
+            until = now + min(interval * 2**self.blind_streak, _DEFAULT_PAUSE)
+            until = until if retry is None else min(until, retry)
+        self.pause_until = max(self.pause_until, min(until, now + max(self.max_pause, _PROBE_PAUSE)))
+        if fresh:
+            self._blind_pace(following, now, seq + 1)
 
 
-def _window_end(sent: float, received: float, retry: float | None) -> float:
-    """When a refused request's window most likely ends, from its ``Retry-After``.
+def _is_roundest(rate: float) -> bool:
+    return any(math.isclose(rate, round_rate) for round_rate in _ROUNDEST)
 
-    Whole seconds are rounded up, counted from when the server decided (between
-    the send and the answer): the end lies in ``(sent + after - 1, retry]``;
-    the middle of that is the guess.
-    """
-    if retry is None:
-        return received + _DEFAULT_PAUSE
-    after = retry - received
-    if round(after) >= 1 and abs(after - round(after)) < 1e-6:  # noqa: PLR2004 - whole seconds
-        return (sent + after - 1 + retry) / 2
-    return retry
+
+def _whole_seconds(wait: float) -> bool:
+    """Whether a ``Retry-After`` was whole seconds (so an upper bound, rounded up)."""
+    return wait >= 1 and abs(wait - round(wait)) < _WHOLE

@@ -15,6 +15,8 @@ import attrs
 from sendkit_async._errors import ConfigurationError
 from sendkit_async._rate import RateLimit
 
+RATE_LIMITED = 429
+
 __all__ = ["BudgetSnapshot", "Lane", "Observation", "Permit", "RateBudget", "Shape", "refuse_second_key"]
 
 
@@ -70,11 +72,16 @@ class Observation:
         reset_resolution: the granularity of that reset as sent: 1.0 when the
             server sends whole seconds (or a whole epoch second), 0.001 for
             epoch milliseconds, 0 for a fractional delay.
-        reset_server: whether ``reset_at`` is the server's own timestamp (so
-            it carries the server's clock offset from ours).
         window: the policy window in seconds, when the server names it
             (IETF ``RateLimit-Policy: ...;w=``).
-        retry_at: when ``Retry-After`` expires, in seconds since the epoch.
+        retry_at: when ``Retry-After`` (or a wait the body names) expires, in
+            seconds since the epoch.
+        reset_server: whether ``reset_at`` is the server's own timestamp (so
+            it carries the server's clock offset from ours).
+        refused: the answer was a rate limiter's refusal: every 429, and a 503
+            or 403 the session found to behave like one (see ``_throttle``).
+        blocked_until: when a longer window that has nothing left resets (an
+            answer naming several windows), in seconds since the epoch.
     """
 
     status: int | None
@@ -87,6 +94,10 @@ class Observation:
     window: float | None = None
     retry_at: float | None = None
     reset_server: bool = False
+    refused: bool = attrs.field(
+        default=attrs.Factory(lambda self: self.status == RATE_LIMITED, takes_self=True), kw_only=True
+    )
+    blocked_until: float | None = attrs.field(default=None, kw_only=True)
 
     @classmethod
     def of(
@@ -97,6 +108,7 @@ class Observation:
         received_at: float,
         rate: RateLimit | None = None,
         retry_after: float | None = None,
+        refused: bool = False,
     ) -> Observation:
         """Build one from an answer's parsed fields (delays become epoch times).
 
@@ -111,6 +123,7 @@ class Observation:
                 sent_at,
                 received_at,
                 retry_at=_at(received_at, retry_after),
+                refused=refused or status == RATE_LIMITED,
             )
         epoch = rate.reset_epoch
         return cls(
@@ -124,6 +137,8 @@ class Observation:
             window=rate.window,
             retry_at=_at(received_at, retry_after),
             reset_server=epoch is not None,
+            refused=refused or status == RATE_LIMITED,
+            blocked_until=_at(sent_at, rate.blocked_after),
         )
 
 
@@ -158,6 +173,8 @@ class BudgetSnapshot:
         in_flight: permits granted and not yet observed.
         in_flight_limit: the client's adaptive in-flight limit (filled in by
             :meth:`SendKit.budget_snapshot`; ``None`` from the budget itself).
+        burst: sends the budget lets go at once (a fixed window's quota at its
+            start; 1 while it spreads them).
     """
 
     shape: Shape
@@ -168,6 +185,7 @@ class BudgetSnapshot:
     waiting: int
     in_flight: int
     in_flight_limit: int | None = None
+    burst: int = 1
 
 
 class RateBudget(Protocol):

@@ -287,12 +287,14 @@ class RedisBudget(RedisOwner):
         if granted is None:
             return
         try:
-            await self._learn(f"{self._process}:{permit.token}", granted, observation)
+            await self._learn(f"{self._process}:{permit.token}", granted, observation, permit.lane)
         except _RedisDownError:
             return
         self._gate.rouse()
 
-    async def _learn(self, token: str, granted: tuple[int, float], observation: Observation) -> None:
+    async def _learn(
+        self, token: str, granted: tuple[int, float], observation: Observation, lane: Lane
+    ) -> None:
         """Free the permit's place, then teach the key's learner the answer (read, learn, write back)."""
         for _ in range(_LEARN_TRIES):
             now, version, stored = await self._call("observe", token)
@@ -302,7 +304,7 @@ class RedisBudget(RedisOwner):
                 return
             learner = self._stored_learner(stored)
             seq, sent = granted
-            learn(learner, observation, seq=seq, sent=sent, now=float(now), wall=wall)
+            learn(learner, observation, seq=seq, sent=sent, now=float(now), wall=wall, lane=lane)
             plan = learner.plan()
             written = await self._call(
                 "learn",

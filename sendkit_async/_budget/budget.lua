@@ -14,16 +14,17 @@
 --              -> {granted, wait, now, seq, in flight, processes, interval, pause_until}
 --   "observe": token -> {now, version, learner}
 --   "learn":   version, learner, keep, then the plan: interval, cap, pause_until,
---              credit, credit_seq, credit_from, drain, hold_until, catchup -> {1} or {0}
+--              credit, credit_seq, credit_from, drain, hold_until, catchup, quota, period -> {1} or {0}
 -- The plan's fields come in the order _pacer.Plan declares them (attrs.astuple).
 -- Times are seconds; every key expires `keep` seconds after its last write.
 
 local K_STATE, K_FLIGHT, K_MEMBERS, K_LEARNER = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local NEVER = -1e18
 local PLAN = {'interval', 'cap', 'pause_until', 'credit', 'credit_seq', 'credit_from', 'drain', 'hold_until',
-  'catchup'}
+  'catchup', 'quota', 'period'}
 local DEFAULTS = {interval = 0, cap = 1, pause_until = NEVER, credit = -1, credit_seq = 0,
-  credit_from = NEVER, drain = 0, hold_until = NEVER, catchup = 0, tat = NEVER, seq = 0, version = 0}
+  credit_from = NEVER, drain = 0, hold_until = NEVER, catchup = 0, quota = 0, period = 0, tat = NEVER, seq = 0,
+  version = 0}
 
 local function num(value)
   return string.format('%.17g', value)
@@ -51,10 +52,13 @@ end
 local function decide(s, now, in_flight)
   if s.cap > 0 and in_flight >= s.cap then return nil end
   local slot = math.max(now, s.pause_until, s.tat)
-  if s.credit >= 0 and slot < s.hold_until then
-    local spent = s.seq - s.credit_seq
-    local foreign = s.drain * math.max(slot - s.credit_from, 0)
-    if spent + foreign > s.credit then slot = s.hold_until end
+  if s.credit >= 0 then
+    local over = s.seq - s.credit_seq + s.drain * math.max(slot - s.credit_from, 0) - s.credit
+    if over > 0 and s.quota > 0 and s.period > 0 then
+      slot = math.max(slot, s.hold_until + (math.ceil(over / s.quota) - 1) * s.period)
+    elseif over > 0 and slot < s.hold_until then
+      slot = s.hold_until
+    end
   end
   return slot
 end

@@ -30,6 +30,7 @@ from sendkit_async._config import (
     DEFAULT_MAX_SPLIT_REQUESTS,
 )
 from sendkit_async._errors import (
+    APIConnectionError,
     APIStatusError,
     AuthenticationError,
     ClientClosedError,
@@ -80,7 +81,6 @@ __all__ = [
 ]
 
 MIN_BATCH_BYTES: Final = 1024
-RATE_LIMITED: Final = 429
 SPLIT_STATUSES: Final = frozenset({400, 413, 422})
 # What no retry of any batch can mend: the job stops, reporting what it did not send.
 FATAL_ERRORS: Final = (
@@ -338,10 +338,11 @@ class _Counts:
     rate_limited: int = 0
     on_the_wire: int = 0
     cut: int = 0  # attempts cut off before their answer: their fate is unknown
+    answered: int = 0  # attempts the server answered (any status)
 
     @contextlib.contextmanager
     def attempt(self, attempt: Attempt) -> Iterator[None]:
-        """Count one attempt, and its 429."""
+        """Count one attempt, and whether a limiter refused it."""
         self.requests += 1
         self.retries += attempt.number > 1
         self.on_the_wire += 1
@@ -352,7 +353,8 @@ class _Counts:
             raise
         finally:
             self.on_the_wire -= 1
-        self.rate_limited += attempt.answered and attempt.status == RATE_LIMITED
+        self.answered += attempt.answered
+        self.rate_limited += attempt.answered and attempt.refused
 
 
 class _JobStoppedError(Exception):
@@ -422,7 +424,12 @@ class ImportJob:
     call, on a session copy in the budget's bulk lane. Retries stay in the
     session; the job decides what to do with a batch that still failed:
     split it on 400/413/422, report it as failed on transient errors, stop
-    on fatal ones.
+    on fatal ones. A batch that spent its retries on connection failures
+    before the server had answered any attempt of the job stops the job
+    too (``ImportAbortedError`` from the ``APIConnectionError``): a server
+    that cannot be reached would fail every batch in turn, each after its
+    whole retry schedule; once it has answered, a lost connection fails only
+    its batch.
 
     Whatever stops it (a fatal error, a lost lease, a cancellation), every
     batch it read is in the report: what landed (a 2xx, even for part of a
@@ -462,6 +469,7 @@ class ImportJob:
         self._ended: float | None = None
         self.fatal: BaseException | None = None
         self._cancelled = False
+        self._reached = False  # whether the server has answered anything in this job
         self._probe_lock = anyio.Lock()
         self._probed = False
 
@@ -566,7 +574,7 @@ class ImportJob:
                 return
             once = attrs.evolve(self._session.config.retry, max_retries=0, max_rate_limit_retries=0)
             with contextlib.suppress(SendKitError):
-                await dnc.get_page(self._session.with_options(retry=once), limit=1)
+                await dnc.get_page(self._session.with_options(retry=once, lane=Lane.BULK), limit=1)
 
     async def _open_checkpoint(self) -> None:
         options = self._options
@@ -623,6 +631,7 @@ class ImportJob:
         if result is None:
             return
         sending = self._sending.pop(result.index)
+        self._reached = self._reached or sending.counts.answered > 0
         self._builder.add(result)
         progress = self.progress()
         if self._checkpoint is not None and result.landed and not result.resumed:
@@ -646,12 +655,11 @@ class ImportJob:
             result = await dnc.import_entries(session, entries)
         except _JobStoppedError:
             return False
-        except FATAL_ERRORS as exc:
-            self._stop(exc)
-            return False
-        except APIStatusError as exc:
+        except SendKitError as exc:
             if (
-                exc.status in SPLIT_STATUSES
+                isinstance(exc, APIStatusError)
+                and not isinstance(exc, FATAL_ERRORS)
+                and exc.status in SPLIT_STATUSES
                 and len(entries) > 1
                 and splits[0] < self._options.max_split_requests
             ):
@@ -660,19 +668,33 @@ class ImportJob:
                 return await self._send(session, sending, positions[:half], entries[:half], splits) and (
                     await self._send(session, sending, positions[half:], entries[half:], splits)
                 )
-            if exc.status in SPLIT_STATUSES:
-                kind, reason = FailureKind.REJECTED_BY_SERVER, exc.message
-            else:
-                kind, reason = FailureKind.GAVE_UP, str(exc)
-            sending.refused += self._failed(positions, entries, kind, reason)
-            return True
-        except SendKitError as exc:  # no answer after the retries
-            sending.refused += self._failed(positions, entries, FailureKind.GAVE_UP, str(exc))
-            return True
+            return self._not_landed(exc, sending, positions, entries)
         sending.imported += result.imported
         sending.skipped += result.skipped
         sending.landed.update(positions)
         return True
+
+    def _not_landed(
+        self, exc: SendKitError, sending: _Sending, positions: list[int], entries: PreparedEntries
+    ) -> bool:
+        """Account entries a call did not land: stop the job (``False``) or fail them (``True``)."""
+        if isinstance(exc, FATAL_ERRORS) or (
+            isinstance(exc, APIConnectionError) and not self._answered_yet()
+        ):
+            # What no retry mends; or a server that cannot be reached, which would fail every
+            # batch in turn, each after its whole retry schedule.
+            self._stop(exc)
+            return False
+        if isinstance(exc, APIStatusError) and exc.status in SPLIT_STATUSES:
+            kind, reason = FailureKind.REJECTED_BY_SERVER, exc.message
+        else:  # a status no retry mended, or no answer after the retries
+            kind, reason = FailureKind.GAVE_UP, str(exc)
+        sending.refused += self._failed(positions, entries, kind, reason)
+        return True
+
+    def _answered_yet(self) -> bool:
+        """Whether any attempt of this job has had an answer from the server (any status)."""
+        return self._reached or any(sending.counts.answered for sending in self._sending.values())
 
     def _result(self, sending: _Sending, *, failed: tuple[FailedEntry, ...]) -> BatchResult:
         batch, counts = sending.batch, sending.counts

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Final
 
 import click
+from rich.markup import escape
 
 from ._dnc import import_file
 from ._input import InputFile
@@ -50,7 +51,13 @@ def write_sample(path: Path, count: int, *, seed: int = 7) -> None:
 
 
 @click.command()
-@click.option("--entries", type=click.IntRange(min=1), default=DEMO_ENTRIES, show_default=True)
+@click.option(
+    "--entries",
+    type=click.IntRange(min=1),
+    default=DEMO_ENTRIES,
+    show_default=True,
+    help="how many addresses the generated sample holds",
+)
 @click.option("--keep-sample", type=OutputPath(), help="write the generated sample here and keep it")
 @click.pass_obj
 def demo(settings: Settings, entries: int, keep_sample: str | None) -> None:
@@ -61,6 +68,6 @@ def demo(settings: Settings, entries: int, keep_sample: str | None) -> None:
         sample = Path(keep_sample) if keep_sample is not None else Path(folder) / "sample.csv"
         write_sample(sample, entries)
         where = str(sample) if keep_sample is not None else "a temporary file (--keep-sample FILE keeps it)"
-        err.print(f"generated {entries:,} rows (with invalid entries and repeats) in {where}")
+        err.print(f"generated {entries:,} rows (with invalid entries and repeats) in {escape(where)}")
         source = InputFile(str(sample))
         run(settings, lambda: import_file(settings, source, rejects_expected=True))

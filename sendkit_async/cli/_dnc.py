@@ -17,10 +17,12 @@ from typing import Any, Final, cast
 import attrs
 import click
 import orjson
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from sendkit_async._config import DEFAULT_LEASE_TTL, MIN_LEASE_TTL
+from sendkit_async._errors import APIConnectionError
 from sendkit_async._flow import Concurrency
 from sendkit_async.bulk import (
     DEFAULT_CONCURRENCY,
@@ -37,6 +39,7 @@ from sendkit_async.models import EntryTypeOption
 from ._input import InputFile, UnreadableInputError
 from ._output import ImportDisplay, describe_error, report_json, summary_table, write_rejects
 from ._runner import (
+    CONFIGURATION_ERRORS,
     EXIT_INCOMPLETE,
     EXIT_OK,
     EXIT_USAGE,
@@ -71,7 +74,11 @@ def _codec(_ctx: click.Context, _param: click.Parameter, value: str | None) -> s
 @concurrency_option
 @click.option("--max-rate", type=click.FloatRange(min=0, min_open=True), help="requests per second at most")
 @click.option(
-    "--batch-size", type=click.IntRange(1, MAX_IMPORT_ENTRIES), default=MAX_IMPORT_ENTRIES, show_default=True
+    "--batch-size",
+    type=click.IntRange(1, MAX_IMPORT_ENTRIES),
+    default=MAX_IMPORT_ENTRIES,
+    show_default=True,
+    help="entries per request (the API takes at most 10,000)",
 )
 @click.option("--reason", default=None, help="reason for rows without one (default: import)")
 @click.option(
@@ -239,10 +246,19 @@ async def import_file(
             except ImportAbortedError as exc:
                 stopped = exc.report
                 assert stopped is not None  # noqa: S101 - import_bulk always attaches its report
+                if (
+                    isinstance(exc.__cause__, STOPS_BEFORE_ANYTHING)
+                    and not stopped.imported + stopped.skipped
+                ):
+                    # A bad key or a dead server, before anything landed: one line says why, no table.
+                    if rejects is not None:
+                        write_rejects(rejects, stopped, source)
+                    raise exc.__cause__ from None
                 finish(stopped, source, rejects=rejects, as_json=as_json, title="import stopped", error=exc)
                 # A file that stops making sense part-way is a usage problem, like one that never did.
                 usage = isinstance(
-                    exc.__cause__, (UnreadableInputError, CheckpointMismatchError, JobLeaseHeldError)
+                    exc.__cause__,
+                    (UnreadableInputError, CheckpointMismatchError, JobLeaseHeldError, *CONFIGURATION_ERRORS),
                 )
                 return EXIT_USAGE if usage else EXIT_INCOMPLETE
             except asyncio.CancelledError as exc:
@@ -260,7 +276,7 @@ async def import_file(
                 raise
             problems = len(report.rejected) + len(report.failed)
             if report.read == 0:
-                err.print(f"[yellow]warning:[/] {source.path} holds no entries; nothing was imported")
+                err.print(f"[yellow]warning:[/] {escape(source.path)} holds no entries; nothing was imported")
     finish(report, source, rejects=rejects, as_json=as_json, title="dry run" if dry_run else "import summary")
     if problems and not (rejects_expected and isinstance(report, ImportReport) and not report.failed):
         return EXIT_INCOMPLETE
@@ -322,7 +338,7 @@ def finish(
     if rejects is not None:
         count = write_rejects(rejects, report, source)
         if not as_json:
-            err.print(f"wrote {count:,} rejected or failed entries to {rejects}")
+            err.print(f"wrote {count:,} rejected or failed entries to {escape(rejects)}")
     if as_json:
         extra: dict[str, Any] = {"error": describe_error(error)} if error is not None else {}
         if interrupted:
@@ -332,13 +348,18 @@ def finish(
     else:
         out.print(summary_table(report, title=title))
     if error is not None:
-        err.print(f"[red]error:[/] {describe_error(error)}")
+        err.print(f"[red]error:[/] {escape(describe_error(error))}")
 
 
 @dnc.command("list")
 @click.option("--type", "type_", type=click.Choice(["email", "domain"]), help="only this entry type")
 @click.option(
-    "--format", "fmt", type=click.Choice(["table", "csv", "jsonl"]), default="table", show_default=True
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "jsonl"]),
+    default="table",
+    show_default=True,
+    help="a table for reading, or CSV or JSON Lines for other programs",
 )
 @click.option("--limit", type=click.IntRange(min=1), help="stop after N entries")
 @concurrency_option
@@ -351,6 +372,8 @@ def dnc_list(
     async def work() -> int:
         rows = []  # only the table is held; csv and jsonl stream
         count = 0
+        if fmt == "csv":
+            csv.writer(sys.stdout).writerow(_FIELDS)
         async with (
             open_client(settings) as client,
             contextlib.aclosing(client.dnc.list(type=type_, concurrency=concurrency)) as entries,
@@ -360,7 +383,7 @@ def dnc_list(
                 if fmt == "table":
                     rows.append(entry)
                 else:
-                    _emit(sys.stdout, fmt, entry, header=count == 1)
+                    _emit(sys.stdout, fmt, entry)
                 if limit is not None and count >= limit:
                     break
         if fmt == "table":
@@ -374,10 +397,13 @@ def dnc_list(
     run(settings, work)
 
 
+# What stops an import before it lands anything, and says all in one line.
+STOPS_BEFORE_ANYTHING: Final = (*CONFIGURATION_ERRORS, APIConnectionError)
+
 _FIELDS: Final = ("email", "type", "reason", "created_at", "id")
 
 
-def _emit(handle: Any, fmt: str, entry: Any, *, header: bool) -> None:
+def _emit(handle: Any, fmt: str, entry: Any) -> None:
     values = (
         entry.email,
         entry.entry_type,
@@ -391,14 +417,11 @@ def _emit(handle: Any, fmt: str, entry: Any, *, header: bool) -> None:
     if fmt == "txt":
         handle.write(entry.email + "\n")
         return
-    writer = csv.writer(handle)
-    if header:
-        writer.writerow(_FIELDS)
-    writer.writerow(values)
+    csv.writer(handle).writerow(values)
 
 
 @dnc.command("export")
-@click.argument("file", type=OutputPath())
+@click.argument("file", type=OutputPath((".csv", ".jsonl", ".ndjson", ".txt"), gzip=True))
 @click.option(
     "--format", "fmt", type=click.Choice(["csv", "jsonl", "txt"]), help="default: from the file name"
 )
@@ -415,7 +438,8 @@ def dnc_export(
     written once, even while the list changes (see ``client.dnc.list``).
 
     The format follows the name: .jsonl or .ndjson for JSON Lines, .txt for one
-    address per line, anything else CSV; .gz compresses any of them.
+    address per line, .csv (or no extension) CSV with a header row; .gz
+    compresses any of them. Other extensions are refused.
     """
     plain = file.removesuffix(".gz")
     chosen = fmt or (
@@ -439,17 +463,19 @@ def dnc_export(
                 Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as progress,
             ):
                 task = progress.add_task("export", total=None, pages=0)
+                if chosen == "csv":  # the header even when the list is empty: the file says what it is
+                    csv.writer(handle).writerow(_FIELDS)
                 walk = client.dnc.pages(type=type_, concurrency=concurrency)
                 async with contextlib.aclosing(walk) as walked:
                     async for page in walked:
                         if progress.tasks[task].total is None and page.pagination.total is not None:
                             progress.update(task, total=page.pagination.total)
                         for entry in page.items:
-                            _emit(handle, chosen, entry, header=count == 0)
+                            _emit(handle, chosen, entry)
                             count += 1
                         pages += 1
                         progress.update(task, completed=count, pages=pages)
-        err.print(f"exported {count:,} entries ({pages:,} pages) to {file}")
+        err.print(f"exported {count:,} entries ({pages:,} pages) to {escape(file)}")
         return EXIT_OK
 
     run(settings, work)

@@ -152,6 +152,8 @@ class InputFile:
         self.entry_type: EntryTypeOption = "auto"
         self.total_bytes: int | None = None
         self.bytes_read = 0
+        self.items_read = 0  # items handed out so far
+        self.read_all = False  # whether the input has been read to its end
         # (position, line - position) where that offset starts to apply:
         # sparse, since only headers and blank lines shift it.
         self._offsets: list[tuple[int, int]] = []
@@ -372,7 +374,9 @@ class InputFile:
                         offset = line - position
                         self._offsets.append((position, offset))
                     position += 1
+                    self.items_read = position
                     yield item
+            self.read_all = True
         finally:
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(self._close_sync)

@@ -18,7 +18,6 @@ from rich.progress import (
     Task,
     TaskProgressColumn,
     TextColumn,
-    TimeElapsedColumn,
     TimeRemainingColumn,
 )
 from rich.table import Table
@@ -33,7 +32,7 @@ from sendkit_async.bulk import DryRunReport, ImportAbortedError, ImportProgress,
 
 from ._input import InputFile, UnreadableInputError
 
-__all__ = ["ImportDisplay", "describe_error", "report_json", "summary_table", "write_rejects"]
+__all__ = ["ImportDisplay", "describe_error", "plural", "report_json", "summary_table", "write_rejects"]
 
 _HINTS = {
     401: "check SENDKIT_API_KEY or --api-key-file",
@@ -76,22 +75,39 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(cause).__name__}: {cause}"
 
 
+def plural(count: int, one: str, many: str | None = None) -> str:
+    """``1 batch``, ``2 batches``: the count, grouped, with the word that agrees with it."""
+    return f"{count:,} {one if count == 1 else (many or one + 's')}"
+
+
 class _CountsColumn(ProgressColumn):
-    """Entries per second, batches, retries and 429s, from the latest progress snapshot."""
+    """Entries acknowledged, their rate, batches, and retries and 429s when there are any."""
 
     def render(self, task: Task) -> Text:
         snapshot: ImportProgress | None = task.fields.get("snapshot")
         if snapshot is None:
             return Text("starting…", style="dim")
-        return Text(
-            f"{snapshot.read:,} read · {snapshot.entries_per_second:,.0f}/s · {snapshot.batches} batches · "
-            f"{snapshot.concurrency} in flight max · {snapshot.retries} retries · "
-            f"{snapshot.rate_limited} 429s",
-        )
+        parts = [
+            f"{snapshot.read:,} done",
+            f"{snapshot.entries_per_second:,.0f}/s",
+            plural(snapshot.batches, "batch", "batches"),
+        ]
+        if snapshot.retries:
+            parts.append(plural(snapshot.retries, "retry", "retries"))
+        if snapshot.rate_limited:
+            parts.append(plural(snapshot.rate_limited, "429"))
+        # One line at any width: what does not fit is cut, never wrapped onto a second.
+        return Text(" · ".join(parts), no_wrap=True, overflow="ellipsis")
 
 
 class ImportDisplay:
-    """A rich progress bar over the input file (by bytes when its size is known)."""
+    """A rich progress bar of the entries the server has acknowledged (or refused, or failed).
+
+    The bar counts entries whose batch is accounted for, not lines read ahead
+    of the sends. Its total is exact once the whole input is read; before
+    that, for a file of known size, it is estimated from the bytes read so
+    far; from a pipe it is unknown (no bar, only the counts).
+    """
 
     def __init__(self, console: Console, source: InputFile, *, enabled: bool) -> None:
         self._console = console
@@ -106,23 +122,32 @@ class ImportDisplay:
         if not self._enabled:
             yield self
             return
-        columns: list[ProgressColumn | str] = [TextColumn("[bold]importing"), BarColumn(bar_width=16)]
-        if self._source.total_bytes is not None:
-            columns += [TaskProgressColumn(), "eta", TimeRemainingColumn()]
-        else:
-            columns += [TimeElapsedColumn()]
-        columns += [_CountsColumn()]
+        columns: list[ProgressColumn | str] = [
+            TextColumn("[bold]importing"),
+            BarColumn(bar_width=12),
+            TaskProgressColumn(),
+            TimeRemainingColumn(compact=True),
+            _CountsColumn(),
+        ]
         with Progress(*columns, console=self._console, transient=False) as progress:
             self._progress = progress
             self._task = progress.add_task("import", total=None, snapshot=None)
             yield self
 
+    def total(self) -> int | None:
+        """How many entries the input holds: exact once read to its end, else estimated from its bytes."""
+        source = self._source
+        if source.read_all:
+            return source.items_read
+        if source.total_bytes and source.bytes_read and source.items_read:
+            return max(source.items_read, round(source.items_read * source.total_bytes / source.bytes_read))
+        return None
+
     def update(self, snapshot: ImportProgress) -> None:
         """Show the latest counts."""
         if self._progress is None:
             return
-        total = self._source.total_bytes
-        self._progress.update(self._task, total=total, completed=self._source.bytes_read, snapshot=snapshot)
+        self._progress.update(self._task, total=self.total(), completed=snapshot.read, snapshot=snapshot)
 
 
 def summary_table(report: ImportReport | DryRunReport, *, title: str) -> Table:

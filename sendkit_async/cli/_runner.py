@@ -15,10 +15,13 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 import attrs
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from sendkit_async._config import DEFAULT_CONCURRENCY, REDIS_URL_SCHEMES
 from sendkit_async._errors import (
+    AuthenticationError,
     ConfigurationError,
+    PermissionDeniedError,
     SendKitError,
     ValidationError,
 )
@@ -29,6 +32,7 @@ from ._input import UnreadableInputError
 from ._output import describe_error
 
 __all__ = [
+    "CONFIGURATION_ERRORS",
     "EXIT_INCOMPLETE",
     "EXIT_INTERRUPTED",
     "EXIT_OK",
@@ -44,6 +48,8 @@ __all__ = [
 EXIT_OK: Final = 0
 EXIT_INCOMPLETE: Final = 1
 EXIT_USAGE: Final = 2
+# A key the server refuses is the caller's configuration, like a missing one: exit 2.
+CONFIGURATION_ERRORS: Final = (ConfigurationError, AuthenticationError, PermissionDeniedError)
 EXIT_INTERRUPTED: Final = 130
 T = TypeVar("T")
 
@@ -77,13 +83,24 @@ class OutputPath(_PathType):
     """A file the command will write: checked before anything is sent, so a typo costs no import.
 
     Refused: a folder, a path whose folder does not exist or cannot be
-    written, and an existing file that cannot be written.
+    written, an existing file that cannot be written, and a name whose
+    extension says a format the command does not write (``out.xlsx`` would
+    be CSV inside): ``suffixes`` are the ones it does (compressed with .gz
+    where ``gzip``), and a name without one is taken as the first.
     """
 
     name = "file"
 
+    def __init__(self, suffixes: tuple[str, ...] = (".csv",), *, gzip: bool = False) -> None:
+        self.suffixes = suffixes
+        self.gzip = gzip
+
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
         path = Path(os.fspath(value))
+        named = path.with_suffix("") if self.gzip and path.suffix.lower() == ".gz" else path
+        if named.suffix and named.suffix.lower() not in self.suffixes:
+            written = ", ".join(self.suffixes) + (" (or any of them .gz)" if self.gzip else "")
+            self.fail(f"cannot write {named.suffix} files; name it {written}", param, ctx)
         folder = path.parent
         if path.is_dir():
             self.fail(f"{value} is a folder; give a file name in it", param, ctx)
@@ -174,6 +191,10 @@ def run(settings: Settings, work: Callable[[], Awaitable[int]]) -> None:
     """
     if settings.debug:
         logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    else:
+        # The library's retry warnings are for --debug: the progress bar counts retries, and
+        # an error is said once, at the end, in one line.
+        logging.getLogger("sendkit_async").addHandler(logging.NullHandler())
 
     async def main() -> int:
         task = asyncio.current_task()
@@ -193,7 +214,7 @@ def run(settings: Settings, work: Callable[[], Awaitable[int]]) -> None:
     except (SendKitError, UnreadableInputError) as exc:
         if settings.debug:
             err.print_exception()
-        err.print(f"[red]error:[/] {describe_error(exc)}")
-        usage = isinstance(exc, (ConfigurationError, ValidationError, UnreadableInputError))
+        err.print(f"[red]error:[/] {escape(describe_error(exc))}")
+        usage = isinstance(exc, (*CONFIGURATION_ERRORS, ValidationError, UnreadableInputError))
         code = EXIT_USAGE if usage else EXIT_INCOMPLETE
     sys.exit(code)

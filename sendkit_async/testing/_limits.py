@@ -31,6 +31,8 @@ from __future__ import annotations
 import collections
 import email.utils
 import math
+from collections.abc import Sequence
+from datetime import datetime, timedelta, timezone
 from typing import Final, Literal, Protocol, TypeAlias, get_args
 
 import attrs
@@ -38,6 +40,8 @@ import attrs
 from sendkit_async._errors import ValidationError
 
 __all__ = [
+    "REFUSAL_STATUSES",
+    "AllOf",
     "FixedWindow",
     "HeaderStyle",
     "Limiter",
@@ -51,16 +55,24 @@ __all__ = [
     "TokenBucket",
     "Verdict",
     "make_limiter",
+    "states_of",
 ]
 
-HeaderStyle: TypeAlias = Literal["x", "ietf", "ietf-fields", "none"]
-ResetStyle: TypeAlias = Literal["delta", "seconds", "epoch", "epoch-ms"]
+HeaderStyle: TypeAlias = Literal["x", "ietf", "ietf-fields", "kong", "none"]
+ResetStyle: TypeAlias = Literal["delta", "seconds", "epoch", "epoch-ms", "js-date", "http-date"]
 LimitMeaning: TypeAlias = Literal["quota", "burst"]
-RetryAfterStyle: TypeAlias = Literal["seconds", "date"]
+RetryAfterStyle: TypeAlias = Literal["seconds", "date", "body", "none"]
 LimiterShape: TypeAlias = Literal["fixed", "anchored", "sliding", "counter", "token"]
 LIMITER_SHAPES: Final = get_args(LimiterShape)
 HEADER_STYLES: Final = get_args(HeaderStyle)
 RESET_STYLES: Final = get_args(ResetStyle)
+RETRY_AFTER_STYLES: Final = get_args(RetryAfterStyle)
+# What a refusal may answer: 429, nginx's default 503, or a throttling 403 (Mailchimp's).
+REFUSAL_STATUSES: Final = (429, 503, 403)
+# Kong's names for a window's period in X-RateLimit-Limit-{Period}.
+_PERIODS: Final = {1.0: "Second", 60.0: "Minute", 3600.0: "Hour", 86400.0: "Day"}
+# HubSpot's names for a refused policy, in the 429's body.
+_POLICIES: Final = {1.0: "SECONDLY", 10.0: "TEN_SECONDLY", 60.0: "MINUTELY", 86400.0: "DAILY"}
 _EPSILON: Final = 1e-9
 
 
@@ -86,10 +98,11 @@ class RateState:
 
 @attrs.frozen
 class Verdict:
-    """The limiter's answer to one request: let through, or refused with a wait."""
+    """The limiter's answer to one request: let through, or refused with a wait (and the refusing window)."""
 
     allowed: bool
     retry_after: float = 0.0
+    window: float | None = None
 
 
 class Limiter(Protocol):
@@ -261,15 +274,62 @@ class Tenant:
         self._catch_up(now)
         return self._inner.state(now)
 
+    def states(self, now: float) -> list[RateState]:
+        self._catch_up(now)
+        return states_of(self._inner, now)
+
+
+def states_of(limiter: Limiter, now: float) -> list[RateState]:
+    """Every window of ``limiter`` (one, unless it is :class:`AllOf` several), shortest first."""
+    several = getattr(limiter, "states", None)
+    return list(several(now)) if several is not None else [limiter.state(now)]
+
+
+class AllOf:
+    """Several windows at once (per second and per minute, say): a request passes only if every one allows it.
+
+    ``state`` is the window nearest to running out; ``states`` all of them,
+    shortest first. Only a request every window allows is counted.
+    """
+
+    __slots__ = ("_windows",)
+
+    def __init__(self, windows: Sequence[Limiter]) -> None:
+        self._windows = list(windows)
+
+    def hit(self, now: float) -> Verdict:
+        verdicts = [(w.state(now), w) for w in self._windows]
+        refusing = [state for state, _ in verdicts if state.remaining <= 0]
+        if refusing:
+            last = max(refusing, key=lambda state: state.reset)
+            return Verdict(allowed=False, retry_after=last.reset, window=last.window)
+        for window in self._windows:
+            window.hit(now)
+        return Verdict(allowed=True)
+
+    def states(self, now: float) -> list[RateState]:
+        return sorted((w.state(now) for w in self._windows), key=lambda state: state.window)
+
+    def state(self, now: float) -> RateState:
+        return min(self.states(now), key=lambda state: (state.remaining / state.limit, -state.window))
+
 
 def make_limiter(
-    shape: LimiterShape, limit: int, window: float, *, burst: int = 1, tenant_share: float = 0.0, start: float
+    shape: LimiterShape,
+    limit: int,
+    window: float,
+    *,
+    burst: int = 1,
+    tenant_share: float = 0.0,
+    start: float,
+    extra_windows: Sequence[tuple[int, float]] = (),
 ) -> Limiter:
     """Build one key's limiter: ``limit`` requests per ``window`` in the given shape.
 
     A token bucket refills at ``limit / window`` per second and holds ``burst``.
     ``tenant_share`` in [0, 1) gives a phantom neighbour that share of the rate,
-    starting at ``start`` (the server's seconds).
+    starting at ``start`` (the server's seconds). ``extra_windows`` adds fixed
+    windows of ``(limit, seconds)`` that every request must also pass.
     """
     limiter: Limiter
     if shape in {"fixed", "anchored"}:
@@ -282,6 +342,8 @@ def make_limiter(
         limiter = TokenBucket(limit, window, burst)
     else:
         raise ValidationError(f"unknown limiter shape {shape!r}; expected one of {', '.join(LIMITER_SHAPES)}")
+    if extra_windows:
+        limiter = AllOf([limiter, *(FixedWindow(count, seconds) for count, seconds in extra_windows)])
     if tenant_share > 0:
         limiter = Tenant(limiter, tenant_share * limit / window, start=start)
     return limiter
@@ -296,18 +358,26 @@ class Spelling:
             the structured ``RateLimit: "default";r=R;t=T`` with
             ``RateLimit-Policy: "default";q=Q;w=W``; ``ietf-fields`` for the
             separate ``RateLimit-Limit/-Remaining/-Reset`` with
-            ``RateLimit-Policy: Q;w=W``; ``none`` for no fields (only
-            ``Retry-After`` on a 429).
+            ``RateLimit-Policy: Q;w=W``; ``kong`` for Kong's
+            ``X-RateLimit-Limit-Second``/``-Remaining-Minute`` per window, with
+            ``RateLimit-Limit/-Remaining/-Reset`` of the nearest to running out;
+            ``none`` for no fields.
         reset: ``delta`` (fractional seconds from now, to the millisecond),
             ``seconds`` (whole seconds from now, rounded up), ``epoch`` (the
-            whole epoch second of the reset, rounded up) or ``epoch-ms``. The
-            IETF structured field is always whole seconds from now.
+            whole epoch second of the reset, rounded up), ``epoch-ms``,
+            ``js-date`` (JavaScript's ``Date.toString()``, as lemlist sends it)
+            or ``http-date``. The IETF structured field is always whole seconds.
         limit: ``quota`` sends the requests per window in ``Limit``;
             ``burst`` sends a token bucket's capacity there.
-        retry_after: ``seconds`` (whole, rounded up, at least 1) or ``date``
-            (an HTTP date, rounded up to the next whole second).
+        retry_after: ``seconds`` (whole, rounded up, at least 1), ``date`` (an
+            HTTP date), ``body`` (no header: the refusal's JSON body says
+            ``{"error": {"retry_after": N}}``, as Smartlead's does) or ``none``.
         clock_offset: seconds the server's clock is ahead of the client's
             (negative: behind); shows in epoch resets and dates.
+        status: what a refusal answers: 429, or 403 (Mailchimp's throttle) or
+            503 (nginx's default).
+        policy_in_body: the refusal's body names the refused policy, HubSpot's
+            way (``"policyName": "SECONDLY"``).
     """
 
     style: HeaderStyle = "x"
@@ -315,11 +385,29 @@ class Spelling:
     limit: LimitMeaning = "quota"
     retry_after: RetryAfterStyle = "seconds"
     clock_offset: float = 0.0
+    status: int = 429
+    policy_in_body: bool = False
 
-    def headers(self, state: RateState, server_now: float) -> dict[str, str]:
-        """The rate-limit fields of an answer stamped at ``server_now`` (the server's epoch seconds)."""
+    def headers(
+        self, state: RateState, server_now: float, windows: Sequence[RateState] = ()
+    ) -> dict[str, str]:
+        """The rate-limit fields of an answer stamped at ``server_now`` (the server's epoch seconds).
+
+        ``windows`` are all the key's windows when it has several (``kong`` spells each).
+        """
         if self.style == "none":
             return {}
+        if self.style == "kong":
+            fields = {}
+            for each in windows or (state,):
+                period = _PERIODS.get(each.window, f"{each.window:g}s")
+                fields[f"X-RateLimit-Limit-{period}"] = str(each.limit)
+                fields[f"X-RateLimit-Remaining-{period}"] = str(each.remaining)
+            return fields | {
+                "RateLimit-Limit": str(state.limit),
+                "RateLimit-Remaining": str(state.remaining),
+                "RateLimit-Reset": str(math.ceil(state.reset - _EPSILON)),
+            }
         limit = state.burst if self.limit == "burst" and state.burst else state.limit
         if self.style == "ietf":
             return {
@@ -347,6 +435,12 @@ class Spelling:
             return str(math.ceil(server_now + seconds - _EPSILON))
         if self.reset == "epoch-ms":
             return str(math.ceil((server_now + seconds) * 1000))
+        if self.reset in ("js-date", "http-date"):
+            moment = math.ceil(server_now + seconds - _EPSILON)
+            if self.reset == "http-date":
+                return email.utils.formatdate(moment, usegmt=True)
+            when = datetime.fromtimestamp(moment, timezone(timedelta(hours=1)))
+            return when.strftime("%a %b %d %Y %H:%M:%S GMT+0100") + " (Central European Standard Time)"
         return f"{seconds:.3f}"
 
     def retry_after_value(self, wait: float, server_now: float) -> str:
@@ -354,3 +448,20 @@ class Spelling:
         if self.retry_after == "date":
             return email.utils.formatdate(math.ceil(server_now + wait), usegmt=True)
         return str(max(1, math.ceil(wait - _EPSILON)))
+
+    def refusal(
+        self, wait: float, server_now: float, window: float
+    ) -> tuple[dict[str, str], dict[str, object]]:
+        """What a refusal lasting ``wait`` of a ``window`` says besides its status: headers, body fields."""
+        headers: dict[str, str] = {}
+        body: dict[str, object] = {}
+        if self.retry_after in ("seconds", "date"):
+            headers["Retry-After"] = self.retry_after_value(wait, server_now)
+        elif self.retry_after == "body":
+            body["error"] = {
+                "message": "Rate limit exceeded",
+                "retry_after": max(1, math.ceil(wait - _EPSILON)),
+            }
+        if self.policy_in_body:
+            body |= {"errorType": "RATE_LIMIT", "policyName": _POLICIES.get(window, "SECONDLY")}
+        return headers, body

@@ -14,7 +14,7 @@ import attrs
 
 from ._limits import LimiterShape, Spelling
 
-__all__ = ["BLIND", "CELLS", "Cell"]
+__all__ = ["BLIND", "CELLS", "DIALECTS", "Cell"]
 
 
 @attrs.frozen
@@ -27,6 +27,7 @@ class Cell:
         spelling: how its answers write it.
         burst: a token bucket's capacity.
         tenant_share: the share of the key another tenant spends.
+        extra_windows: more fixed windows every request must pass, as ``(limit, seconds)``.
     """
 
     name: str
@@ -34,6 +35,7 @@ class Cell:
     spelling: Spelling = attrs.field(factory=Spelling)
     burst: int = 1
     tenant_share: float = 0.0
+    extra_windows: tuple[tuple[int, float], ...] = ()
 
     def fake_options(self) -> dict[str, Any]:
         """Keyword arguments for :class:`~sendkit_async.testing.FakeSendKit` (with your ``rate_limit``)."""
@@ -46,6 +48,9 @@ class Cell:
             "reset_style": spelling.reset,
             "limit_meaning": spelling.limit,
             "retry_after_style": spelling.retry_after,
+            "refusal_status": spelling.status,
+            "policy_in_body": spelling.policy_in_body,
+            "extra_windows": self.extra_windows,
             "clock_offset": spelling.clock_offset,
         }
 
@@ -57,6 +62,13 @@ class Cell:
             *("--tenant-share", str(options["tenant_share"]), "--rate-headers", options["rate_headers"]),
             *("--reset-style", options["reset_style"], "--limit-meaning", options["limit_meaning"]),
             *("--retry-after", options["retry_after_style"], "--clock-offset", str(options["clock_offset"])),
+            *("--refusal-status", str(options["refusal_status"])),
+            *(["--policy-in-body"] if options["policy_in_body"] else []),
+            *(
+                arg
+                for count, seconds in self.extra_windows
+                for arg in ("--extra-window", f"{count}/{seconds:g}")
+            ),
         ]
 
 
@@ -85,3 +97,26 @@ CELLS = [
 ]
 # No rate-limit fields at all: only Retry-After on a 429, so the rate is learned from refusals alone.
 BLIND = Cell("fixed, no rate-limit headers (only Retry-After on 429)", "fixed", S("none"))
+# The vendors' dialects: what the field's own APIs send beside (or instead of) the conventions above.
+DIALECTS = [
+    Cell("lemlist: X-RateLimit-Reset as a JavaScript date", "fixed", S(reset="js-date")),
+    Cell("X-RateLimit-Reset as an HTTP date", "fixed", S(reset="http-date")),
+    Cell(
+        "Smartlead: no fields, the wait in the body (error.retry_after)",
+        "fixed",
+        S("none", retry_after="body"),
+    ),
+    Cell(
+        "HubSpot: X-RateLimit-*, the policy named in the 429 body",
+        "fixed",
+        S(reset="seconds", policy_in_body=True),
+    ),
+    Cell("Mailchimp: a bare 403 throttle, no fields", "fixed", S("none", retry_after="none", status=403)),
+    Cell("a limiter's 503 with Retry-After, no fields", "fixed", S("none", status=503)),
+    Cell(
+        "Kong/Apollo: per second and per minute at once",
+        "fixed",
+        S("kong"),
+        extra_windows=((540, 60.0),),
+    ),
+]

@@ -21,7 +21,7 @@ import math
 import random
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from http import HTTPStatus
 from typing import Any, Final, Literal, TypeAlias
@@ -39,6 +39,7 @@ from sendkit_async.models import DncReason
 
 from ._limits import (
     LIMITER_SHAPES,
+    REFUSAL_STATUSES,
     HeaderStyle,
     Limiter,
     LimiterShape,
@@ -47,6 +48,7 @@ from ._limits import (
     RetryAfterStyle,
     Spelling,
     make_limiter,
+    states_of,
 )
 from ._store import DncStore, FakeConversation, Workspace, iso_now, object_ids
 
@@ -91,8 +93,8 @@ def _json(data: object, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
 
 
-def _error(status: int, message: str) -> web.Response:
-    return _json({"error": HTTPStatus(status).phrase, "message": message, "code": status}, status)
+def _error(status: int, message: str, **fields: object) -> web.Response:
+    return _json({"error": HTTPStatus(status).phrase, "message": message, "code": status, **fields}, status)
 
 
 @attrs.define
@@ -155,14 +157,25 @@ class FakeSendKit:
         rate_headers: ``"x"`` for ``X-RateLimit-Limit/-Remaining/-Reset``,
             ``"ietf"`` for the structured ``RateLimit`` and ``RateLimit-Policy``,
             ``"ietf-fields"`` for ``RateLimit-Limit/-Remaining/-Reset`` with
-            ``RateLimit-Policy``, ``"none"`` for no rate-limit fields (a 429
-            still carries ``Retry-After``).
+            ``RateLimit-Policy``, ``"kong"`` for Kong's per-window
+            ``X-RateLimit-Limit-Second``/``-Minute`` fields, ``"none"`` for no
+            rate-limit fields (a refusal still carries ``Retry-After``).
         reset_style: the reset as a fractional ``"delta"`` (the default),
             whole ``"seconds"`` from now (rounded up), a whole ``"epoch"``
-            second, or ``"epoch-ms"``.
+            second, ``"epoch-ms"``, a JavaScript date string (``"js-date"``,
+            lemlist's way) or an ``"http-date"``.
         limit_meaning: ``"quota"`` (requests per window) or ``"burst"`` (a
             token bucket's capacity) in the ``Limit`` field.
-        retry_after_style: ``"seconds"`` or an HTTP ``"date"``.
+        retry_after_style: ``"seconds"``, an HTTP ``"date"``, ``"body"`` (no
+            header: the wait in the refusal's body as ``error.retry_after``,
+            Smartlead's way) or ``"none"``.
+        refusal_status: what a request past the limit gets: 429, or 503
+            (nginx's default) or 403 (Mailchimp's throttle).
+        policy_in_body: a refusal's body names the refused policy, HubSpot's
+            way (``"policyName": "SECONDLY"``).
+        extra_windows: more fixed windows every request must also pass, as
+            ``(limit, seconds)`` pairs (Apollo's per minute, hour and day); the
+            ``"kong"`` headers spell each.
         clock_offset: seconds the server's clock runs ahead of the real one
             (negative: behind); windows align to it, epoch resets and dates show it.
         tenant_share: a phantom second client on every key, wanting this share
@@ -201,6 +214,9 @@ class FakeSendKit:
         reset_style: ResetStyle = "delta",
         limit_meaning: LimitMeaning = "quota",
         retry_after_style: RetryAfterStyle = "seconds",
+        refusal_status: int = 429,
+        policy_in_body: bool = False,
+        extra_windows: Sequence[tuple[int, float]] = (),
         clock_offset: float = 0.0,
         tenant_share: float = 0.0,
         fail_rate: float = 0.0,
@@ -234,18 +250,27 @@ class FakeSendKit:
         self.rate_window = rate_window
         self.limiter: LimiterShape = limiter
         self.burst = burst
+        if refusal_status not in REFUSAL_STATUSES:
+            raise ValidationError(f"refusal_status must be one of {REFUSAL_STATUSES}, got {refusal_status!r}")
+        if any(count < 1 or seconds <= 0 for count, seconds in extra_windows):
+            raise ValidationError("extra_windows are (limit >= 1, seconds > 0) pairs")
+        self.extra_windows = tuple(extra_windows)
         self.spelling = Spelling(
             style=rate_headers,
             reset=reset_style,
             limit=limit_meaning,
             retry_after=retry_after_style,
             clock_offset=clock_offset,
+            status=refusal_status,
+            policy_in_body=policy_in_body,
         )
         self.tenant_share = tenant_share
         self.fail_rate = fail_rate
         self.drop_rate = drop_rate
         self.reject = reject
         self.max_selection_ids = max_selection_ids
+        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+            raise ValidationError(f"seed must be an int or None, not {type(seed).__name__}")
         self.random = random.Random(seed)  # noqa: S311 - fault injection, not cryptography
         self.stats = ServerStats()
         self.workspace_keys = dict(workspace_keys or {DEFAULT_WORKSPACE_KEY: DEFAULT_WORKSPACE_ID})
@@ -423,8 +448,7 @@ class FakeSendKit:
             response = _error(503, exc.message)
             response.headers["Retry-After"] = "1"
         except _RateLimitedError as exc:
-            response = _error(429, exc.message)
-            response.headers["Retry-After"] = exc.retry_after
+            response = _error(exc.status, exc.message, **exc.fields)
             limit_headers = exc.headers
         except _APIError as exc:
             response = _error(exc.status, exc.message)
@@ -519,6 +543,7 @@ class FakeSendKit:
                 burst=self.burst,
                 tenant_share=self.tenant_share,
                 start=self._server_now(),
+                extra_windows=self.extra_windows,
             )
         return found
 
@@ -533,13 +558,17 @@ class FakeSendKit:
         limiter = self._limiter(key, self.rate_limit)
         now = self._server_now()
         verdict = limiter.hit(now)
-        headers = self.spelling.headers(limiter.state(now), now)
+        spelling = self.spelling
+        headers = spelling.headers(limiter.state(now), now, states_of(limiter, now))
         if not verdict.allowed:
             self.stats.rate_limited += 1
+            window = verdict.window or self.rate_window
+            extra, fields = spelling.refusal(verdict.retry_after, now, window)
             raise _RateLimitedError(
+                spelling.status,
                 f"Rate limit of {self.rate_limit} requests per {self.rate_window:g}s exceeded",
-                retry_after=self.spelling.retry_after_value(verdict.retry_after, now),
-                headers=headers,
+                headers=headers | extra,
+                fields=fields,
             )
         return headers
 
@@ -736,10 +765,12 @@ class _OverloadedError(_APIError):
 
 
 class _RateLimitedError(_APIError):
-    def __init__(self, message: str, *, retry_after: str, headers: dict[str, str]) -> None:
-        super().__init__(429, message)
-        self.retry_after = retry_after
+    def __init__(
+        self, status: int, message: str, *, headers: dict[str, str], fields: dict[str, object]
+    ) -> None:
+        super().__init__(status, message)
         self.headers = headers
+        self.fields = fields
 
 
 def _int_param(query: Mapping[str, str], name: str, default: int, low: int, high: int | None) -> int:

@@ -7,7 +7,9 @@ Load it from your ``conftest.py``::
 then ask for ``fake_sendkit`` (a running :class:`FakeSendKit`) or
 ``sendkit_client`` (a :class:`~sendkit_async.SendKit` pointed at it). An
 ``async def`` test that asks for either runs on asyncio without further
-setup: no ``asyncio_mode`` setting and no marker needed.
+setup: no ``asyncio_mode`` setting and no marker needed. The one
+pytest-asyncio setting to make is ``asyncio_default_fixture_loop_scope =
+"function"`` (unset, pytest-asyncio warns at every run).
 """
 
 from __future__ import annotations
