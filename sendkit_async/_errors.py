@@ -149,12 +149,19 @@ class UnexpectedResponseError(SendKitError):
 
 
 class APIConnectionError(SendKitError):
-    """No HTTP answer arrived: the connection failed or was dropped."""
+    """No HTTP answer arrived: the connection failed or was dropped.
 
-    def __init__(self, message: str, *, method: str, path: str) -> None:
+    Attributes:
+        connected: whether a connection to the server was made: ``False``
+            when it could not be (refused, no such host, a failed TLS
+            handshake), so the request certainly never reached the server.
+    """
+
+    def __init__(self, message: str, *, method: str, path: str, connected: bool = True) -> None:
         super().__init__(message)
         self.method = method
         self.path = path
+        self.connected = connected
 
 
 class APITimeoutError(APIConnectionError):
@@ -166,8 +173,13 @@ class TransportError(SendKitError):
 
     The session makes it an :class:`APIConnectionError` (redacted, with the
     method and path), so callers never see it; a transport of your own
-    raises it for a failed connection.
+    raises it for a failed connection, with ``connected=False`` when no
+    connection could be made at all.
     """
+
+    def __init__(self, message: str, *, connected: bool = True) -> None:
+        super().__init__(message)
+        self.connected = connected
 
 
 class TransportTimeoutError(TransportError):

@@ -348,7 +348,9 @@ class Session:
         except TransportError as exc:
             detail = redact(str(exc), key) or type(exc).__name__
             logger.info("%s %s -> no answer: %s (attempt %d)", method, path, detail, attempt.number)
-            return APIConnectionError(f"{method} {path} failed: {detail}", method=method, path=path)
+            return APIConnectionError(
+                f"{method} {path} failed: {detail}", method=method, path=path, connected=exc.connected
+            )
         now = self.clock.monotonic()
         status = response.status
         attempt.status, attempt.answered = status, True

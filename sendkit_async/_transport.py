@@ -152,7 +152,9 @@ class AiohttpTransport:
                 return WireResponse(response.status, response.headers, body)
         except asyncio.TimeoutError as exc:
             raise TransportTimeoutError("no answer in time") from exc
-        except aiohttp.ClientError as exc:  # refused, dropped, or malformed: a bad status line, headers, body
+        except aiohttp.ClientConnectorError as exc:  # refused, no such host, a failed TLS handshake
+            raise TransportError(_described(exc), connected=False) from exc
+        except aiohttp.ClientError as exc:  # dropped, or malformed: a bad status line, headers, body
             raise TransportError(_described(exc)) from exc
 
     async def _read(self, response: aiohttp.ClientResponse) -> bytes:

@@ -116,8 +116,10 @@ class DncAPI(_Resource):
 
         The input (any iterable or async iterable of entries, mappings or
         strings) is read lazily: memory holds about one batch per request in
-        flight, plus two, plus the dedupe set (about 100 bytes per distinct
-        address; pass ``dedupe=False`` for constant memory). Batches hold at
+        flight, plus two, plus the dedupe table (a 128-bit digest of each
+        distinct address, about 27 bytes each; a collision, which would drop
+        a distinct address, has odds of 1.5e-23 at 100,000,000 addresses;
+        pass ``dedupe=False`` for constant memory). Batches hold at
         most ``batch_size`` entries and ``max_batch_bytes`` of JSON, go out
         as many at a time as ``concurrency`` allows through the client's
         rate budget (in its bulk lane, paced from the server's answers, one

@@ -29,6 +29,37 @@ KEY = "sk_live_0123456789abcdef_SECRET"
 PLATFORM_KEY = "sk_user_0123456789abcdef_SECRET"
 
 
+# The tiers. `slow`: real third-party servers and topologies (redis-server groups, nginx, HAProxy,
+# uvicorn), subprocesses, multi-second runs; `pytest -m "not slow"` is the inner loop. `redis`:
+# every test that starts a real redis-server (slow too). Whole modules are named here; single
+# tests elsewhere carry `@pytest.mark.slow`.
+SLOW_MODULES = frozenset(
+    {
+        "test_checkpoint_stores",
+        "test_cli_jobs",
+        "test_examples_run",
+        "test_hostile_servers",
+        "test_readme_examples",
+        "test_real_limiters",
+        "test_redis_budget",
+        "test_redis_failover",
+        "test_redis_topologies",
+        "test_release_line",
+    }
+)
+REDIS_FIXTURES = frozenset({"redis_server", "redis_url", "redis_cluster", "redis_sentinel"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        module = item.nodeid.split("::", 1)[0].rsplit("/", 1)[-1].removesuffix(".py")
+        if REDIS_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.redis)
+            item.add_marker(pytest.mark.slow)
+        if module in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("SENDKIT_API_KEY", "SENDKIT_BASE_URL", "SENDKIT_WORKSPACE_ID"):

@@ -292,41 +292,29 @@ def test_ordinary_addresses_take_the_cheap_tier():
 @settings(max_examples=60, deadline=None)
 @given(
     entries=st.lists(st.one_of(plain, plain, any_item), max_size=300),
-    split=st.sampled_from([1, 5, 40]),
-    chunk=st.sampled_from([3, 16, 1024]),
+    first_bits=st.sampled_from([0, 1, 10]),
+    chunk=st.sampled_from([3, 16, 4096]),
 )
-def test_dedupe_decides_the_same_before_and_after_its_set_splits_into_shards(entries, split, chunk):
+def test_dedupe_decides_the_same_whatever_the_chunks_and_however_often_its_table_grows(
+    entries, first_bits, chunk
+):
     import sendkit_async.bulk._prepare as prepare  # noqa: PLC0415
+    import sendkit_async.bulk._seen as seen_module  # noqa: PLC0415
     from sendkit_async.bulk import ImportOptions  # noqa: PLC0415
 
-    entries = entries + entries[::2]  # repeats on both sides of the split
-    batcher = ImportOptions(batch_size=25, dedupe=True).batcher()
-    original = prepare._CHUNK, prepare.SeenAddresses._SPLIT
-    prepare._CHUNK, prepare.SeenAddresses._SPLIT = chunk, split
+    entries = entries + entries[::2]  # repeats, before and after the table grows
+    original = prepare._CHUNK, seen_module._FIRST_BITS
+    prepare._CHUNK, seen_module._FIRST_BITS = chunk, first_bits  # a tiny table grows (and stashes) often
     try:
+        batcher = ImportOptions(batch_size=25, dedupe=True).batcher()
 
         async def run():
             return [batch async for batch in batcher.batches(entries)]
 
         produced = asyncio.run(run())
     finally:
-        prepare._CHUNK, prepare.SeenAddresses._SPLIT = original
+        prepare._CHUNK, seen_module._FIRST_BITS = original
     assert list(map(shape, produced)) == reference_batches(
         entries, reason=None, dedupe=True, limit=25, max_bytes=2 * 1024 * 1024
     )
     assert len(batcher.seen) == 0  # forgotten once the input was all read
-
-
-def test_the_seen_set_splits_into_shards_once_it_is_big_and_still_knows_everything():
-    from sendkit_async.bulk._prepare import SeenAddresses  # noqa: PLC0415
-
-    seen = SeenAddresses()
-    first = dict.fromkeys(f"a{i}@example.com" for i in range(SeenAddresses._SPLIT))
-    assert seen.add_if_all_new(first)
-    assert seen._shards is not None  # split
-    assert len(seen) == SeenAddresses._SPLIT
-    assert not seen.add("a7@example.com")
-    assert not seen.add_if_all_new({"new@example.com": None, "a9@example.com": None})
-    assert seen.add("new@example.com")  # the refused group added nothing
-    assert seen.add_if_all_new({"b1@example.com": None, "b2@example.com": None})
-    assert len(seen) == SeenAddresses._SPLIT + 3

@@ -424,12 +424,13 @@ class ImportJob:
     call, on a session copy in the budget's bulk lane. Retries stay in the
     session; the job decides what to do with a batch that still failed:
     split it on 400/413/422, report it as failed on transient errors, stop
-    on fatal ones. A batch that spent its retries on connection failures
-    before the server had answered any attempt of the job stops the job
-    too (``ImportAbortedError`` from the ``APIConnectionError``): a server
-    that cannot be reached would fail every batch in turn, each after its
-    whole retry schedule; once it has answered, a lost connection fails only
-    its batch.
+    on fatal ones. A batch whose last attempt could not connect at all
+    (refused, no such host: ``APIConnectionError.connected`` is false),
+    before the server had answered any attempt of the job, stops the job too
+    (``ImportAbortedError`` from that error): a server that cannot be reached
+    would fail every batch in turn, each after its whole retry schedule. A
+    dropped connection, or any failure once the server has answered, fails
+    only its batch.
 
     Whatever stops it (a fatal error, a lost lease, a cancellation), every
     batch it read is in the report: what landed (a 2xx, even for part of a
@@ -678,9 +679,8 @@ class ImportJob:
         self, exc: SendKitError, sending: _Sending, positions: list[int], entries: PreparedEntries
     ) -> bool:
         """Account entries a call did not land: stop the job (``False``) or fail them (``True``)."""
-        if isinstance(exc, FATAL_ERRORS) or (
-            isinstance(exc, APIConnectionError) and not self._answered_yet()
-        ):
+        unreachable = isinstance(exc, APIConnectionError) and not exc.connected and not self._answered_yet()
+        if isinstance(exc, FATAL_ERRORS) or unreachable:
             # What no retry mends; or a server that cannot be reached, which would fail every
             # batch in turn, each after its whole retry schedule.
             self._stop(exc)

@@ -5,10 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import itertools
-import sys
-from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Mapping
-from operator import contains, rshift, setitem
 from typing import Any, Final
 
 import anyio.lowlevel
@@ -20,6 +17,7 @@ from sendkit_async.dnc import PreparedEntries
 from sendkit_async.models import DncEntry, DncReason, EntryType
 
 from ._report import FailedEntry, RejectedEntry
+from ._seen import SeenAddresses
 
 __all__ = [
     "Batch",
@@ -42,7 +40,7 @@ class UnreadableItem(ValueError):  # noqa: N818 - an input item, reported, never
 
 
 EntrySource = Iterable[Any] | AsyncIterable[Any]
-_CHUNK: Final = 1024
+_CHUNK: Final = 4096  # items read, validated and deduplicated at a time
 _SHOWN: Final = 200
 # {"email":"","type":"","reason":""}, around each entry on the wire
 _ENTRY_OVERHEAD: Final = 34
@@ -121,82 +119,6 @@ async def _chunks(source: EntrySource) -> AsyncGenerator[list[Any], None]:
         await anyio.lowlevel.checkpoint()
 
 
-class SeenAddresses:
-    """Every distinct address of a job, exactly: no digest, so no collision can drop a valid entry.
-
-    They are dict keys: CPython stops tracking a dict whose keys and values
-    are all strings and ``None``, so the garbage collector's full passes skip
-    it instead of walking millions of addresses while the import runs. Up to
-    32,768 addresses they are the keys of one dict. Beyond that, of 256 dicts
-    picked by the top byte of each address' hash, so that no dict grows past
-    a 256th of the job: a dict of millions of addresses holds the event loop
-    each time it doubles (75 to 105 ms at 2,000,000 on the 2-core machine
-    this project is measured on), and 256 of them for about 15 ms at most.
-    The price is about half a microsecond more per address, as the lookups
-    then go through a few ``map`` calls instead of one set operation.
-
-    Memory is about 100 bytes per distinct address either way (the string
-    and its slot; measured in ``benchmarks/bench_client_cost.py``). No
-    Python object is under 32 bytes, so a smaller exact set would need
-    compiled code; pass ``dedupe=False`` for constant memory when the input
-    is known to be clean.
-    """
-
-    __slots__ = ("_one", "_shards")
-    _SPLIT: Final = 1 << 15
-    # The top byte of a hash picks the shard (as a signed number, -128..127,
-    # which a list of 256 indexes just as well).
-    _SHIFT: Final = sys.hash_info.width - 8
-
-    def __init__(self) -> None:
-        self._one: dict[str, None] = {}
-        self._shards: list[dict[str, None]] | None = None
-
-    def __len__(self) -> int:
-        return len(self._one) if self._shards is None else sum(map(len, self._shards))
-
-    def add(self, email: str) -> bool:
-        """Remember an address; ``False`` if it was already there."""
-        seen = self._one if self._shards is None else self._shards[hash(email) >> self._SHIFT]
-        if email in seen:
-            return False
-        seen[email] = None
-        if len(self._one) >= self._SPLIT:
-            self._split()
-        return True
-
-    def add_if_all_new(self, emails: dict[str, None]) -> bool:
-        """Remember distinct addresses if none is here yet; if one is, remember none and say ``False``."""
-        if self._shards is None:
-            if not self._one.keys().isdisjoint(emails):
-                return False
-            self._one.update(emails)
-            if len(self._one) >= self._SPLIT:
-                self._split()
-            return True
-        picks = map(rshift, map(hash, emails), itertools.repeat(self._SHIFT))
-        shards = list(map(self._shards.__getitem__, picks))
-        if any(map(contains, shards, emails)):
-            return False
-        # shard[email] = None for each, run in C.
-        deque(map(setitem, shards, emails, itertools.repeat(None)), maxlen=0)
-        return True
-
-    async def forget(self) -> None:
-        """Let go of every address, a shard at a time: freeing millions at once would hold the loop."""
-        for shard in self._shards or ():
-            shard.clear()
-            await anyio.lowlevel.checkpoint()
-        self._one.clear()
-        self._shards = None
-
-    def _split(self) -> None:
-        shards: list[dict[str, None]] = [{} for _ in range(256)]
-        for email in self._one:
-            shards[hash(email) >> self._SHIFT][email] = None
-        self._shards, self._one = shards, {}
-
-
 @attrs.define
 class Batcher:
     """Validates and groups entries.
@@ -208,8 +130,9 @@ class Batcher:
     ``batch_size`` entries or when the next entry would take its JSON body
     past ``max_bytes``.
 
-    Deduplication keeps every distinct address of the job, exactly: see
-    :class:`SeenAddresses`.
+    Deduplication keeps a 128-bit digest of every distinct address of the
+    job, about 27 bytes each: see :class:`~._seen.SeenAddresses` for the odds
+    of a collision (1.5e-23 at 100,000,000 addresses).
     """
 
     batch_size: int
@@ -224,6 +147,8 @@ class Batcher:
         cursor = _Cursor(Batch(index=0, start=0))
         async with contextlib.aclosing(_chunks(source)) as chunks:
             async for chunk in chunks:
+                if self.dedupe:
+                    await self.seen.make_room(len(chunk))
                 normal = _normalised(chunk) if self.type is not EntryType.DOMAIN else None
                 closed = self._slices(cursor, normal) if normal is not None else None
                 for batch in closed if closed is not None else self._items(cursor, chunk, normal):
@@ -279,24 +204,35 @@ class Batcher:
             self.dedupe,
         )
         default_reason = (reason or DncReason.IMPORT).value
-        closed: list[Batch] = []
+        # First what each item is (an entry, or why it is not), then which entries are repeats
+        # (one digest lookup for the chunk), then the batches, in input order.
+        judged: list[tuple[str, str, str] | RejectedEntry] = []
+        position = cursor.position
         for index, item in enumerate(chunk):
             try:
                 if normal is not None:
-                    email, kind, why = normal[index], "email", default_reason
+                    judged.append((normal[index], "email", default_reason))
                 elif isinstance(item, Exception):  # a reader's word that this item did not parse
                     raise ValidationError(str(item))  # noqa: TRY301 - one rejection path
                 else:
                     entry = coerce(item, reason=reason, type=kind_given)
-                    email, kind, why = entry.email, entry.type.value, entry.reason.value
+                    judged.append((entry.email, entry.type.value, entry.reason.value))
             except ValidationError as exc:
-                cursor.batch.rejected.append(RejectedEntry(cursor.position, _show(item), str(exc)))
+                judged.append(RejectedEntry(position + index, _show(item), str(exc)))
+        entries = [outcome for outcome in judged if not isinstance(outcome, RejectedEntry)]
+        emails = [email for email, _, _ in entries]
+        fresh = iter(seen.add_many(emails) if dedupe else [True] * len(emails))
+        closed: list[Batch] = []
+        for outcome in judged:
+            if isinstance(outcome, RejectedEntry):
+                cursor.batch.rejected.append(outcome)
                 cursor.position += 1
                 continue
-            if dedupe and not seen.add(email):
+            if not next(fresh):
                 cursor.batch.duplicates += 1
                 cursor.position += 1
                 continue
+            email, kind, why = outcome
             size = len(email) + _ENTRY_OVERHEAD
             batch = cursor.batch
             if len(batch.entries) >= self.batch_size or (

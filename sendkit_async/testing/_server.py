@@ -33,10 +33,9 @@ from typing_extensions import Self
 
 from sendkit_async._clock import Clock, SystemClock
 from sendkit_async._errors import ValidationError
-from sendkit_async._validate import all_normal_emails, is_object_id, normalize_domain, normalize_email
 from sendkit_async.client import SendKit
-from sendkit_async.models import DncReason
 
+from ._judge import REASONS, address, all_plain_addresses, domain, is_id
 from ._limits import (
     LIMITER_SHAPES,
     REFUSAL_STATUSES,
@@ -67,7 +66,6 @@ OTHER_WORKSPACE_ID: Final = "ws_other"
 MAX_IMPORT: Final = 10_000
 MAX_LIMIT: Final = 100
 DEFAULT_LIMIT: Final = 20
-REASONS: Final = frozenset(r.value for r in DncReason)
 ENTRY_TYPES: Final = frozenset({"email", "domain"})
 ENTRY_FIELDS: Final = frozenset({"email", "type", "reason"})
 
@@ -626,7 +624,7 @@ class FakeSendKit:
                     and {row[1] for row in rows} == {"email"}
                     and {row[2] for row in rows} <= REASONS
                     and all(isinstance(email, str) for email in emails)
-                    and all_normal_emails(emails)
+                    and all_plain_addresses(emails)
                 ):
                     return rows
         return [self._check_entry(i, entry) for i, entry in enumerate(entries)]
@@ -646,10 +644,10 @@ class FakeSendKit:
             raise _APIError(400, f"entries[{index}].type must be 'email' or 'domain'")
         if reason not in REASONS:
             raise _APIError(400, f"entries[{index}].reason must be one of {', '.join(sorted(REASONS))}")
-        try:
-            normal = normalize_email(email) if type_ == "email" else normalize_domain(email)
-        except ValidationError as exc:
-            raise _APIError(400, f"entries[{index}]: {exc}") from None
+        normal = address(email) if type_ == "email" else domain(email)
+        if normal is None:
+            what = "email address" if type_ == "email" else "domain"
+            raise _APIError(400, f"entries[{index}]: invalid {what} {email!r}")
         if self.reject is not None and (why := self.reject(normal)):
             raise _APIError(400, f"entries[{index}]: {why}")
         return normal, type_, reason
@@ -669,7 +667,7 @@ class FakeSendKit:
             if "page" in query:
                 raise _APIError(400, "use page or cursor, not both")
             cursor = query["cursor"]
-            if not is_object_id(cursor):
+            if not is_id(cursor):
                 raise _APIError(400, "cursor must be an entry id")
             rows = store.after(type_, cursor, limit + 1, newest=self.list_order == "newest")
             more = len(rows) > limit
@@ -720,7 +718,7 @@ class FakeSendKit:
         if self.max_selection_ids is not None and len(ids) > self.max_selection_ids:
             raise _APIError(400, f"{field} may hold at most {self.max_selection_ids} ids")
         for index, value in enumerate(ids):
-            if not is_object_id(value):
+            if not is_id(value):
                 raise _APIError(400, f"{field}[{index}] is not a valid id")
         return ids
 
@@ -745,7 +743,7 @@ class FakeSendKit:
 
     async def _update(self, request: web.Request) -> web.Response:
         conversation_id = request.match_info["id"]
-        if not is_object_id(conversation_id):
+        if not is_id(conversation_id):
             raise _APIError(400, "Invalid conversation id")
         body = _check_update(await self._body(request))
         conversation = _WORKSPACE.get().conversations.get(conversation_id)
