@@ -53,7 +53,9 @@ REDIS_FIXTURES = frozenset({"redis_server", "redis_url", "redis_cluster", "redis
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         module = item.nodeid.split("::", 1)[0].rsplit("/", 1)[-1].removesuffix(".py")
-        if REDIS_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+        callspec = getattr(item, "callspec", None)
+        redis_param = callspec is not None and "redis" in callspec.id.replace("[", "-").split("-")
+        if redis_param or REDIS_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.redis)
             item.add_marker(pytest.mark.slow)
         if module in SLOW_MODULES:

@@ -29,6 +29,7 @@ def server(monkeypatch):
         yield fake
 
 
+@pytest.mark.slow  # the first batch's real retry schedule, about 5 s
 def test_an_import_against_a_dead_port_stops_within_seconds_with_one_line_naming_the_host(
     monkeypatch, tmp_path
 ):

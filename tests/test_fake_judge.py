@@ -115,13 +115,13 @@ _ADDRESSY = st.text(alphabet=st.sampled_from("abcXYZ019.-_+@'ü \n"), min_size=0
 )
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=600, deadline=None)
 @given(_ADDRESSY)
 def test_the_two_implementations_give_the_same_verdict(text):
     assert _judge.address(text) == _client(text)
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=250, deadline=None)
 @given(st.lists(_ADDRESSY, min_size=1, max_size=5))
 def test_the_fast_batch_paths_never_accept_what_the_one_by_one_rules_refuse(texts):
     if _judge.all_plain_addresses(texts):

@@ -79,6 +79,7 @@ async def test_a_list_that_changes_during_the_walk_loses_nothing_that_stayed_and
     assert set(walked) <= set(emails) | set(added)
 
 
+@pytest.mark.slow  # a slow reader over thousands of pages, in real time
 async def test_memory_stays_within_the_prefetch_window_while_the_reader_is_slow() -> None:
     async with FakeSendKit() as fake, fake.client() as client:
         _seed(fake, 5_000)
