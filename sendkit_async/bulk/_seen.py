@@ -68,7 +68,8 @@ def _ranks(groups: Indexes) -> Indexes:
     starts = np.empty(count, np.bool_)
     starts[:1] = True
     np.not_equal(groups[1:], groups[:-1], out=starts[1:])
-    return index - np.maximum.accumulate(np.where(starts, index, 0))
+    ranks: Indexes = index - np.maximum.accumulate(np.where(starts, index, 0))
+    return ranks
 
 
 def _reserved(buckets: int) -> tuple[Digests, Digests] | None:
@@ -101,7 +102,10 @@ class _Table:
         self.bits = bits
         # The arrays the table is the start of: its own size at first; past 131,072 buckets
         # (about 900,000 addresses), a reservation of address space it grows into.
-        self.region = (np.zeros((1 << bits, _WIDTH), np.int64), np.zeros((1 << bits, _WIDTH), np.int64))
+        self.region: tuple[Digests, Digests] = (
+            np.zeros((1 << bits, _WIDTH), np.int64),
+            np.zeros((1 << bits, _WIDTH), np.int64),
+        )
         self.first: Digests = self.region[0]
         self.second: Digests = self.region[1]
         self.stash: set[tuple[int, int]] = set()  # pairs whose bucket was full
