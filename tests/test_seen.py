@@ -86,3 +86,11 @@ def test_two_addresses_sharing_one_digest_but_not_both_are_told_apart(monkeypatc
     seen = SeenAddresses()
     assert seen.add_many(["a@example.com", "b@example.com", "c@example.com"]) == [True, True, True]
     assert seen.add_many(["b@example.com", "d@example.com"]) == [False, True]
+
+
+def test_importing_the_package_leaves_numpy_to_the_jobs_that_dedupe():
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    code = "import sys, sendkit_async; sys.exit('numpy' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

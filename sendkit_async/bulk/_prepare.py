@@ -6,7 +6,7 @@ import contextlib
 import hashlib
 import itertools
 from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Mapping
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import anyio.lowlevel
 import attrs
@@ -17,7 +17,9 @@ from sendkit_async.dnc import PreparedEntries
 from sendkit_async.models import DncEntry, DncReason, EntryType
 
 from ._report import FailedEntry, RejectedEntry
-from ._seen import SeenAddresses
+
+if TYPE_CHECKING:
+    from ._seen import SeenAddresses
 
 __all__ = [
     "Batch",
@@ -140,7 +142,16 @@ class Batcher:
     dedupe: bool
     reason: DncReason | None = None
     type: EntryType | None = None  # None: inferred per item (``"auto"``)
-    seen: SeenAddresses = attrs.Factory(SeenAddresses)
+    _seen: SeenAddresses | None = attrs.field(default=None, init=False, repr=False)
+
+    @property
+    def seen(self) -> SeenAddresses:
+        """The digests of the addresses the job has seen (made, and numpy imported, on first use)."""
+        if self._seen is None:
+            from ._seen import SeenAddresses  # noqa: PLC0415 - only a job that dedupes needs numpy
+
+            self._seen = SeenAddresses()
+        return self._seen
 
     async def batches(self, source: EntrySource) -> AsyncGenerator[Batch, None]:
         """Yield batches in input order; memory holds one open batch at a time."""
@@ -156,7 +167,8 @@ class Batcher:
         cursor.batch.end = cursor.position
         if cursor.batch.end > cursor.batch.start:
             yield cursor.batch
-        await self.seen.forget()  # the input is all read: no more repeats to catch
+        if self._seen is not None:
+            await self._seen.forget()  # the input is all read: no more repeats to catch
 
     def _close(self, cursor: _Cursor, closed: list[Batch]) -> None:
         cursor.batch.end = cursor.position
@@ -196,13 +208,7 @@ class Batcher:
         """A chunk item by item: coerce, reject, dedupe, and close batches at the bounds."""
         # This loop may run once per input item: names are bound locally and
         # the size is a cheap upper bound, to keep it lean.
-        coerce, reason, kind_given, seen, dedupe = (
-            DncEntry.coerce,
-            self.reason,
-            self.type,
-            self.seen,
-            self.dedupe,
-        )
+        coerce, reason, kind_given = DncEntry.coerce, self.reason, self.type
         default_reason = (reason or DncReason.IMPORT).value
         # First what each item is (an entry, or why it is not), then which entries are repeats
         # (one digest lookup for the chunk), then the batches, in input order.
@@ -221,7 +227,7 @@ class Batcher:
                 judged.append(RejectedEntry(position + index, _show(item), str(exc)))
         entries = [outcome for outcome in judged if not isinstance(outcome, RejectedEntry)]
         emails = [email for email, _, _ in entries]
-        fresh = iter(seen.add_many(emails) if dedupe else [True] * len(emails))
+        fresh = iter(self.seen.add_many(emails) if self.dedupe else [True] * len(emails))
         closed: list[Batch] = []
         for outcome in judged:
             if isinstance(outcome, RejectedEntry):
