@@ -42,10 +42,36 @@ def floors(session: nox.Session) -> None:
     The floors are pinned in ``constraints/floors.txt``: the package's typing
     must hold on redis-py 5.0.1 as on the newest release (see ``newest``).
     """
-    session.install("-c", str(FLOORS), *DEV, "-e", ".[test]")
+    session.install("-c", str(_floors_over_dev(Path(session.create_tmp()))), "-e", ".[test]")
     session.run("python", "-m", "pip", "check")
     session.run("mypy")
     session.run("pytest", *session.posargs)
+
+
+def _name(line: str) -> str:
+    """The package a constraints line pins, normalised (``Foo_Bar==1; marker`` -> ``foo-bar``)."""
+    return line.split(";", maxsplit=1)[0].split("==", maxsplit=1)[0].strip().lower().replace("_", "-")
+
+
+def _floors_over_dev(folder: Path) -> Path:
+    """One constraints file: every floor, then the locked toolchain for what the floors leave out.
+
+    A package both files pin (pytest, hypothesis, aioresponses...) takes its floor: pip refuses
+    two different pins of one package. The web stack the limiter tests run (FastAPI, Starlette,
+    uvicorn, slowapi, limits) is left to resolve around its floors: its newest pins need newer
+    OpenTelemetry than the floors allow; so is nox (its newest needs a newer attrs).
+    """
+    floors = [line for line in FLOORS.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    pinned = {_name(line) for line in floors} | {"starlette", "limits", "uvloop", "nox"}
+    dev = ROOT / "constraints" / "dev.txt"
+    toolchain = [
+        line
+        for line in dev.read_text().splitlines()
+        if line.strip() and not line.startswith("#") and _name(line) not in pinned
+    ]
+    merged = folder / "floors-and-toolchain.txt"
+    merged.write_text("\n".join([*floors, *toolchain]) + "\n")
+    return merged
 
 
 @nox.session(python=PYTHONS[-1])

@@ -325,7 +325,7 @@ class _RedisJob:
             # this connection's writes, and INFO describes that same node.
             target = _on_key_node(self._redis, self._keys[0])
             pipe = self._pipeline()
-            pipe.eval(_SCRIPTS[name], keys, *self._keys[:keys], *args)
+            pipe.eval(_SCRIPTS[name], keys, *self._keys[:keys], *args)  # type: ignore[arg-type,unused-ignore]
             pipe.execute_command("INFO", "replication", **target)
             pipe.execute_command("WAIT", followed.wait_for, wait_ms, **target)
             result, info, acknowledged = await pipe.execute()
@@ -367,7 +367,7 @@ class _RedisJob:
         wait_for = wanted if fixed == "auto" else fixed
         wait_ms = self._ms(min(1.0, self._store.lease_ttl / 3)) if wait_for else 0
         pipe = agreed.client_of(view.address).pipeline(transaction=False)
-        pipe.eval(_SCRIPTS[name], keys, *self._keys[:keys], *args)
+        pipe.eval(_SCRIPTS[name], keys, *self._keys[:keys], *args)  # type: ignore[arg-type,unused-ignore]
         pipe.execute_command("INFO", "replication")
         pipe.execute_command("WAIT", wait_for, wait_ms)
         result, info, acknowledged = await pipe.execute()

@@ -10,7 +10,7 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import Any, Final, TypeVar
 
 import attrs
 import click
@@ -73,13 +73,7 @@ concurrency_option = click.option(
 )
 
 
-if TYPE_CHECKING:
-    _PathType = click.ParamType[str]  # generic from click 8.3 on
-else:
-    _PathType = click.ParamType
-
-
-class OutputPath(_PathType):
+class OutputPath(click.ParamType):  # type: ignore[type-arg,unused-ignore] # generic from click 8.3 on
     """A file the command will write: checked before anything is sent, so a typo costs no import.
 
     Refused: a folder, a path whose folder does not exist or cannot be
