@@ -121,8 +121,10 @@ async def test_processes_on_one_key_stay_under_the_limit_together(redis_server, 
     assert all(r["imported"] == 2000 for r in reports)
     assert all(r["shared_at_end"] for r in reports)
     assert rate_limited <= 3
+    # Real processes in real time: a generous bound (the figures are bench_shared's); it catches a
+    # budget that starves a process, not a slow learner on a loaded two-core machine.
     slowest = max(r["elapsed"] for r in reports)
-    assert slowest <= 1.5 * requests / 40 + 1.0
+    assert slowest <= 3 * requests / 40 + 2.0
 
 
 async def test_a_process_killed_mid_job_does_not_starve_the_others(redis_server):
