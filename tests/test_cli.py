@@ -463,9 +463,9 @@ def test_import_processes_given_redis_share_one_budget_and_keep_their_json_field
         rate_limited = fake.stats.rate_limited
     assert stored == 4_000
     assert all(r["imported"] == 2_000 and "elapsed" in r for r in reports)
-    # 40 requests at 20/s from two processes on one budget, in real time with 0.5 s windows: 0-2
-    # on a quiet machine; without the shared budget, 15-20.
-    assert rate_limited <= 4
+    # 40 requests at 20/s from two processes on one budget, in real time with 0.5 s windows: 0-3
+    # seen here; without the shared budget, 15-20.
+    assert rate_limited <= 8
 
 
 @pytest.mark.usefixtures("server")
