@@ -40,8 +40,7 @@ from _harness import HEADERS, KEY, emails, fake_server, stored, wire_batches
 from bench_shared import redis_server
 
 sys.path.insert(0, str(Path(__file__).parent.parent))
-from sendkit_async import Lane, LocalBudget, Observation, Permit, RedisBudget, SendKit
-from sendkit_async._budget import BudgetSnapshot
+from sendkit_async import RedisBudget, SendKit
 from sendkit_async.testing._matrix import DIALECTS, Cell
 from tests import limiters
 
@@ -123,33 +122,12 @@ def _dialect(cell: Cell) -> Front:
     )
 
 
-class Recorder:
-    """The SDK's default budget, with every attempt's status counted on the way."""
-
-    def __init__(self) -> None:
-        self.inner = LocalBudget()
-        self.statuses: list[int | None] = []
-
-    def bind(self, key_id: str) -> None:
-        self.inner.bind(key_id)
-
-    async def acquire(self, lane: Lane) -> Permit:
-        return await self.inner.acquire(lane)
-
-    async def observe(self, permit: Permit, observation: Observation) -> None:
-        self.statuses.append(observation.status)
-        await self.inner.observe(permit, observation)
-
-    def snapshot(self) -> BudgetSnapshot:
-        return self.inner.snapshot()
-
-
 def _counts(statuses: list[int | None]) -> dict[str, int]:
     return {"requests": len(statuses), "refused": sum(status in THROTTLES for status in statuses)}
 
 
 async def sdk_import(url: str, count: int, start: int = 0) -> dict[str, Any]:
-    recorder = Recorder()
+    recorder = limiters.StatusRecorder()
     async with SendKit(api_key=KEY, base_url=url, rate_budget=recorder) as client:
         await client.dnc.import_bulk(emails(count) if not start else _emails(start, count))
     return _counts(recorder.statuses)
@@ -234,7 +212,7 @@ def run_processes(front: Front, processes: int, count: int, redis: str) -> dict[
 async def worker(url: str, redis: str, start: int, count: int) -> dict[str, Any]:
     """One of the processes: the SDK with its defaults on a shared RedisBudget."""
     async with RedisBudget.from_url(redis) as shared:
-        recorder = Recorder()
+        recorder = limiters.StatusRecorder()
         recorder.inner = shared  # type: ignore[assignment]
         async with SendKit(api_key=KEY, base_url=url, rate_budget=recorder) as client:
             await client.dnc.import_bulk(_emails(start, count))

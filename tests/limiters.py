@@ -24,6 +24,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from sendkit_async import Lane, LocalBudget, Observation, Permit
+from sendkit_async._budget import BudgetSnapshot
+
 ROOT = Path(__file__).parent.parent
 
 
@@ -227,3 +230,24 @@ def python_limiter(
     ]
     with _running(argv, port, limiter, env=env) as url:
         yield url
+
+
+class StatusRecorder:
+    """The SDK's default budget, with the status of every attempt written down on the way."""
+
+    def __init__(self) -> None:
+        self.inner = LocalBudget()
+        self.statuses: list[int | None] = []
+
+    def bind(self, key_id: str) -> None:
+        self.inner.bind(key_id)
+
+    async def acquire(self, lane: Lane) -> Permit:
+        return await self.inner.acquire(lane)
+
+    async def observe(self, permit: Permit, observation: Observation) -> None:
+        self.statuses.append(observation.status)
+        await self.inner.observe(permit, observation)
+
+    def snapshot(self) -> BudgetSnapshot:
+        return self.inner.snapshot()

@@ -19,8 +19,7 @@ from contextlib import AbstractContextManager
 
 import pytest
 
-from sendkit_async import ImportReport, Lane, LocalBudget, Observation, Permit, SendKit
-from sendkit_async._budget import BudgetSnapshot
+from sendkit_async import ImportReport, SendKit
 from sendkit_async.testing import DEFAULT_WORKSPACE_KEY, FakeSendKit
 
 from . import limiters
@@ -37,27 +36,6 @@ def _need(binary: str) -> None:
         if os.environ.get("SENDKIT_REQUIRE_LIMITERS") == "1":
             pytest.fail(f"{binary} is not installed, and SENDKIT_REQUIRE_LIMITERS=1")
         pytest.skip(f"{binary} is not installed (.ci/run installs it)")
-
-
-class Counting:
-    """The SDK's default budget, with the status of every attempt written down on the way."""
-
-    def __init__(self) -> None:
-        self.inner = LocalBudget()
-        self.statuses: list[int | None] = []
-
-    def bind(self, key_id: str) -> None:
-        self.inner.bind(key_id)
-
-    async def acquire(self, lane: Lane) -> Permit:
-        return await self.inner.acquire(lane)
-
-    async def observe(self, permit: Permit, observation: Observation) -> None:
-        self.statuses.append(observation.status)
-        await self.inner.observe(permit, observation)
-
-    def snapshot(self) -> BudgetSnapshot:
-        return self.inner.snapshot()
 
 
 Front = Callable[[str, str | None], AbstractContextManager[str]]
@@ -100,7 +78,7 @@ def front(request: pytest.FixtureRequest) -> tuple[str, Front, int, str | None]:
 
 async def test_an_import_behind_a_real_limiter_stores_everything_and_counts_every_refusal(front):
     name, start, status, redis = front
-    budget = Counting()
+    budget = limiters.StatusRecorder()
     async with FakeSendKit(latency=0.02) as fake:
         with start(str(fake.url), redis) as url:
             async with SendKit(api_key=DEFAULT_WORKSPACE_KEY, base_url=url, rate_budget=budget) as client:
