@@ -46,6 +46,7 @@ _RESERVE_FROM: Final = 1 << 16  # buckets past which a table grows into reserved
 _RESERVED_BUCKETS: Final = 1 << 23  # 512 MiB of address space an array (58 million addresses)
 _GROW_BLOCK: Final = 1 << 14  # buckets split at a time when a table doubles (2 MiB of copies)
 _MAX_LOAD: Final = 0.875
+_GROW_ON_THREAD_FROM: Final = 14  # bits past which a table doubles on a worker thread (over 5 ms)
 _DIGEST_BITS: Final = 64
 
 Digests = npt.NDArray[np.int64]
@@ -255,15 +256,21 @@ class SeenAddresses:
         ]
 
     async def make_room(self, count: int) -> None:
-        """Grow, on a worker thread, every table that ``count`` more addresses could fill past its load.
+        """Grow every table that ``count`` more addresses could fill past its load.
 
         A table of millions takes a few hundred milliseconds to double: off
-        the event loop (numpy lets go of the GIL while it copies and sorts),
-        with nothing else touching the table meanwhile, as the caller waits.
+        the event loop, on a worker thread (numpy lets go of the GIL while it
+        copies and sorts), with nothing else touching the table meanwhile, as
+        the caller waits. A small one (under 100,000 addresses) doubles
+        in a few milliseconds, in place: a thread would cost more than it.
         """
         for table in self._tables:
             while table.count + count > (_WIDTH << table.bits) * _MAX_LOAD:
-                await anyio.to_thread.run_sync(table.grow)
+                if table.bits < _GROW_ON_THREAD_FROM:
+                    table.grow()
+                    await anyio.lowlevel.checkpoint()
+                else:
+                    await anyio.to_thread.run_sync(table.grow)
 
     async def forget(self) -> None:
         """Let go of every address, a table at a time."""
