@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final, Literal, TypeAlias, overload
 
@@ -137,7 +136,7 @@ class PreparedEntries(Sequence[DncEntry]):
             and isinstance(reasons, str)
             and kinds in _KINDS
             and reasons in _REASONS
-            and not _NEEDS_ESCAPE.search("".join(self.emails))
+            and _json_plain("".join(self.emails))
         ):
             rest = f'","type":"{kinds}","reason":"{reasons}"}}'
             # The brackets ride on the first and last address, so the body is
@@ -151,8 +150,13 @@ class PreparedEntries(Sequence[DncEntry]):
 
 _KINDS: Final = frozenset(kind.value for kind in EntryType)
 _REASONS: Final = frozenset(reason.value for reason in DncReason)
-# What the one-join body cannot hold unescaped: quotes, backslashes, controls, anything past ASCII.
-_NEEDS_ESCAPE: Final = re.compile(r'["\\\x00-\x1f\x7f-\U0010ffff]')
+# What the one-join body can hold unescaped: printable ASCII but quotes and backslashes.
+_JSON_PLAIN: Final = bytes(code for code in range(0x20, 0x7F) if chr(code) not in '"\\')
+
+
+def _json_plain(text: str) -> bool:
+    """Whether JSON holds ``text`` as it is (deleting the plain bytes leaves nothing: one C pass)."""
+    return text.isascii() and not text.encode().translate(None, _JSON_PLAIN)
 
 
 def _added(column: list[str] | str, value: str, before: int, count: int = 1) -> list[str] | str:

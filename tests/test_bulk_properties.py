@@ -6,6 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from sendkit_async import DncReason, EntryType
 from sendkit_async.bulk import FailureKind
 from sendkit_async.testing import FakeClock, FakeSendKit
 
@@ -66,14 +67,15 @@ def test_invariant_holds_under_random_faults(
     assert len(positions) == len(set(positions))
 
 
-def reference(entries, *, reason, dedupe):
+def reference(entries, *, reason, dedupe, kind="auto"):
     """What the batcher must decide, item by item, with the public model alone."""
     from sendkit_async import DncEntry, ValidationError  # noqa: PLC0415
 
+    forced = None if kind == "auto" else EntryType(kind)
     rows, rejected, seen = [], [], set()
     for position, item in enumerate(entries):
         try:
-            entry = DncEntry.coerce(item, reason=reason)
+            entry = DncEntry.coerce(item, reason=reason, type=forced)
         except ValidationError as exc:
             rejected.append((position, str(exc)))
             continue
@@ -207,16 +209,70 @@ def test_batches_match_the_per_item_batching_exactly(entries, repeats, dedupe, l
     assert actual == reference_batches(entries, reason=None, dedupe=dedupe, limit=limit, max_bytes=max_bytes)
 
 
+def _email_dict(address, kind, reason, extra):
+    item = {"email": address}
+    item.update({"type": kind} if kind != "-" else {})
+    item.update({"reason": reason} if reason != "-" else {})
+    item.update({extra: "x"} if extra else {})
+    return item
+
+
+# Chunks of dicts, mostly of the shape the column path reads ("-": the key left out), with every
+# way out of it mixed in: other types and reasons, their enum members, extra keys, non-strings.
+email_dicts = st.builds(
+    _email_dict,
+    st.one_of(valid, valid, unicode_and_padding, st.sampled_from(["", "nope", "x.org", 7, None, b"a@b.co"])),
+    st.sampled_from(["-", "-", "email", None, "", 0, "Email", "domain", "phone", EntryType.EMAIL]),
+    st.sampled_from(["-", "bounce", None, "", "BOUNCE", "nonsense", DncReason.MANUAL, ("a",)]),
+    st.sampled_from(["", "", "", "domain", "reasn"]),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    entries=st.lists(email_dicts, min_size=1, max_size=120),
+    shared=st.booleans(),
+    reason=st.sampled_from([None, "manual"]),
+    kind=st.sampled_from(["auto", "email"]),
+    dedupe=st.booleans(),
+    chunk=st.sampled_from([5, 1024]),
+)
+def test_chunks_of_dicts_decide_exactly_as_the_model_does(entries, shared, reason, kind, dedupe, chunk):
+    import sendkit_async.bulk._prepare as prepare  # noqa: PLC0415
+    from sendkit_async.bulk import ImportOptions  # noqa: PLC0415
+
+    if shared:  # one type and reason for all: the column path's usual chunk
+        entries = [
+            {**item, "type": entries[0].get("type"), "reason": entries[0].get("reason")} for item in entries
+        ]
+    batcher = ImportOptions(batch_size=30, dedupe=dedupe, reason=reason, type=kind).batcher()
+    original, prepare._CHUNK = prepare._CHUNK, chunk
+    try:
+
+        async def run():
+            return [batch async for batch in batcher.batches(entries)]
+
+        batches = asyncio.run(run())
+    finally:
+        prepare._CHUNK = original
+    rows = [(p, row) for b in batches for p, row in zip(b.positions, b.entries.rows(), strict=True)]
+    rejected = [(r.position, r.reason) for b in batches for r in b.rejected]
+    assert (rows, rejected) == reference(entries, reason=reason, dedupe=dedupe, kind=kind)
+
+
+@pytest.mark.parametrize("as_dicts", [False, True], ids=["strings", "dicts"])
 @pytest.mark.parametrize(
     ("dedupe", "limit", "max_bytes"), [(True, 7, 2 * 1024 * 1024), (False, 7, 1024), (True, 40, 1500)]
 )
 def test_clean_chunks_take_the_fast_path_and_batch_exactly_as_item_by_item(
-    dedupe, limit, max_bytes, monkeypatch
+    dedupe, limit, max_bytes, as_dicts, monkeypatch
 ):
     import sendkit_async.bulk._prepare as prepare  # noqa: PLC0415
     from sendkit_async.bulk import ImportOptions  # noqa: PLC0415
 
     entries = [f"  User{i % 150}@Example.COM\t" for i in range(300)]  # clean, padded, repeats in later chunks
+    if as_dicts:
+        entries = [{"email": email, "type": "email"} for email in entries]
     fast_slices = []
     original_slices = prepare.Batcher._slices
 

@@ -1,6 +1,8 @@
 import re
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sendkit_async import DncEntry, DncRecord, UnexpectedResponseError, ValidationError
 
@@ -160,3 +162,15 @@ def test_a_prepared_batch_body_is_the_same_json_as_its_wire_rows(rows):
     wire = [{"email": email, "type": kind, "reason": reason} for email, kind, reason in rows]
     assert orjson.loads(prepared.body()) == {"entries": wire}
     assert prepared[1:].rows() == rows[1:]
+
+
+@given(st.lists(st.text(max_size=12), min_size=1, max_size=6))
+def test_a_prepared_body_is_valid_json_whatever_its_strings_hold(emails):
+    # The one-join path must never let a quote, backslash or control character out of its string.
+    import orjson  # noqa: PLC0415
+
+    from sendkit_async.dnc import PreparedEntries  # noqa: PLC0415
+
+    prepared = PreparedEntries(list(emails), "email", "import")
+    wire = [{"email": email, "type": "email", "reason": "import"} for email in emails]
+    assert orjson.loads(prepared.body()) == {"entries": wire}

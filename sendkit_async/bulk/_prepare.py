@@ -6,7 +6,7 @@ import contextlib
 import hashlib
 import itertools
 from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 import anyio.lowlevel
 import attrs
@@ -160,9 +160,9 @@ class Batcher:
             async for chunk in chunks:
                 if self.dedupe:
                     await self.seen.make_room(len(chunk))
-                normal = _normalised(chunk) if self.type is not EntryType.DOMAIN else None
-                closed = self._slices(cursor, normal) if normal is not None else None
-                for batch in closed if closed is not None else self._items(cursor, chunk, normal):
+                plain = self._plain(chunk)
+                closed = self._slices(cursor, plain) if plain is not None else None
+                for batch in closed if closed is not None else self._items(cursor, chunk, plain):
                     yield batch
         cursor.batch.end = cursor.position
         if cursor.batch.end > cursor.batch.start:
@@ -175,13 +175,34 @@ class Batcher:
         closed.append(cursor.batch)
         cursor.batch = Batch(index=cursor.batch.index + 1, start=cursor.position)
 
-    def _slices(self, cursor: _Cursor, normal: list[str]) -> list[Batch] | None:
+    def _plain(self, chunk: list[Any]) -> _Plain | None:
+        """A chunk of plain addresses, normalised, with the reason they share; ``None`` to go item by item.
+
+        Plain means strings, or dicts of an ``email`` typed ``email`` (or not
+        typed) sharing one reason, each of which :meth:`DncEntry.coerce` would
+        make an address entry of, since the address is already normal once
+        stripped and lowercased. The columns are read in a few C-speed passes
+        instead of coercing item by item, the cost of the usual job.
+        """
+        if self.type is EntryType.DOMAIN:
+            return None
+        reason = (self.reason or DncReason.IMPORT).value
+        if type(chunk[0]) is dict:
+            columns = _email_columns(chunk, reason)
+            if columns is None:
+                return None
+            chunk, reason = columns
+        normal = _normalised(chunk)
+        return None if normal is None else _Plain(normal, reason)
+
+    def _slices(self, cursor: _Cursor, plain: _Plain) -> list[Batch] | None:
         """A clean chunk in whole slices, or ``None`` when something in it could change a decision.
 
         That is a repeat (within the chunk, or of an address seen before) or a
         chance of passing the byte bound even in the current batch; then the
         chunk goes item by item, with the same outcome, only slower.
         """
+        normal, reason = plain
         count = len(normal)
         if cursor.batch.size + sum(map(len, normal)) + _ENTRY_OVERHEAD * count > self.max_bytes:
             return None
@@ -189,7 +210,6 @@ class Batcher:
             fresh = dict.fromkeys(normal)
             if len(fresh) != count or not self.seen.add_if_all_new(fresh):
                 return None
-        reason = (self.reason or DncReason.IMPORT).value
         closed: list[Batch] = []
         done = 0
         while done < count:
@@ -204,20 +224,19 @@ class Batcher:
             done += len(take)
         return closed
 
-    def _items(self, cursor: _Cursor, chunk: list[Any], normal: list[str] | None) -> list[Batch]:
+    def _items(self, cursor: _Cursor, chunk: list[Any], plain: _Plain | None) -> list[Batch]:
         """A chunk item by item: coerce, reject, dedupe, and close batches at the bounds."""
         # This loop may run once per input item: names are bound locally and
         # the size is a cheap upper bound, to keep it lean.
         coerce, reason, kind_given = DncEntry.coerce, self.reason, self.type
-        default_reason = (reason or DncReason.IMPORT).value
         # First what each item is (an entry, or why it is not), then which entries are repeats
         # (one digest lookup for the chunk), then the batches, in input order.
         judged: list[tuple[str, str, str] | RejectedEntry] = []
         position = cursor.position
         for index, item in enumerate(chunk):
             try:
-                if normal is not None:
-                    judged.append((normal[index], "email", default_reason))
+                if plain is not None:
+                    judged.append((plain.emails[index], "email", plain.reason))
                 elif isinstance(item, Exception):  # a reader's word that this item did not parse
                     raise ValidationError(str(item))  # noqa: TRY301 - one rejection path
                 else:
@@ -253,12 +272,43 @@ class Batcher:
         return closed
 
 
+class _Plain(NamedTuple):
+    """A chunk's addresses, each normalised and valid, and the one reason they share."""
+
+    emails: list[str]
+    reason: str
+
+
 @attrs.define
 class _Cursor:
     """The open batch and the input position of the next item."""
 
     batch: Batch
     position: int = 0
+
+
+_EMAIL_KEYS: Final = frozenset({"email", "type", "reason"})
+_REASON_VALUES: Final = {reason.value: reason.value for reason in DncReason}
+
+
+def _email_columns(chunk: list[Any], default_reason: str) -> tuple[list[Any], str] | None:
+    """The addresses of a chunk of ``{"email": ..., "type": "email", "reason": ...}`` dicts and their reason.
+
+    ``None`` unless every item is a plain ``dict`` with an ``email``, no keys
+    but ``type`` and ``reason`` beside it, typed ``email`` or not typed, and
+    all with one reason (an API value, or none: ``default_reason``). Then
+    each is the entry :meth:`DncEntry.coerce` makes, if its address is plain.
+    """
+    try:
+        if set(map(type, chunk)) != {dict} or not _EMAIL_KEYS.issuperset(set().union(*chunk)):
+            return None
+        addresses = [item["email"] for item in chunk]
+        kinds = {item.get("type") or None for item in chunk}
+        reasons = {item.get("reason") or default_reason for item in chunk}
+    except (KeyError, TypeError):  # no email, or an unhashable type or reason
+        return None
+    reason = _REASON_VALUES.get(reasons.pop()) if len(reasons) == 1 else None
+    return (addresses, reason) if reason is not None and kinds <= {None, "email"} else None
 
 
 def _normalised(chunk: list[Any]) -> list[str] | None:
