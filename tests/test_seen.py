@@ -65,10 +65,10 @@ def test_a_hundred_thousand_addresses_are_all_remembered_and_all_repeats_caught(
     assert seen.nbytes() / len(seen) < 40
 
 
-async def test_forget_lets_go_of_everything():
+def test_forget_lets_go_of_everything():
     seen = SeenAddresses()
     seen.add_many(["a@example.com", "b@example.com"])
-    await seen.forget()
+    seen.forget()
     assert len(seen) == 0
     assert seen.add("a@example.com")
 

@@ -168,7 +168,7 @@ class Batcher:
         if cursor.batch.end > cursor.batch.start:
             yield cursor.batch
         if self._seen is not None:
-            await self._seen.forget()  # the input is all read: no more repeats to catch
+            self._seen.forget()  # the input is all read: no more repeats to catch
 
     def _close(self, cursor: _Cursor, closed: list[Batch]) -> None:
         cursor.batch.end = cursor.position

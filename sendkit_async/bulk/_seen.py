@@ -1,4 +1,4 @@
-"""The addresses a job has seen, to drop repeats: 128-bit keyed digests in one flat table, ~27 bytes each.
+"""The addresses a job has seen, to drop repeats: 128-bit keyed digests in one flat table, ~20-36 bytes each.
 
 An exact set of the addresses costs about 100 bytes each (the string and
 its slot in a set): a gigabyte for 10,000,000. This keeps two 64-bit digests
@@ -14,22 +14,22 @@ taken for a repeat (and dropped) only if both digests equal another's; over
 10,000,000, far below the odds of a memory error. A repeat is never taken
 for a new address: equal addresses have equal digests.
 
-There are 16 tables, picked by the first digest's low bits, so that a
-table doubling holds the event loop for a 16th of the job. In a table, a
-pair's bucket is the top bits of its first digest; the few pairs whose
-bucket is full wait in a small exact stash. Doubling keeps that order
-(bucket ``b`` splits into ``2b`` and ``2b + 1``), so a table grows in
-place: its arrays are the start of a reserved stretch of address space
-(memory only once written), so doubling copies nothing, and its buckets
-split from the top down, a small block at a time; the memory never holds an
-old table beside its new one. Lookups and
-additions go a chunk of addresses at a time, vectorised.
+Each pair has two buckets it may sit in, the top bits of either digest
+(two choices: it takes the emptier), so buckets rarely overflow even near
+full; the very few pairs whose two buckets are both full wait in a small
+exact stash. Doubling keeps that order (bucket ``b`` splits into ``2b`` and
+``2b + 1``, and a pair follows the digest that placed it), so the table
+grows in place: its arrays are the start of a reserved stretch of address
+space (memory only once written), so doubling copies nothing, and its
+buckets split from the top down, a small block at a time; the memory never
+holds an old table beside its new one. Lookups and additions go a chunk of
+addresses at a time, vectorised.
 """
 
 from __future__ import annotations
 
 import mmap
-from typing import Final
+from typing import Final, NamedTuple
 
 import anyio.lowlevel
 import anyio.to_thread
@@ -39,15 +39,14 @@ import numpy.typing as npt
 __all__ = ["SeenAddresses"]
 
 _WIDTH: Final = 8  # pairs per bucket: a lookup compares a whole bucket at once
-_SHARD_BITS: Final = 0  # one table (more, picked by a digest's low bits, would each grow on its own)
-_SHARDS: Final = 1 << _SHARD_BITS
-_FIRST_BITS: Final = 10  # 1,024 buckets (128 KiB) a table to start
+_FIRST_BITS: Final = 10  # 1,024 buckets (128 KiB) to start
 _RESERVE_FROM: Final = 1 << 16  # buckets past which a table grows into reserved address space
 _RESERVED_BUCKETS: Final = 1 << 23  # 512 MiB of address space an array (58 million addresses)
 _GROW_BLOCK: Final = 1 << 14  # buckets split at a time when a table doubles (2 MiB of copies)
 _MAX_LOAD: Final = 0.875
 _GROW_ON_THREAD_FROM: Final = 14  # bits past which a table doubles on a worker thread (over 5 ms)
 _DIGEST_BITS: Final = 64
+_BYTE_ONES: Final = np.uint64(0x0101010101010101)  # times eight 0/1 bytes: their sum in the top byte
 
 Digests = npt.NDArray[np.int64]
 Indexes = npt.NDArray[np.intp]
@@ -95,65 +94,78 @@ def _reserved(buckets: int) -> tuple[Digests, Digests] | None:
 
 
 class _Table:
-    """One shard: buckets of eight digest pairs, filled from the left (0 is empty), and its stash."""
+    """Buckets of eight digest pairs, filled from the left (0 is empty), and the stash of the overflow."""
 
     __slots__ = ("bits", "count", "first", "region", "second", "stash")
 
     def __init__(self, bits: int) -> None:
         self.bits = bits
-        # The arrays the table is the start of: its own size at first; past 131,072 buckets
-        # (about 900,000 addresses), a reservation of address space it grows into.
+        # The arrays the table is the start of: its own size at first; past 65,536 buckets
+        # (about 460,000 addresses), a reservation of address space it grows into.
         self.region: tuple[Digests, Digests] = (
             np.zeros((1 << bits, _WIDTH), np.int64),
             np.zeros((1 << bits, _WIDTH), np.int64),
         )
         self.first: Digests = self.region[0]
         self.second: Digests = self.region[1]
-        self.stash: set[tuple[int, int]] = set()  # pairs whose bucket was full
+        self.stash: set[tuple[int, int]] = set()  # pairs whose two buckets were full
         self.count = 0
 
-    def bucket(self, first: Digests) -> Indexes:
-        # Below the shard's own bits: the top bits of the digest pick the bucket.
-        return (
-            (first.view(np.uint64) << np.uint64(_SHARD_BITS)) >> np.uint64(_DIGEST_BITS - self.bits)
-        ).astype(np.intp)
+    def buckets(self, first: Digests, second: Digests) -> tuple[Indexes, Indexes]:
+        """Each pair's two buckets: the top bits of its first digest, and of its second."""
+        return _top(first, self.bits), _top(second, self.bits)
 
-    def lookup(self, first: Digests, second: Digests) -> tuple[npt.NDArray[np.bool_], Indexes, Digests]:
-        """Whether each pair is here, with its bucket and that bucket's second digests."""
-        bucket = self.bucket(first)
-        held = self.second[bucket]
-        here: npt.NDArray[np.bool_] = (held == second[:, None]).any(axis=1)
+    def lookup(self, first: Digests, second: Digests) -> tuple[npt.NDArray[np.bool_], _Fill]:
+        """Whether each pair is here, and how full its buckets are (for :meth:`put`, if nothing changes)."""
+        one, two = self.buckets(first, second)
+        held_one, held_two = self.second[one], self.second[two]
+        wanted = second[:, None]
+        here = _any(held_one == wanted) | _any(held_two == wanted)
         if here.any():  # the second digest matched: the first must too (rarely false)
             rows = np.flatnonzero(here)
-            same = (held[rows] == second[rows, None]) & (self.first[bucket[rows]] == first[rows, None])
-            here[rows] = same.any(axis=1)
-        if self.stash:
+            wanted, also = second[rows, None], first[rows, None]
+            same = _any((held_one[rows] == wanted) & (self.first[one[rows]] == also))
+            here[rows] = same | _any((held_two[rows] == wanted) & (self.first[two[rows]] == also))
+        if self.stash:  # only a pair whose two buckets are full can be in it
             stash = self.stash
-            for index in np.flatnonzero(~here & (held[:, -1] != 0)):
+            for index in np.flatnonzero(~here & (held_one[:, -1] != 0) & (held_two[:, -1] != 0)):
                 here[index] = (int(first[index]), int(second[index])) in stash
-        return here, bucket, held
+        return here, _Fill(self.bits, one, two, _filled(held_one), _filled(held_two))
 
-    def put(self, first: Digests, second: Digests, bucket: Indexes, held: Digests) -> None:
-        """Add pairs that are distinct and not here yet (``bucket`` and ``held`` as looked up)."""
+    def put(self, first: Digests, second: Digests, fill: _Fill | None = None) -> None:
+        """Add pairs that are distinct and not here yet (``fill`` as :meth:`lookup` found them)."""
         self.count += len(first)
-        if self.count <= (_WIDTH << self.bits) * _MAX_LOAD:
-            self.place(bucket, first, second, np.count_nonzero(held, axis=1))
-            return
         while self.count > (_WIDTH << self.bits) * _MAX_LOAD:
             self.grow()
-        self.place(self.bucket(first), first, second)
+        self.place(first, second, fill if fill is not None and fill.bits == self.bits else None)
 
-    def place(self, bucket: Indexes, first: Digests, second: Digests, filled: Indexes | None = None) -> None:
-        """Pairs bound for one bucket take its empty places in turn; those past its end go to the stash."""
-        order = np.argsort(bucket, kind="stable")
-        bucket, first, second = bucket[order], first[order], second[order]
-        filled = np.count_nonzero(self.second[bucket], axis=1) if filled is None else filled[order]
-        place = filled + _ranks(bucket)
-        fits = place < _WIDTH
-        self.first[bucket[fits], place[fits]] = first[fits]
-        self.second[bucket[fits], place[fits]] = second[fits]
-        if not fits.all():
-            self.stash.update(zip(first[~fits].tolist(), second[~fits].tolist(), strict=True))
+    def place(self, first: Digests, second: Digests, fill: _Fill | None = None) -> None:
+        """Each pair takes a free place in the emptier of its buckets; a pair whose two are full, the stash.
+
+        Pairs bound for one bucket in one call take its free places in turn;
+        those past its end try again (now to the other bucket, if emptier).
+        """
+        while len(first):
+            if fill is None:
+                one, two = self.buckets(first, second)
+                count_one, count_two = _filled(self.second[one]), _filled(self.second[two])
+            else:
+                _, one, two, count_one, count_two = fill
+                fill = None
+            other = count_two < count_one
+            bucket, filled = np.where(other, two, one), np.where(other, count_two, count_one)
+            full = filled >= _WIDTH
+            if full.any():
+                self.stash.update(zip(first[full].tolist(), second[full].tolist(), strict=True))
+                keep = ~full
+                first, second, bucket, filled = first[keep], second[keep], bucket[keep], filled[keep]
+            order = np.argsort(bucket, kind="stable")
+            first, second, bucket = first[order], second[order], bucket[order]
+            place = filled[order] + _ranks(bucket)
+            fits = place < _WIDTH
+            self.first[bucket[fits], place[fits]] = first[fits]
+            self.second[bucket[fits], place[fits]] = second[fits]
+            first, second = first[~fits], second[~fits]
 
     def grow(self) -> None:
         """Double the buckets in place: bucket ``b``'s pairs split between ``2b`` and ``2b + 1``."""
@@ -171,7 +183,8 @@ class _Table:
         self.bits += 1
         # From the top down, a block [low, high) at a time: its pairs land in [2 low, 2 high), past
         # every old bucket not split yet (low >= high - low), so nothing unread is overwritten; the
-        # blocks are small, so the copies are.
+        # blocks are small, so the copies are. A bucket's pairs split between its two halves, so
+        # they always fit.
         high = old
         while high:
             low = max(high - _GROW_BLOCK, high // 2)
@@ -180,32 +193,67 @@ class _Table:
             self.first[low:high] = 0
             self.second[low:high] = 0
             held = second != 0
+            parent = np.broadcast_to(np.arange(low, high)[:, None], held.shape)[held]
             first, second = first[held], second[held]
-            self.place(self.bucket(first), first, second)
+            # The digest that placed a pair in its bucket places it in one of the two halves.
+            by_first = _top(first, self.bits - 1) == parent
+            bucket = np.where(by_first, _top(first, self.bits), _top(second, self.bits))
+            order = np.argsort(bucket, kind="stable")
+            bucket, place = bucket[order], _ranks(bucket[order])
+            self.first[bucket, place] = first[order]
+            self.second[bucket, place] = second[order]
             high = low
-        if self.stash:  # a stashed pair may fit its bucket now
+        if self.stash:  # a stashed pair may fit one of its buckets now
             pairs = np.array(list(self.stash), np.int64).reshape(-1, 2)
             self.stash = set()
-            first, second = pairs[:, 0].copy(), pairs[:, 1].copy()
-            self.place(self.bucket(first), first, second)
+            self.place(pairs[:, 0].copy(), pairs[:, 1].copy())
+
+
+class _Fill(NamedTuple):
+    """Pairs' two buckets in a table of ``2**bits``, and how many places of each are taken."""
+
+    bits: int
+    one: Indexes
+    two: Indexes
+    count_one: Indexes
+    count_two: Indexes
+
+
+def _top(digests: Digests, bits: int) -> Indexes:
+    """The top ``bits`` bits of each digest: its bucket in a table of ``2**bits``."""
+    if not bits:
+        return np.zeros(len(digests), np.intp)
+    return (digests.view(np.uint64) >> np.uint64(_DIGEST_BITS - bits)).astype(np.intp)
+
+
+def _any(matches: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
+    """For each row of eight, whether any is true (read as one 64-bit word: faster than ``any(axis=1)``)."""
+    found: npt.NDArray[np.bool_] = np.ascontiguousarray(matches).view(np.uint64)[:, 0] != 0
+    return found
+
+
+def _filled(held: Digests) -> Indexes:
+    """For each bucket of eight, how many places hold a pair (a byte per place, summed by one multiply)."""
+    marks = np.ascontiguousarray(held != 0).view(np.uint64)[:, 0]
+    counts: Indexes = ((marks * _BYTE_ONES) >> np.uint64(56)).astype(np.intp)
+    return counts
 
 
 class SeenAddresses:
     """Every distinct address of a job, as 128-bit digests (see the module docstring for the odds)."""
 
-    __slots__ = ("_tables",)
+    __slots__ = ("_table",)
 
     def __init__(self) -> None:
-        self._tables = [_Table(_FIRST_BITS) for _ in range(_SHARDS)]
+        self._table = _Table(_FIRST_BITS)
 
     def __len__(self) -> int:
-        return sum(table.count for table in self._tables)
+        return self._table.count
 
     def nbytes(self) -> int:
         """Bytes it holds (a stashed pair counted at 100 bytes)."""
-        return sum(
-            table.first.nbytes + table.second.nbytes + 100 * len(table.stash) for table in self._tables
-        )
+        table = self._table
+        return table.first.nbytes + table.second.nbytes + 100 * len(table.stash)
 
     def add(self, email: str) -> bool:
         """Remember an address; ``False`` if it was already there."""
@@ -223,40 +271,25 @@ class SeenAddresses:
                 if email in earlier:
                     new[index] = False
                 earlier.add(email)
-        for table, mine in self._by_shard(first, np.flatnonzero(new)):
-            here, bucket, held = table.lookup(first[mine], second[mine])
+        mine = np.flatnonzero(new)
+        here, fill = self._table.lookup(first[mine], second[mine])
+        if here.any():
             new[mine[here]] = False
-            fresh = ~here
-            table.put(first[mine[fresh]], second[mine[fresh]], bucket[fresh], held[fresh])
+        self._table.put(first[new], second[new], None if here.any() else fill)
         added: list[bool] = new.tolist()
         return added
 
     def add_if_all_new(self, emails: dict[str, None]) -> bool:
         """Remember distinct addresses if none is here yet; if one is, remember none and say ``False``."""
         first, second = _digests(list(emails))
-        looked = []
-        for table, mine in self._by_shard(first, np.arange(len(first))):
-            here, bucket, held = table.lookup(first[mine], second[mine])
-            if here.any():
-                return False
-            looked.append((table, mine, bucket, held))
-        for table, mine, bucket, held in looked:
-            table.put(first[mine], second[mine], bucket, held)
+        here, fill = self._table.lookup(first, second)
+        if here.any():
+            return False
+        self._table.put(first, second, fill)
         return True
 
-    def _by_shard(self, first: Digests, indexes: Indexes) -> list[tuple[_Table, Indexes]]:
-        """The tables the digests at ``indexes`` fall in, each with its indexes (in their order)."""
-        picks = first[indexes] & (_SHARDS - 1)
-        order = np.argsort(picks, kind="stable")
-        bounds = np.searchsorted(picks[order], np.arange(_SHARDS + 1))
-        return [
-            (self._tables[shard], indexes[order[bounds[shard] : bounds[shard + 1]]])
-            for shard in range(_SHARDS)
-            if bounds[shard + 1] > bounds[shard]
-        ]
-
     async def make_room(self, count: int) -> None:
-        """Grow every table that ``count`` more addresses could fill past its load.
+        """Grow the table if ``count`` more addresses could fill it past its load.
 
         A table of millions takes a few hundred milliseconds to double: off
         the event loop, on a worker thread (numpy lets go of the GIL while it
@@ -264,16 +297,14 @@ class SeenAddresses:
         the caller waits. A small one (under 100,000 addresses) doubles
         in a few milliseconds, in place: a thread would cost more than it.
         """
-        for table in self._tables:
-            while table.count + count > (_WIDTH << table.bits) * _MAX_LOAD:
-                if table.bits < _GROW_ON_THREAD_FROM:
-                    table.grow()
-                    await anyio.lowlevel.checkpoint()
-                else:
-                    await anyio.to_thread.run_sync(table.grow)
+        table = self._table
+        while table.count + count > (_WIDTH << table.bits) * _MAX_LOAD:
+            if table.bits < _GROW_ON_THREAD_FROM:
+                table.grow()
+                await anyio.lowlevel.checkpoint()
+            else:
+                await anyio.to_thread.run_sync(table.grow)
 
-    async def forget(self) -> None:
-        """Let go of every address, a table at a time."""
-        for shard in range(_SHARDS):
-            self._tables[shard] = _Table(_FIRST_BITS)
-            await anyio.lowlevel.checkpoint()
+    def forget(self) -> None:
+        """Let go of every address."""
+        self._table = _Table(_FIRST_BITS)
