@@ -40,9 +40,17 @@ class UnreadableItem(ValueError):  # noqa: N818 - an input item, reported, never
         super().__init__(message)
         self.text = text
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _unreadable, (str(self), self.text)
+
+
+def _unreadable(message: str, text: str) -> UnreadableItem:
+    """Rebuild a pickled :class:`UnreadableItem` (its ``text`` is keyword-only)."""
+    return UnreadableItem(message, text=text)
+
 
 EntrySource = Iterable[Any] | AsyncIterable[Any]
-_CHUNK: Final = 4096  # items read, validated and deduplicated at a time
+_CHUNK: Final = 2048  # items read, validated and deduplicated at a time
 _SHOWN: Final = 200
 # {"email":"","type":"","reason":""}, around each entry on the wire
 _ENTRY_OVERHEAD: Final = 34

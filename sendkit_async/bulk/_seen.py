@@ -29,10 +29,10 @@ addresses at a time, vectorised.
 from __future__ import annotations
 
 import mmap
+from collections.abc import Iterator
 from typing import Final, NamedTuple
 
 import anyio.lowlevel
-import anyio.to_thread
 import numpy as np
 import numpy.typing as npt
 
@@ -42,9 +42,8 @@ _WIDTH: Final = 8  # pairs per bucket: a lookup compares a whole bucket at once
 _FIRST_BITS: Final = 10  # 1,024 buckets (128 KiB) to start
 _RESERVE_FROM: Final = 1 << 16  # buckets past which a table grows into reserved address space
 _RESERVED_BUCKETS: Final = 1 << 23  # 512 MiB of address space an array (58 million addresses)
-_GROW_BLOCK: Final = 1 << 14  # buckets split at a time when a table doubles (2 MiB of copies)
+_GROW_BLOCK: Final = 1 << 12  # buckets split at a time when a table doubles (512 KiB of copies, ~2 ms)
 _MAX_LOAD: Final = 0.875
-_GROW_ON_THREAD_FROM: Final = 14  # bits past which a table doubles on a worker thread (over 5 ms)
 _DIGEST_BITS: Final = 64
 _BYTE_ONES: Final = np.uint64(0x0101010101010101)  # times eight 0/1 bytes: their sum in the top byte
 
@@ -169,6 +168,15 @@ class _Table:
 
     def grow(self) -> None:
         """Double the buckets in place: bucket ``b``'s pairs split between ``2b`` and ``2b + 1``."""
+        for _ in self.growing():
+            pass
+
+    def growing(self) -> Iterator[None]:
+        """:meth:`grow`, a block of buckets at a time: it yields between blocks (a few ms each).
+
+        Between two blocks the table is half split: look nothing up in it
+        and add nothing to it until the iterator is done.
+        """
         old = 1 << self.bits
         if 2 * old > len(self.region[0]):  # past the arrays: new ones, the table copied in once
             reserved = _reserved(max(_RESERVED_BUCKETS, 4 * old)) if old >= _RESERVE_FROM else None
@@ -203,6 +211,7 @@ class _Table:
             self.first[bucket, place] = first[order]
             self.second[bucket, place] = second[order]
             high = low
+            yield
         if self.stash:  # a stashed pair may fit one of its buckets now
             pairs = np.array(list(self.stash), np.int64).reshape(-1, 2)
             self.stash = set()
@@ -291,19 +300,17 @@ class SeenAddresses:
     async def make_room(self, count: int) -> None:
         """Grow the table if ``count`` more addresses could fill it past its load.
 
-        A table of millions takes a few hundred milliseconds to double: off
-        the event loop, on a worker thread (numpy lets go of the GIL while it
-        copies and sorts), with nothing else touching the table meanwhile, as
-        the caller waits. A small one (under 100,000 addresses) doubles
-        in a few milliseconds, in place: a thread would cost more than it.
+        A table of millions takes a few hundred milliseconds to double: a
+        block of buckets at a time, yielding to the event loop between blocks
+        (each a few milliseconds), as the caller waits and nothing else
+        touches the table. On the loop, not a worker thread: a thread would
+        hold the GIL against the loop for as long, and look idle to a
+        virtual clock.
         """
         table = self._table
         while table.count + count > (_WIDTH << table.bits) * _MAX_LOAD:
-            if table.bits < _GROW_ON_THREAD_FROM:
-                table.grow()
+            for _ in table.growing():
                 await anyio.lowlevel.checkpoint()
-            else:
-                await anyio.to_thread.run_sync(table.grow)
 
     def forget(self) -> None:
         """Let go of every address."""
