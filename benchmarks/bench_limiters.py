@@ -40,7 +40,8 @@ from _harness import HEADERS, KEY, emails, fake_server, stored, wire_batches
 from bench_shared import redis_server
 
 sys.path.insert(0, str(Path(__file__).parent.parent))
-from sendkit_async import RedisBudget, SendKit
+from sendkit_async import SendKit
+from sendkit_async.budget import RedisBudget
 from sendkit_async.testing._matrix import DIALECTS, Cell
 from tests import limiters
 

@@ -22,8 +22,9 @@ from typing import Any
 import aiohttp
 from _harness import HEADERS, KEY, emails, fake_server, stored, wire_batches
 
-from sendkit_async import Lane, LocalBudget, Observation, Permit, SendKit
+from sendkit_async import SendKit
 from sendkit_async._budget import BudgetSnapshot
+from sendkit_async.budget import Lane, LocalBudget, Observation, Permit
 from sendkit_async.testing._limits import Spelling
 from sendkit_async.testing._matrix import BLIND, CELLS, Cell
 

@@ -169,7 +169,7 @@ class APITimeoutError(APIConnectionError):
 
 
 class TransportError(SendKitError):
-    """Raised by an :class:`~sendkit_async.AsyncTransport`'s ``send`` when no answer came.
+    """Raised by an :class:`~sendkit_async.transport.AsyncTransport`'s ``send`` when no answer came.
 
     The session makes it an :class:`APIConnectionError` (redacted, with the
     method and path), so callers never see it; a transport of your own

@@ -34,7 +34,7 @@ from ._types import JSON, NOT_GIVEN, NotGiven
 from ._validate import check_whole, is_object_id
 from .models import Conversation, InboxDncResult, MarkReadResult
 
-__all__ = ["add_leads_to_dnc", "check_ids", "mark_read", "selection", "update"]
+__all__ = ["add_leads_to_dnc", "check_ids", "is_object_id", "mark_read", "selection", "update"]
 
 T = TypeVar("T")
 

@@ -24,8 +24,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from sendkit_async import Lane, LocalBudget, Observation, Permit
 from sendkit_async._budget import BudgetSnapshot
+from sendkit_async.budget import Lane, LocalBudget, Observation, Permit
 
 ROOT = Path(__file__).parent.parent
 

@@ -8,7 +8,8 @@ import json
 import sys
 import time
 
-from sendkit_async import RedisBudget, SendKit
+from sendkit_async import SendKit
+from sendkit_async.budget import RedisBudget
 from sendkit_async.testing import DEFAULT_WORKSPACE_KEY
 
 

@@ -54,7 +54,7 @@ def main() -> None:
 
 
 async def redis_import(url: str) -> None:
-    from sendkit_async import RedisBudget  # noqa: PLC0415
+    from sendkit_async.budget import RedisBudget  # noqa: PLC0415
     from sendkit_async.testing import FakeSendKit  # noqa: PLC0415
 
     async with (

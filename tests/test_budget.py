@@ -5,10 +5,11 @@ import anyio
 import orjson
 import pytest
 
-from sendkit_async import Lane, LocalBudget, Observation, RateLimitError, SendKit, Shape
+from sendkit_async import RateLimitError, SendKit
 from sendkit_async._budget import Learner
 from sendkit_async._budget._admit import Admission, decide, take
 from sendkit_async._budget._gate import Gate
+from sendkit_async.budget import Lane, LocalBudget, Observation, Shape
 from sendkit_async.testing import FakeClock, FakeSendKit
 from sendkit_async.testing._limits import Spelling, make_limiter
 

@@ -5,8 +5,8 @@ import json
 import anyio
 import pytest
 
-from sendkit_async import DncEntry, ImportAbortedError
-from sendkit_async.bulk import CheckpointMismatchError, FailureKind
+from sendkit_async import DncEntry
+from sendkit_async.bulk import CheckpointMismatchError, FailureKind, ImportAbortedError
 from sendkit_async.testing import FakeClock, FakeSendKit
 
 from .conftest import revoke_key_after

@@ -28,17 +28,14 @@ from sendkit_async import (
     ConfigurationError,
     DncEntry,
     ImportOptions,
-    Lane,
-    LocalBudget,
-    RateCap,
-    RedisBudget,
-    RedisCheckpoints,
     RetryPolicy,
     SendKit,
     SendKitError,
     Timeout,
     ValidationError,
 )
+from sendkit_async.budget import Lane, LocalBudget, RateCap, RedisBudget
+from sendkit_async.bulk import RedisCheckpoints
 from sendkit_async.testing import FakeClock, FakeSendKit
 
 EXAMPLES = int(os.environ.get("SENDKIT_BOUNDARY_EXAMPLES", "15"))

@@ -11,17 +11,19 @@ import anyio
 import pytest
 import redis as sync_redis
 
-from sendkit_async import (
+from sendkit_async import ValidationError
+from sendkit_async._clock import SystemClock
+from sendkit_async.bulk import (
     CheckpointMismatchError,
     CheckpointUnavailableError,
+    FailureKind,
+    Holder,
     ImportAbortedError,
+    ImportOptions,
     JobLeaseHeldError,
     JobLeaseLostError,
     RedisCheckpoints,
-    ValidationError,
 )
-from sendkit_async._clock import SystemClock
-from sendkit_async.bulk import FailureKind, Holder, ImportOptions
 from sendkit_async.testing import DEFAULT_WORKSPACE_ID, FakeSendKit
 
 from .conftest import free_port

@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 from rich.console import Console
 
-from sendkit_async import APIConnectionError, ImportAbortedError, SendKit, TransportError
-from sendkit_async.bulk import ImportProgress
+from sendkit_async import APIConnectionError, SendKit, TransportError
+from sendkit_async.bulk import ImportAbortedError, ImportProgress
 from sendkit_async.cli._app import cli
 from sendkit_async.cli._input import InputFile
 from sendkit_async.cli._output import ImportDisplay, plural

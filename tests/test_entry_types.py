@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sendkit_async import DncEntry, EntryType, ImportAbortedError, ImportOptions, ValidationError
+from sendkit_async import DncEntry, EntryType, ImportOptions, ValidationError
+from sendkit_async.bulk import ImportAbortedError
 from sendkit_async.testing import FakeSendKit
 
 

@@ -9,18 +9,31 @@ from datetime import datetime, timezone
 import pytest
 
 import sendkit_async
+import sendkit_async.budget
+import sendkit_async.bulk
+import sendkit_async.transport
 from sendkit_async import (
     APIConnectionError,
     APIStatusError,
     BudgetTimeoutError,
-    JobLeaseHeldError,
     RateLimit,
     UnexpectedResponseError,
     ValidationError,
 )
+from sendkit_async.bulk import JobLeaseHeldError, UnreadableItem
 from sendkit_async.bulk._lease import Holder
 
-EXPORTED = [getattr(sendkit_async, name) for name in sendkit_async.__all__ if not name.startswith("_")]
+PUBLIC = [sendkit_async, sendkit_async.bulk, sendkit_async.budget, sendkit_async.transport]
+# Each public member once, from every public module (a name re-exported twice is one member).
+EXPORTED = list(
+    {
+        id(member): member
+        for module in PUBLIC
+        for name in module.__all__
+        if not name.startswith("_")
+        for member in [getattr(module, name)]
+    }.values()
+)
 CLASSES = [member for member in EXPORTED if isinstance(member, type)]
 ERRORS = [member for member in CLASSES if issubclass(member, BaseException)]
 
@@ -45,6 +58,8 @@ def _sample(cls: type[BaseException]) -> BaseException:
         return cls("not JSON", status=200, body="<html>")
     if cls is BudgetTimeoutError:
         return cls("waited 5.00s", method="PATCH", path="/v1/inbox/x", waited=5.0, limit=5.0)
+    if cls is UnreadableItem:
+        return cls("not valid JSON", text="{oops")
     if issubclass(cls, APIConnectionError):
         return cls("POST /v1/dnc/import failed", method="POST", path="/v1/dnc/import")
     return cls("a message")
@@ -87,7 +102,8 @@ def test_no_public_wire_type_puts_an_unescaped_string_into_a_body() -> None:
 
 
 async def test_bad_walk_starts_and_budget_settings_are_typed_errors() -> None:
-    from sendkit_async import LocalBudget, RateCap, SendKitError, SystemClock  # noqa: PLC0415
+    from sendkit_async import SendKitError  # noqa: PLC0415
+    from sendkit_async.budget import LocalBudget, RateCap, SystemClock  # noqa: PLC0415
     from sendkit_async.testing import FakeSendKit  # noqa: PLC0415
 
     async with FakeSendKit() as fake, fake.client() as client:
@@ -116,7 +132,8 @@ async def test_a_429_log_line_says_the_budget_does_the_wait(client, mocked, capl
 
 
 async def test_one_budget_paces_one_key_a_second_key_is_refused(redis_server) -> None:
-    from sendkit_async import ConfigurationError, LocalBudget, RedisBudget, SendKit  # noqa: PLC0415
+    from sendkit_async import ConfigurationError, SendKit  # noqa: PLC0415
+    from sendkit_async.budget import LocalBudget, RedisBudget  # noqa: PLC0415
 
     local = LocalBudget()
     async with RedisBudget.from_url(redis_server.url) as shared:
@@ -162,9 +179,9 @@ def test_the_drawn_error_tree_names_every_exported_error_under_its_parent():
         parents.append((depth, name))
     exported = {
         name: cls
-        for name in sendkit_async.__all__
-        if isinstance(cls := getattr(sendkit_async, name), type)
-        and issubclass(cls, sendkit_async.SendKitError)
+        for module in PUBLIC
+        for name in module.__all__
+        if isinstance(cls := getattr(module, name), type) and issubclass(cls, sendkit_async.SendKitError)
     }
     assert set(exported) == set(drawn)
     for name, cls in exported.items():

@@ -3,7 +3,18 @@ import __future__
 import types
 
 import sendkit_async
+import sendkit_async.budget
+import sendkit_async.bulk
 import sendkit_async.testing
+import sendkit_async.transport
+
+PUBLIC = (
+    sendkit_async,
+    sendkit_async.budget,
+    sendkit_async.bulk,
+    sendkit_async.testing,
+    sendkit_async.transport,
+)
 
 LAZY = {"RedisBudget", "RedisCheckpoints"}  # imported on first use: they need the redis extra
 
@@ -17,7 +28,7 @@ def public_members(module):
 
 
 def test_all_is_sorted_and_importable():
-    for module in (sendkit_async, sendkit_async.testing):
+    for module in PUBLIC:
         names = module.__all__
         assert names == sorted(names, key=lambda n: (not n.isupper(), n))
         for name in names:
@@ -25,9 +36,25 @@ def test_all_is_sorted_and_importable():
 
 
 def test_every_public_member_is_exported_and_every_export_exists():
-    for module in (sendkit_async, sendkit_async.testing):
+    for module in PUBLIC:
         exported = set(module.__all__) - {"__version__"}
-        assert public_members(module) - LAZY == exported - LAZY
+        assert public_members(module) - LAZY == exported - LAZY, module.__name__
+
+
+def test_the_front_door_holds_what_a_program_writes_daily():
+    # The client, its options, models, errors and the report; the rest one level down.
+    assert len(sendkit_async.__all__) <= 45
+    for lower in (
+        "Lane",
+        "Observation",
+        "Permit",
+        "Shape",
+        "Clock",
+        "WireRequest",
+        "WireResponse",
+        "ImportSettings",
+    ):
+        assert lower not in sendkit_async.__all__
 
 
 def test_version_comes_from_metadata():

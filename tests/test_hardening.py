@@ -123,7 +123,7 @@ async def test_bad_input_is_a_typed_error_and_nothing_is_sent(mocked, client, ca
 
 
 async def test_after_a_fatal_error_the_report_says_where_reading_stopped():
-    from sendkit_async import ImportAbortedError  # noqa: PLC0415
+    from sendkit_async.bulk import ImportAbortedError  # noqa: PLC0415
 
     async with FakeSendKit(latency=0.01) as fake, fake.client() as client:
         with pytest.raises(ImportAbortedError) as caught:

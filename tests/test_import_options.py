@@ -7,7 +7,8 @@ import asyncio
 import attrs
 import pytest
 
-from sendkit_async import ImportOptions, ImportSettings, ValidationError
+from sendkit_async import ImportOptions, ValidationError
+from sendkit_async.bulk import ImportSettings
 from sendkit_async.testing import FakeSendKit
 
 from .test_bulk import distinct_valid

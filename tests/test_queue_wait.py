@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sendkit_async import BudgetTimeoutError, ConfigurationError, FailureKind, SendKit
+from sendkit_async import BudgetTimeoutError, ConfigurationError, SendKit
+from sendkit_async.bulk import FailureKind
 from sendkit_async.testing import FakeClock, MockTransport, json_response
 
 from .conftest import KEY

@@ -7,7 +7,8 @@ import itertools
 import anyio
 import pytest
 
-from sendkit_async import BudgetSnapshot, Lane, LocalBudget, Observation, Permit, RateCap, SendKit
+from sendkit_async import SendKit
+from sendkit_async.budget import BudgetSnapshot, Lane, LocalBudget, Observation, Permit, RateCap
 from sendkit_async.testing import FakeClock, MockTransport, json_response
 
 from .conftest import KEY
@@ -135,6 +136,6 @@ async def _spend(cap: RateCap, clock: FakeClock) -> None:
 
 
 def _answer(clock: FakeClock):
-    from sendkit_async import Observation  # noqa: PLC0415
+    from sendkit_async.budget import Observation  # noqa: PLC0415
 
     return Observation.of(200, sent_at=clock.wall(), received_at=clock.wall())

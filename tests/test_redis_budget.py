@@ -12,7 +12,8 @@ import anyio
 import pytest
 import redis.asyncio as aioredis
 
-from sendkit_async import ConfigurationError, Lane, Observation, RedisBudget, SendKit, Shape
+from sendkit_async import ConfigurationError, SendKit
+from sendkit_async.budget import Lane, Observation, RedisBudget, Shape
 from sendkit_async.testing import DEFAULT_WORKSPACE_KEY, FakeSendKit
 
 from .conftest import free_port, loop_lag

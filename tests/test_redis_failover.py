@@ -16,14 +16,9 @@ import anyio
 import pytest
 import redis.asyncio as aioredis
 
-from sendkit_async import (
-    CheckpointLostError,
-    ImportAbortedError,
-    ImportReport,
-    JobLeaseLostError,
-    RedisCheckpoints,
-)
+from sendkit_async import ImportReport
 from sendkit_async._redis_url import close, connect
+from sendkit_async.bulk import CheckpointLostError, ImportAbortedError, JobLeaseLostError, RedisCheckpoints
 from sendkit_async.testing import FakeSendKit
 
 from .conftest import RedisGroup, redis_port, spawn_cluster, spawn_redis, spawn_sentinel_group, stop_redis
@@ -355,7 +350,7 @@ class Recording:
     """A transport noting when each attempt of one worker left (the workers share this process's clock)."""
 
     def __init__(self) -> None:
-        from sendkit_async import AiohttpTransport  # noqa: PLC0415
+        from sendkit_async.transport import AiohttpTransport  # noqa: PLC0415
 
         self.wire = AiohttpTransport()
         self.sent: list[float] = []

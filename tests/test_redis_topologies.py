@@ -10,8 +10,10 @@ import pytest
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 
-from sendkit_async import ConfigurationError, RedisBudget, RedisCheckpoints, ValidationError
+from sendkit_async import ConfigurationError, ValidationError
 from sendkit_async._redis_url import connect, describe
+from sendkit_async.budget import RedisBudget
+from sendkit_async.bulk import RedisCheckpoints
 from sendkit_async.testing import FakeSendKit
 
 from .conftest import spawn_cluster, spawn_redis, spawn_sentinel_group, stop_redis

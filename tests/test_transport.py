@@ -14,10 +14,9 @@ from sendkit_async import (
     SendKit,
     TransportError,
     TransportTimeoutError,
-    WireRequest,
-    WireResponse,
 )
 from sendkit_async.testing import MockTransport, json_response
+from sendkit_async.transport import WireRequest, WireResponse
 
 from .conftest import KEY
 

@@ -6,6 +6,13 @@ Use them through the client (``client.dnc.import_bulk``, ``client.dnc.iter_impor
 
 from __future__ import annotations
 
+import importlib as _importlib
+import typing as _typing
+
+from sendkit_async._config import DEFAULT_LEASE_TTL, MIN_LEASE_TTL
+from sendkit_async._flow import Concurrency
+
+from ._checkpoint import is_store_url, redis_checkpoints
 from ._engine import DEFAULT_CONCURRENCY, DEFAULT_MAX_BATCH_BYTES, ImportJob, ImportOptions, ImportSettings
 from ._errors import (
     CheckpointLostError,
@@ -18,7 +25,7 @@ from ._errors import (
 )
 from ._inbox import DEFAULT_IDS_PER_REQUEST, UpdateOutcome
 from ._lease import Holder
-from ._prepare import DryRunReport
+from ._prepare import DryRunReport, UnreadableItem
 from ._report import (
     BatchResult,
     FailedEntry,
@@ -29,15 +36,33 @@ from ._report import (
 )
 from ._stores import CheckpointStore, JobStore
 
+if _typing.TYPE_CHECKING:
+    from ._redis_store import RedisCheckpoints
+
+
+def __getattr__(name: str) -> _typing.Any:
+    """``RedisCheckpoints`` is imported on first use: it needs the ``redis`` extra."""
+    if name == "RedisCheckpoints":
+        try:
+            module = _importlib.import_module("sendkit_async.bulk._redis_store")
+        except ImportError as exc:
+            raise ImportError(f"{name} needs the redis extra: pip install 'sendkit-async[redis]'") from exc
+        return module.RedisCheckpoints
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "DEFAULT_CONCURRENCY",
     "DEFAULT_IDS_PER_REQUEST",
+    "DEFAULT_LEASE_TTL",
     "DEFAULT_MAX_BATCH_BYTES",
+    "MIN_LEASE_TTL",
     "BatchResult",
     "CheckpointLostError",
     "CheckpointMismatchError",
     "CheckpointStore",
     "CheckpointUnavailableError",
+    "Concurrency",
     "DryRunReport",
     "FailedEntry",
     "FailureKind",
@@ -52,6 +77,10 @@ __all__ = [
     "JobLeaseLostError",
     "JobStore",
     "NotACheckpointError",
+    "RedisCheckpoints",
     "RejectedEntry",
+    "UnreadableItem",
     "UpdateOutcome",
+    "is_store_url",
+    "redis_checkpoints",
 ]

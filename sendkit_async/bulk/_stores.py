@@ -74,7 +74,7 @@ class JobStore(Protocol):
 
 @runtime_checkable
 class CheckpointStore(Protocol):
-    """A place holding many named jobs' checkpoints, such as :class:`~sendkit_async.RedisCheckpoints`."""
+    """A place holding many named jobs' checkpoints, such as :class:`~sendkit_async.bulk.RedisCheckpoints`."""
 
     def job(self, name: str) -> JobStore:
         """The checkpoint of the job called ``name``."""

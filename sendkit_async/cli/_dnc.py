@@ -21,18 +21,20 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from sendkit_async._config import DEFAULT_LEASE_TTL, MIN_LEASE_TTL
-from sendkit_async._errors import APIConnectionError
-from sendkit_async._flow import Concurrency
+from sendkit_async import APIConnectionError
 from sendkit_async.bulk import (
     DEFAULT_CONCURRENCY,
+    DEFAULT_LEASE_TTL,
+    MIN_LEASE_TTL,
     CheckpointMismatchError,
+    Concurrency,
     ImportAbortedError,
     ImportOptions,
     ImportReport,
     JobLeaseHeldError,
+    is_store_url,
+    redis_checkpoints,
 )
-from sendkit_async.bulk._checkpoint import is_store_url, redis_checkpoints
 from sendkit_async.dnc import MAX_IMPORT_ENTRIES
 from sendkit_async.models import EntryTypeOption
 

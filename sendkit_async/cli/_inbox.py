@@ -10,8 +10,8 @@ from typing import Any
 import click
 import orjson
 
-from sendkit_async._validate import is_object_id
 from sendkit_async.client import SendKit
+from sendkit_async.inbox import is_object_id
 
 from ._runner import (
     EXIT_OK,

@@ -22,7 +22,7 @@ from typing import IO, Any, Final
 import anyio.to_thread
 import orjson
 
-from sendkit_async.bulk._prepare import UnreadableItem
+from sendkit_async.bulk import UnreadableItem
 from sendkit_async.models import ENTRY_FIELDS, DncReason, EntryTypeOption
 
 __all__ = ["InputFile", "UnreadableInputError"]

@@ -23,11 +23,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from sendkit_async._errors import (
-    APIConnectionError,
-    APIStatusError,
-    SendKitError,
-)
+from sendkit_async import APIConnectionError, APIStatusError, SendKitError
 from sendkit_async.bulk import DryRunReport, ImportAbortedError, ImportProgress, ImportReport
 
 from ._input import InputFile, UnreadableInputError

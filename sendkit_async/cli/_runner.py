@@ -17,16 +17,16 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-from sendkit_async._config import DEFAULT_CONCURRENCY, REDIS_URL_SCHEMES
-from sendkit_async._errors import (
+from sendkit_async import (
     AuthenticationError,
     ConfigurationError,
     PermissionDeniedError,
+    SendKit,
     SendKitError,
     ValidationError,
 )
-from sendkit_async._flow import Concurrency
-from sendkit_async.client import SendKit
+from sendkit_async.budget import REDIS_URL_SCHEMES
+from sendkit_async.bulk import DEFAULT_CONCURRENCY, Concurrency
 
 from ._input import UnreadableInputError
 from ._output import describe_error
@@ -138,7 +138,7 @@ async def open_client(settings: Settings, **options: Any) -> AsyncIterator[SendK
     """
     if settings.redis_url:
         try:
-            from sendkit_async._budget._redis import RedisBudget  # noqa: PLC0415 - the optional extra
+            from sendkit_async.budget import RedisBudget  # noqa: PLC0415 - the optional extra
         except ImportError:
             raise ConfigurationError(
                 "--redis (SENDKIT_REDIS_URL) needs the redis extra: pip install 'sendkit-async[redis]'"

@@ -22,7 +22,7 @@ _STALL_ROUNDS = 20
 
 
 class FakeClock:
-    """A :class:`~sendkit_async.Clock` that never really waits.
+    """A :class:`~sendkit_async.budget.Clock` that never really waits.
 
     With ``auto_advance=True`` (the default) every ``sleep(s)`` moves the clock
     forward by ``s`` at once, after one scheduling checkpoint, so retry and

@@ -22,10 +22,10 @@ def json_response(status: int, body: Any = None, headers: dict[str, str] | None 
 
 
 class MockTransport:
-    """An :class:`~sendkit_async.AsyncTransport` whose every attempt is ``handler(request)``.
+    """An :class:`~sendkit_async.transport.AsyncTransport` whose every attempt is ``handler(request)``.
 
     In the spirit of httpx's ``MockTransport``. The handler (plain or
-    async) returns a :class:`~sendkit_async.WireResponse`, or raises
+    async) returns a :class:`~sendkit_async.transport.WireResponse`, or raises
     :class:`~sendkit_async.TransportError` / ``TransportTimeoutError`` for
     no answer. ``requests`` keeps every request seen, in order::
 
