@@ -40,8 +40,8 @@ def realistic_dicts(count: int) -> Iterator[dict[str, str]]:
 
 
 @contextlib.contextmanager
-def sink() -> Iterator[str]:
-    process = subprocess.Popen([sys.executable, str(SINK)], stdout=subprocess.PIPE, text=True)
+def sink(*args: str) -> Iterator[str]:
+    process = subprocess.Popen([sys.executable, str(SINK), *args], stdout=subprocess.PIPE, text=True)
     try:
         if process.stdout is None:
             raise RuntimeError("the sink's output is not piped")
@@ -147,17 +147,17 @@ def child(kind: str, url: str, count: int) -> dict[str, Any]:
     }
 
 
-def measure(kind: str, count: int) -> dict[str, Any]:
-    with sink() as url:
+def measure(kind: str, count: int, *sink_args: str) -> dict[str, Any]:
+    with sink(*sink_args) as url:
         argv = [sys.executable, __file__, "--child", kind, url, str(count)]
         result = json.loads(
             subprocess.run(argv, capture_output=True, text=True, check=True).stdout.splitlines()[-1]
         )
         with urllib.request.urlopen(f"{url}/total", timeout=30) as answer:  # noqa: S310 - loopback
-            received = json.loads(answer.read())["entries"]
-    if received != count:
-        raise RuntimeError(f"{kind}: the sink received {received} of {count}")
-    return result
+            totals = json.loads(answer.read())
+    if totals["entries"] != count:
+        raise RuntimeError(f"{kind}: the sink received {totals['entries']} of {count}")
+    return {**result, "refused": totals["refused"]}
 
 
 def median_of(results: list[dict[str, Any]]) -> dict[str, Any]:
@@ -165,11 +165,34 @@ def median_of(results: list[dict[str, Any]]) -> dict[str, Any]:
     return {name: statistics.median(r[name] for r in results) for name in results[0]}
 
 
+def paced(rate: int, repeat: int) -> None:
+    """One process against a key allowed ``rate`` imports a second: wall time over its ideal."""
+    count = rate * 10 * 10_000  # ten seconds of requests of 10,000 at the full rate
+    ideal = count / 10_000 / rate
+    print(
+        f"\nOne process, a key allowed {rate} requests/s (the sink's fixed windows, X-RateLimit-* and "
+        f"Retry-After), {count:,} entries in requests of 10,000, defaults (dedupe on); ideal "
+        f"{ideal:.0f} s; medians of {repeat}\n"
+    )
+    print("| input | x ideal | 429s | CPU µs / entry | the client's share of a core | no limit: x ideal |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for label, kind in (("strings", "sdk-dedupe"), ("dicts", "sdk-dicts-dedupe")):
+        limited = median_of([measure(kind, count, "--rate-limit", str(rate)) for _ in range(repeat)])
+        free = median_of([measure(kind, count) for _ in range(repeat)])
+        wall = count / limited["eps"]
+        print(
+            f"| {label} | {wall / ideal:.2f} | {limited['refused']:.0f} | {limited['cpu_us']:.2f} | "
+            f"{limited['cpu_us'] * count / 1e6 / wall:.0%} | {count / free['eps'] / ideal:.2f} |",
+            flush=True,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--count", type=int, default=2_000_000)
     parser.add_argument("--memory", type=int, nargs="*", default=[1_000_000, 5_000_000, 20_000_000])
     parser.add_argument("--repeat", type=int, default=3, help="interleaved runs per client; medians shown")
+    parser.add_argument("--rate", type=int, default=20, help="the limited key's requests a second (0: skip)")
     parser.add_argument("--child", nargs=3, metavar=("KIND", "URL", "COUNT"))
     args = parser.parse_args()
     if args.child:
@@ -209,6 +232,8 @@ def main() -> None:
             f"| {label} | {row['cpu_us']:.2f} | {row['cpu_us'] / base:.2f}x | {row['eps']:,.0f} | "
             f"{row['p99']:.1f} / {row['worst']:.1f} ms |"
         )
+    if args.rate:
+        paced(args.rate, args.repeat)
     if args.memory:
         print(
             "\nPeak RSS of the importing process, and bytes per distinct address that dedupe adds "
