@@ -27,7 +27,7 @@ from ._clock import Clock
 from ._errors import ClientClosedError, ClientLoopError
 from ._flow import AdaptiveLimit, Concurrency, FixedLimit, InFlight
 from ._throttle import Throttles
-from ._transport import AiohttpTransport, AsyncTransport
+from ._transport import AsyncTransport
 
 __all__ = ["Background", "ClientScope"]
 
@@ -147,8 +147,9 @@ class ClientScope:
         if self._loop is None:
             self._loop = loop
             self._state = _State.OPEN
-            if isinstance(self.wire, AiohttpTransport):
-                self.wire.open()
+            opener = getattr(self.wire, "open", None)  # a transport that binds to the loop says so
+            if callable(opener):
+                opener()
         elif self._loop is not loop:
             where = "a loop that has since closed" if self._loop.is_closed() else "another event loop"
             raise ClientLoopError(

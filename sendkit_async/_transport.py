@@ -67,6 +67,10 @@ class WireResponse:
 class AsyncTransport(Protocol):
     """Sends one request and returns its answer; the session calls :meth:`send` once per attempt.
 
+    A transport that binds to an event loop may also define ``open()``: the
+    client calls it once, in the loop where it is first used, before any
+    ``send`` (:class:`AiohttpTransport` opens its connection pool there).
+
     Raises (from :meth:`send`):
         TransportTimeoutError: no answer within ``request.timeout``.
         TransportError: no answer (the connection failed or broke).

@@ -7,6 +7,7 @@ import math
 from sendkit_async._clock import Clock
 from sendkit_async._errors import ValidationError
 
+from ._gcra import booked, due
 from ._protocol import BudgetSnapshot, Lane, Observation, Permit, RateBudget
 
 __all__ = ["RateCap"]
@@ -50,12 +51,11 @@ class RateCap:
         """
         while True:
             now = self._clock.monotonic()
-            tat = max(self._tat, now)
-            slot = tat - self._tolerance
+            slot = due(self._tat, now, self._tolerance)
             if slot <= now:
                 break
             await self._clock.sleep(slot - now)
-        taken = self._tat = tat + self._interval
+        taken = self._tat = booked(self._tat, now, self._interval)
         try:
             return await self._inner.acquire(lane)
         except BaseException:

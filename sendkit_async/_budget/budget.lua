@@ -48,10 +48,19 @@ local function refresh(keep)
   for _, key in ipairs(KEYS) do redis.call('EXPIRE', key, keep) end
 end
 
+-- _gcra.due and _gcra.booked: the generic cell rate algorithm, the one pacing rule.
+local function due(tat, now, tolerance)
+  return math.max(now, tat - (tolerance or 0))
+end
+
+local function booked(tat, at, interval, catchup)
+  return math.max(tat, at - (catchup or 0)) + interval
+end
+
 -- _admit.decide: the earliest moment the next send may leave, or nil (wait for an answer).
 local function decide(s, now, in_flight)
   if s.cap > 0 and in_flight >= s.cap then return nil end
-  local slot = math.max(now, s.pause_until, s.tat)
+  local slot = due(s.tat, math.max(now, s.pause_until))
   if s.credit >= 0 then
     local over = s.seq - s.credit_seq + s.drain * math.max(slot - s.credit_from, 0) - s.credit
     if over > 0 and s.quota > 0 and s.period > 0 then
@@ -63,9 +72,15 @@ local function decide(s, now, in_flight)
   return slot
 end
 
+-- _admit.grants: interactive callers (lane 0) reserve the next slot; bulk ones (1) take only a due one.
+local DUE = 0.002
+local function grants(lane, slot, now)
+  return lane == 0 or slot <= now + DUE
+end
+
 -- _admit.take: book a send leaving at `at`; return its sequence number.
 local function take(s, at)
-  s.tat = math.max(s.tat, at - s.catchup) + s.interval
+  s.tat = booked(s.tat, at, s.interval, s.catchup)
   local seq = s.seq
   s.seq = s.seq + 1
   return seq
@@ -83,7 +98,7 @@ local function acquire(now, lane, token, process, ttl, keep)
   -- so an interactive caller anywhere goes ahead of every waiting batch.
   local shown = {num(s.interval), num(s.pause_until)}
   if slot == nil then return {0, num(-1), num(now), -1, in_flight, members, unpack(shown)} end
-  if lane == 1 and slot > now + 0.002 then
+  if not grants(lane, slot, now) then
     return {0, num(slot - now), num(now), -1, in_flight, members, unpack(shown)}
   end
   local at = math.max(slot, now)
