@@ -75,78 +75,12 @@ import attrs
 from sendkit_async._logs import logger
 
 from ._protocol import Shape
+from ._tuning import TUNING
 
 __all__ = ["Family", "Learner", "Plan"]
 
 _RATE_LIMITED: Final = 429
 NEVER: Final = -1e18
-# A send this long after a stated reset lands after it, despite clock jitter.
-_GUARD: Final = 0.003
-# Sends go this share of an interval later than the learned rate allows, so
-# that jitter on the way does not land one before the server's next slot.
-_MARGIN: Final = 0.02
-_BUCKET_MARGIN: Final = 0.03
-_SAMPLES: Final = 9
-_DEFAULT_PAUSE: Final = 1.0
-_PROBE_PAUSE: Final = 1.0
-# An unexplained 429 slows the rate this much; each success forgets a little of it.
-_PENALTY_STEP: Final = 1.03
-_PENALTY_DECAY: Final = 0.9997
-_MAX_PENALTY: Final = 4.0
-# Under a window, a send this share of an interval late is made up for: with the
-# margin, no window can receive one request more than its share.
-_WINDOW_CATCHUP: Final = 0.15
-# A first refusal after this long without one, at a known rate, is jitter at a
-# window's edge: a pause of a couple of intervals, not a whole rounded second.
-_CALM: Final = 2.0
-_NUDGE_INTERVALS: Final = 2.0
-# A reset named by an epoch: the server's clock is taken to be within this of ours.
-_SKEW_BOUND: Final = 2.0
-_MIN_EPOCH_WINDOW: Final = 1.0
-_FOREIGN_DECAY: Final = 0.9
-# The foreign rate never leaves us less than this share of the key, nor fewer
-# than this many sends a window; unrenewed, it halves every two windows.
-_MIN_SHARE: Final = 0.05
-_MIN_PER_WINDOW: Final = 2.5
-_FOREIGN_STALE: Final = 2.0
-# A 429 for a send a precise statement allowed: our sends arrive later than
-# they leave; allow that much (at most a fifth of an interval), forgetting 1% a success.
-_MIN_LAG: Final = 0.002
-_MAX_LAG_SHARE: Final = 0.2
-_LAG_DECAY: Final = 0.99
-# A window's end known to within this share of its length: its quota goes at its start.
-_PHASE_SHARE: Final = 0.05
-# A reset later than the previous one by this many sends' worth is a window's next end, not a bucket's token.
-_REFILL_SPANS: Final = 3.0
-# Others spending less than this share of the key: the window is ours to burst into.
-_ALONE: Final = 0.05
-_INTERACTIVE_QUIET: Final = 10.0
-_BURST_WINDOW: Final = 2.0
-# Blind pacing: the bracket's constants (see the module docstring).
-_FIRST_RATES: Final = (1.0, 20.0)  # the opening rate, one per first latency, is kept within these
-_GROWTH: Final = 2.0
-_FALLBACK: Final = 1.5
-_OPENING_STEP: Final = 0.5
-# Rates people configure, in requests per second: the roundest first (so many a
-# second or a minute), then the rest of the round ones.
-_ROUNDEST: Final = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 100 / 60, 300 / 60, 1000 / 60)
-_ROUND: Final = (3, 4, 6, 8, 15, 25, 30, 40, 60, 75, 150, 250, 20 / 60, 30 / 60, 50 / 60)
-# A proven roundest rate with nothing refused within this ratio above it is the limit.
-_ROUND_CONVERGED: Final = 1.2
-_PROBE: Final = 0.4
-_CONVERGED: Final = 1.05
-_RETREAT: Final = 0.97
-_RELAX: Final = 1.05
-_LONG_QUIET: Final = 30.0
-_PROOF_TIME: Final = 1.5
-_PROOF_SENDS: Final = 4
-# A refusal within this many successes of a rise in rate: the limiter is a bucket.
-_BUCKET_SIGN: Final = 0
-_BUCKET_SIGNS: Final = 2
-# Rates without fields are proven as sent: only a sliver is kept for jitter (more for a bucket).
-_BLIND_MARGIN: Final = 0.01
-_USED: Final = 0.8
-_WHOLE: Final = 1e-6
 
 
 class Family(enum.IntEnum):
@@ -268,7 +202,7 @@ class Learner:
             return max(self.max_delay, 1.0)
         if self.family == Family.EPOCH:
             spread = self.span_max - max(self.offset_hi, 0.0)
-            return max(_MIN_EPOCH_WINDOW, self.gap, spread, self.span_max - _SKEW_BOUND)
+            return max(TUNING.min_epoch_window, self.gap, spread, self.span_max - TUNING.skew_bound)
         if self.family == Family.PRECISE:
             # A bucket with tokens to spare answers "reset 0": until it runs dry,
             # take its Limit as the requests of a second.
@@ -303,7 +237,7 @@ class Learner:
         # Never so slow that two of our answers stop landing in one window:
         # the estimate of others' spend would then never be measured again.
         window = self.window() or self.longest
-        floor = max(_MIN_SHARE * rate, min(_MIN_PER_WINDOW / window, rate) if window else 0.0)
+        floor = max(TUNING.min_share * rate, min(TUNING.min_per_window / window, rate) if window else 0.0)
         ours = max(rate - self.foreign_rate, floor)
         return self.penalty / (ours * self.share)
 
@@ -316,8 +250,8 @@ class Learner:
         refused as sent, so only a sliver is kept for jitter.
         """
         if self.shape == Shape.BLIND.value:
-            return _BLIND_MARGIN
-        return _MARGIN if self.countdown else _BUCKET_MARGIN
+            return TUNING.blind_margin
+        return TUNING.margin if self.countdown else TUNING.bucket_margin
 
     def catchup(self, interval: float) -> float:
         """How late a send may leave and still keep the schedule.
@@ -328,7 +262,7 @@ class Learner:
         interval, so elsewhere only the margin may be made up.
         """
         margin = self.margin()
-        share = _WINDOW_CATCHUP if self.countdown else margin / (1 + margin)
+        share = TUNING.window_catchup if self.countdown else margin / (1 + margin)
         return share * interval
 
     def plan(self) -> Plan:
@@ -338,7 +272,7 @@ class Learner:
         (at least a second) without a fresh answer: a slower rate, or a
         statement's reset further off, lets one request through to ask again.
         """
-        ceiling = max(self.max_pause, _PROBE_PAUSE)
+        ceiling = max(self.max_pause, TUNING.probe_pause)
         burst = self._burst()
         if burst is not None:
             # A fixed window whose end is known: its quota goes at its start, the rest waits.
@@ -351,7 +285,7 @@ class Learner:
                 credit_seq=self.st_seq,
                 credit_from=self.st_sent,
                 drain=self.foreign_rate,
-                hold_until=min(end + _GUARD + self.lag, self.st_sent + ceiling),
+                hold_until=min(end + TUNING.guard + self.lag, self.st_sent + ceiling),
                 quota=self.limit,
                 period=period,
             )
@@ -371,7 +305,9 @@ class Learner:
             credit_seq=self.st_seq,
             credit_from=self.st_sent,
             drain=self.foreign_rate if precise else 0.0,
-            hold_until=min(self.st_reset + _GUARD + (self.lag if precise else 0.0), self.st_sent + ceiling),
+            hold_until=min(
+                self.st_reset + TUNING.guard + (self.lag if precise else 0.0), self.st_sent + ceiling
+            ),
         )
 
     def _burst(self) -> tuple[float, float] | None:
@@ -390,13 +326,13 @@ class Learner:
         gap; a reset rounded to whole seconds never does). Then the window's
         quota is sent at its start, as the limiter allows, instead of spread over it.
         """
-        alone = self.foreign_rate * self.key_interval() < _ALONE
+        alone = self.foreign_rate * self.key_interval() < TUNING.alone
         # An interactive caller arriving after the window's quota went would wait for the next one.
-        quiet = self.last_seen - self.interactive_at > _INTERACTIVE_QUIET
+        quiet = self.last_seen - self.interactive_at > TUNING.interactive_quiet
         if not (self.refills and self.countdown and self.limit and alone and quiet) or self.st_remaining < 0:
             return None
         burst = self._window_end()
-        return burst if burst is not None and burst[0] <= _BURST_WINDOW else None
+        return burst if burst is not None and burst[0] <= TUNING.burst_window else None
 
     def _window_end(self) -> tuple[float, float] | None:
         """The window's length and the end of the latest statement's, as far as the resets tell them."""
@@ -406,7 +342,7 @@ class Learner:
         if self.family == Family.EPOCH:
             period = self.window()
             offset_lo = self.span_max - period  # a reset is at most a window after its decision
-            if self.offset_hi - offset_lo > _PHASE_SHARE * period:
+            if self.offset_hi - offset_lo > TUNING.phase_share * period:
                 return None
             return period, self.st_reset - offset_lo
         return None
@@ -445,7 +381,7 @@ class Learner:
             self.interactive_at = now
         if blocked is not None and blocked > now:
             self.pause_until = max(
-                self.pause_until, min(blocked + _GUARD, now + max(self.max_pause, _PROBE_PAUSE))
+                self.pause_until, min(blocked + TUNING.guard, now + max(self.max_pause, TUNING.probe_pause))
             )
         if remaining is not None and reset is not None:
             self._statement(
@@ -456,13 +392,13 @@ class Learner:
         received = now if received is None else received
         if self.shape == Shape.BLIND.value and not self.blind_rate:
             # The opening: one request per first latency (within bounds), from now on.
-            low, high = _FIRST_RATES
+            low, high = TUNING.first_rates
             self._blind_pace(min(max(1.0 / max(received - sent, 1e-3), low), high), now, seq + 1)
         if status == _RATE_LIMITED:
             self._rate_limited(now, sent, received, reset, retry, reset_resolution, seq)
             return
-        self.penalty = max(self.penalty * _PENALTY_DECAY, 1.0)
-        self.lag *= _LAG_DECAY
+        self.penalty = max(self.penalty * TUNING.penalty_decay, 1.0)
+        self.lag *= TUNING.lag_decay
         if self.shape == Shape.BLIND.value:
             self._blind_success(now, seq)
 
@@ -496,9 +432,9 @@ class Learner:
             self.family = Family.PRECISE
             # A refused request's reset says nothing about the rate, and "some
             # left, no reset" (a bucket with tokens to spare) nothing about when.
-            if status != _RATE_LIMITED and reset > sent + _GUARD:
+            if status != _RATE_LIMITED and reset > sent + TUNING.guard:
                 span = reset - sent
-                self.samples = [*self.samples[-(_SAMPLES - 1) :], span / (remaining + 1)]
+                self.samples = [*self.samples[-(TUNING.samples - 1) :], span / (remaining + 1)]
                 self.longest = max(self.longest, span)
         if seq > self.st_seq:
             if status != _RATE_LIMITED and self.st_seq >= 0:
@@ -512,7 +448,7 @@ class Learner:
         A bucket's reset is its next token, a send's worth away, and its
         ``Remaining`` grows back a token at a time.
         """
-        step = _REFILL_SPANS * self.key_interval()
+        step = TUNING.refill_spans * self.key_interval()
         if self.limit and reset - self.st_reset > step and remaining - self.st_remaining >= self.limit / 2:
             self.refills = True
 
@@ -523,7 +459,7 @@ class Learner:
         gap = abs(reset - self.last_epoch)
         # Two requests decided less than half the gap apart lie in adjacent
         # windows, so the gap is one window (not several, skipped while idle).
-        if gap > max(resolution, 0.001) / 2 and abs(sent - self.last_epoch_sent) < gap / 2:
+        if gap > max(resolution, TUNING.millisecond) / 2 and abs(sent - self.last_epoch_sent) < gap / 2:
             self.gap = gap if not self.gap else min(self.gap, gap)
         self.last_epoch, self.last_epoch_sent = reset, sent
 
@@ -534,26 +470,27 @@ class Learner:
         if elapsed <= 0:
             return
         if self.family == Family.PRECISE:
-            same = abs(reset - self.st_reset) <= 2 * _GUARD + 0.001
+            same = abs(reset - self.st_reset) <= 2 * TUNING.guard + TUNING.millisecond
         elif server:
-            same = abs(reset - self.st_reset) < 0.002  # noqa: PLR2004 - a millisecond either way
+            same = abs(reset - self.st_reset) < 2 * TUNING.millisecond  # a millisecond either way
         else:
             same = (
-                remaining + ours <= self.st_remaining and reset - sent <= self.st_reset - self.st_sent + 0.001
+                remaining + ours <= self.st_remaining
+                and reset - sent <= self.st_reset - self.st_sent + TUNING.millisecond
             )
             same = same and elapsed < self.window()
         if not same:
             # Evidence of others' spend that is no longer renewed fades.
-            if sent - self.f_last > _FOREIGN_STALE * max(self.window(), 1.0):
-                self.f_count *= 0.5
+            if sent - self.f_last > TUNING.foreign_stale * max(self.window(), 1.0):
+                self.f_count /= 2  # unmeasured for long: halved
                 self.f_last = sent
             return
         self.f_last = sent
         if remaining < self.st_remaining:
             self.countdown = True
         others = self.st_remaining - remaining - ours
-        self.f_count = self.f_count * _FOREIGN_DECAY + max(others, 0)
-        self.f_time = self.f_time * _FOREIGN_DECAY + elapsed
+        self.f_count = self.f_count * TUNING.foreign_decay + max(others, 0)
+        self.f_time = self.f_time * TUNING.foreign_decay + elapsed
 
     def _rate_limited(
         self,
@@ -571,33 +508,35 @@ class Learner:
             self._blind_refused(now, received, retry, seq)
             return
         precise = self.family == Family.PRECISE and reset is not None and resolution < 1
-        calm = now - self.last_429 >= _CALM
+        calm = now - self.last_429 >= TUNING.calm
         interval = self.interval()
-        if precise and reset is not None and (retry is None or reset - _GUARD <= retry + _GUARD):
+        if precise and reset is not None and (retry is None or reset - TUNING.guard <= retry + TUNING.guard):
             # A Retry-After that is a precise reset rounded up: trust the reset.
-            until = max(reset + _GUARD + self.lag, now)
+            until = max(reset + TUNING.guard + self.lag, now)
         elif retry is not None and interval and not self.countdown:
             until = min(retry, now + interval)  # a bucket's refusal lasts less than an interval
         elif retry is not None and interval and calm:
             # A window's first refusal in a while at a known rate: jitter at its edge.
-            until = min(retry, now + _NUDGE_INTERVALS * interval)
+            until = min(retry, now + TUNING.nudge_intervals * interval)
         elif retry is not None:
             until = retry
         else:
-            until = now + _DEFAULT_PAUSE
+            until = now + TUNING.default_pause
         wait = until - now
         usable = wait <= self.max_pause
         if not usable:
-            wait = min(_PROBE_PAUSE, self.max_pause)
+            wait = min(TUNING.probe_pause, self.max_pause)
         self.pause_until = max(self.pause_until, now + wait)
         self.last_429 = now
         if not usable:
             return
         if precise and reset is not None:
             early = max(reset - sent, 0.0)
-            self.lag = min(max(self.lag, early + _GUARD, _MIN_LAG), _MAX_LAG_SHARE * interval)
+            self.lag = min(
+                max(self.lag, early + TUNING.guard, TUNING.min_lag), TUNING.max_lag_share * interval
+            )
         else:
-            self.penalty = min(self.penalty * _PENALTY_STEP, _MAX_PENALTY)
+            self.penalty = min(self.penalty * TUNING.penalty_step, TUNING.max_penalty)
 
     # -- no fields: the bracket ------------------------------------------------
 
@@ -622,33 +561,33 @@ class Learner:
         """
         ok, bad = self.blind_ok, self.blind_bad
         if not bad:
-            return ok * _GROWTH
-        if bad / ok <= _CONVERGED or (_is_roundest(ok) and bad / ok <= _ROUND_CONVERGED):
+            return ok * TUNING.growth
+        if bad / ok <= TUNING.converged or (_is_roundest(ok) and bad / ok <= TUNING.round_converged):
             return ok
-        for rates in (_ROUNDEST, _ROUND):
-            inside = [rate for rate in rates if ok * _CONVERGED < rate < bad]
+        for rates in (TUNING.roundest, TUNING.round):
+            inside = [rate for rate in rates if ok * TUNING.converged < rate < bad]
             if inside:
                 return max(inside)
-        return float(ok * (bad / ok) ** _PROBE)
+        return float(ok * (bad / ok) ** TUNING.probe)
 
     def _blind_success(self, now: float, seq: int) -> None:
         self.blind_streak = 0
         if seq < self.blind_seq:
             return  # paced at an earlier rate
         self.blind_wins += 1
-        if self.blind_bad and now - self.blind_quiet >= _LONG_QUIET:
+        if self.blind_bad and now - self.blind_quiet >= TUNING.long_quiet:
             # Quiet for long: let the ceiling up, to find a tenant that left.
-            self.blind_bad *= _RELAX
+            self.blind_bad *= TUNING.relax
             self.blind_quiet = now
         rate = self.blind_rate
         elapsed = now - self.blind_since
         if not self.blind_bad:
             # The opening: climb fast (a refusal costs little), but not past what a window shows.
-            proven = self.blind_wins >= _PROOF_SENDS and elapsed >= _OPENING_STEP
+            proven = self.blind_wins >= TUNING.proof_sends and elapsed >= TUNING.opening_step
         else:
             # Long enough for a window to show a refusal, and the callers used the rate.
-            used = self.blind_wins >= _USED * elapsed / self.interval()
-            proven = self.blind_wins >= _PROOF_SENDS and elapsed >= _PROOF_TIME and used
+            used = self.blind_wins >= TUNING.used * elapsed / self.interval()
+            proven = self.blind_wins >= TUNING.proof_sends and elapsed >= TUNING.proof_time and used
         if not proven:
             return
         if rate >= self.blind_ok:
@@ -672,24 +611,24 @@ class Learner:
             if rate > self.blind_ok > 0:
                 # Refused at the first send after a rise, twice: a bucket (a window refuses when
                 # its quota runs out, which is rarely just then).
-                first = self.blind_wins <= _BUCKET_SIGN
+                first = self.blind_wins <= TUNING.bucket_sign
                 self.blind_signs = self.blind_signs + 1 if first else 0
-                self.blind_bucket = self.blind_signs >= _BUCKET_SIGNS
+                self.blind_bucket = self.blind_signs >= TUNING.bucket_signs
             self.blind_bad = min(self.blind_bad or rate, rate)
             if rate <= self.blind_ok:
                 # Refused at a proven rate: the key is busier than it was (or sends arrive with
                 # more jitter), or the opening's short proof was luck (a window with quota to spare).
-                self.blind_ok = rate * _RETREAT if self.blind_solid else 0.0
+                self.blind_ok = rate * TUNING.retreat if self.blind_solid else 0.0
             # Refused at once (the rate itself is too fast, not a window run dry): the proven
             # rate still holds, so probe the next one inside the narrower bracket at once.
-            at_once = self.blind_wins <= _BUCKET_SIGN
-            following = rate / _FALLBACK
+            at_once = self.blind_wins <= TUNING.bucket_sign
+            following = rate / TUNING.fallback
             if self.blind_ok:
                 following = self._blind_next() if at_once else self.blind_ok
         interval = 1.0 / following
         rounded = retry is not None and _whole_seconds(retry - received)
         if retry is not None and retry - now > self.max_pause:
-            until = now + min(_PROBE_PAUSE, self.max_pause)  # past belief: one request asks again soon
+            until = now + min(TUNING.probe_pause, self.max_pause)  # past belief: one request asks again soon
         elif retry is not None and (not rounded or not self.blind_ok):
             until = retry  # a precise wait, or nothing proven yet: the server's word
         elif self.blind_bucket:
@@ -698,17 +637,17 @@ class Learner:
         else:
             # A window's refusal comes near its end: try again after a couple of intervals,
             # then twice as long each time, never past what a rounded Retry-After allows.
-            until = now + min(interval * 2**self.blind_streak, _DEFAULT_PAUSE)
+            until = now + min(interval * 2**self.blind_streak, TUNING.default_pause)
             until = until if retry is None else min(until, retry)
-        self.pause_until = max(self.pause_until, min(until, now + max(self.max_pause, _PROBE_PAUSE)))
+        self.pause_until = max(self.pause_until, min(until, now + max(self.max_pause, TUNING.probe_pause)))
         if fresh:
             self._blind_pace(following, now, seq + 1)
 
 
 def _is_roundest(rate: float) -> bool:
-    return any(math.isclose(rate, round_rate) for round_rate in _ROUNDEST)
+    return any(math.isclose(rate, round_rate) for round_rate in TUNING.roundest)
 
 
 def _whole_seconds(wait: float) -> bool:
     """Whether a ``Retry-After`` was whole seconds (so an upper bound, rounded up)."""
-    return wait >= 1 and abs(wait - round(wait)) < _WHOLE
+    return wait >= 1 and abs(wait - round(wait)) < TUNING.whole
