@@ -5,6 +5,7 @@ functions: a cycle that only a type checker or a late import sees is still a cyc
 """
 
 import ast
+import functools
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,7 @@ def imports_of(path: Path) -> set[str]:
     return {i for i in found if i.startswith("sendkit_async")}
 
 
+@functools.cache
 def graph() -> dict[str, set[str]]:
     modules = {module_name(p): p for p in PACKAGE.rglob("*.py")}
     return {

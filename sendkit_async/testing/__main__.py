@@ -75,8 +75,8 @@ _SHARE = click.FloatRange(0.0, 1.0)
     "--rate-limit",
     type=click.IntRange(min=1),
     default=None,
-    show_default="no limit",
-    help="requests per window per key",
+    show_default="none enforced; the fields describe 100,000",
+    help="requests per window per key (every answer carries rate-limit fields, as the real API's do)",
 )
 @click.option(
     "--rate-window", type=click.FloatRange(min=0, min_open=True), default=1.0, help="window length in seconds"

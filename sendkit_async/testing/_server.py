@@ -64,6 +64,8 @@ DEFAULT_PLATFORM_KEY: Final = "sk_user_test_fake_platform_key"
 DEFAULT_WORKSPACE_ID: Final = "ws_test"
 OTHER_WORKSPACE_ID: Final = "ws_other"
 MAX_IMPORT: Final = 10_000
+# Without a rate_limit, the window every answer's fields describe: never reached in practice.
+GENEROUS_LIMIT: Final = 100_000
 MAX_LIMIT: Final = 100
 DEFAULT_LIMIT: Final = 20
 ENTRY_TYPES: Final = frozenset({"email", "domain"})
@@ -140,7 +142,9 @@ class FakeSendKit:
             wait gets 503 with ``Retry-After: 1`` (``None``: the queue is unbounded).
         list_order: ``"oldest"`` first (ids ascending, the default) or
             ``"newest"`` first; cursor mode follows the same order.
-        rate_limit: requests allowed per key per window (``None``: unlimited).
+        rate_limit: requests allowed per key per window (``None``: no limit
+            enforced; the answers still carry rate-limit fields, as the real
+            API's always do, of a window of 100,000 requests).
             A request over the limit gets 429 with ``Retry-After`` (whole
             seconds, rounded up). Like a real edge, the limiter decides, and
             stamps the answer's headers, when the request arrives.
@@ -286,7 +290,7 @@ class FakeSendKit:
         self._counter = itertools.count(1)
         self._ids = object_ids(self._id_prefix, self._counter)
         self._workspaces: dict[str, Workspace] = {}
-        self._limiters: dict[str, Limiter] = {}
+        self._limiters: dict[tuple[str, int | None], Limiter] = {}
         self._runner: web.AppRunner | None = None
         self._validator: concurrent.futures.ThreadPoolExecutor | None = None
         self._site: web.TCPSite | None = None
@@ -530,18 +534,23 @@ class FakeSendKit:
             return key, workspace_header
         raise _APIError(401, "Invalid API key")
 
-    def _limiter(self, key: str, rate_limit: int) -> Limiter:
-        """The key's limiter, made on its first request (knobs changed later apply to new keys)."""
-        found = self._limiters.get(key)
+    def _limiter(self, key: str) -> Limiter:
+        """The key's limiter, made on its first request (knobs changed later apply to new keys).
+
+        Without a ``rate_limit`` it is a fixed window of 100,000 requests: as
+        the real API's, every answer carries rate-limit fields.
+        """
+        found = self._limiters.get((key, self.rate_limit))
         if found is None:
-            found = self._limiters[key] = make_limiter(
-                self.limiter,
-                rate_limit,
+            generous = self.rate_limit is None
+            found = self._limiters[(key, self.rate_limit)] = make_limiter(
+                "fixed" if generous else self.limiter,
+                GENEROUS_LIMIT if self.rate_limit is None else self.rate_limit,
                 self.rate_window,
                 burst=self.burst,
-                tenant_share=self.tenant_share,
+                tenant_share=0.0 if generous else self.tenant_share,
                 start=self._server_now(),
-                extra_windows=self.extra_windows,
+                extra_windows=() if generous else self.extra_windows,
             )
         return found
 
@@ -551,9 +560,7 @@ class FakeSendKit:
 
     def _count_rate(self, key: str) -> dict[str, str]:
         """Count a request on arrival and return the headers its answer carries; 429 past the limit."""
-        if self.rate_limit is None:
-            return {}
-        limiter = self._limiter(key, self.rate_limit)
+        limiter = self._limiter(key)
         now = self._server_now()
         verdict = limiter.hit(now)
         spelling = self.spelling
