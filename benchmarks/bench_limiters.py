@@ -78,7 +78,8 @@ class Front:
     start: Callable[[str, str], contextlib.AbstractContextManager[str]]
     kind: str
     burst: int = 0
-    fake_args: tuple[str, ...] = ()
+    # Behind a limiter the API itself sends no rate-limit fields: the limiter's are the only ones.
+    fake_args: tuple[str, ...] = ("--rate-headers", "none")
 
     def ideal(self, requests: int) -> float:
         return ideal(self.kind, requests, burst=self.burst)
