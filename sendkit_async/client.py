@@ -117,7 +117,7 @@ class DncAPI(_Resource):
         The input (any iterable or async iterable of entries, mappings or
         strings) is read lazily: memory holds about one batch per request in
         flight, plus two, plus the dedupe table (a 128-bit digest of each
-        distinct address, about 27 bytes each; a collision, which would drop
+        distinct address, 18 to 37 bytes each as its table fills; a collision, which would drop
         a distinct address, has odds of 1.5e-23 at 100,000,000 addresses;
         pass ``dedupe=False`` for constant memory). Batches hold at
         most ``batch_size`` entries and ``max_batch_bytes`` of JSON, go out

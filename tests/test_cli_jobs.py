@@ -89,8 +89,18 @@ def test_one_run_per_job_a_second_exits_2_naming_the_holder_and_a_third_takes_ov
     store = sync_redis.Redis.from_url(redis_server.url)
     with ThreadedFake(latency=0.2) as fake:
         env = {"SENDKIT_API_KEY": fake.api_key, "SENDKIT_BASE_URL": fake.url}
-        options = ["--batch-size", "500", "--checkpoint", redis_server.url, "--job", "nightly", "--json"]
-        argv, env = _cli("dnc", "import", str(source), *options, "--lease-ttl", "1.5", env=env)
+        # One request at a time, 0.2 s each: the first run is still sending when the second starts.
+        options = [
+            "--batch-size",
+            "500",
+            "--concurrency",
+            "1",
+            "--checkpoint",
+            redis_server.url,
+            "--job",
+            "nightly",
+        ]
+        argv, env = _cli("dnc", "import", str(source), *options, "--json", "--lease-ttl", "1.5", env=env)
         with subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as first:
             wait_until(lambda: landed(store, "nightly") >= 1)
             second = run_cli(argv, env)

@@ -141,7 +141,7 @@ class Batcher:
     past ``max_bytes``.
 
     Deduplication keeps a 128-bit digest of every distinct address of the
-    job, about 27 bytes each: see :class:`~._seen.SeenAddresses` for the odds
+    job, 18 to 37 bytes each as the table fills: see :class:`~._seen.SeenAddresses` for the odds
     of a collision (1.5e-23 at 100,000,000 addresses).
     """
 
