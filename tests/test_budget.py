@@ -364,10 +364,10 @@ async def test_every_attempt_of_every_call_asks_the_budget_and_tells_it_the_answ
     async with FakeSendKit(fail_rate=0.0) as fake, fake.client(rate_budget=budget, clock=clock) as client:
         conversation = fake.add_conversation("lead@example.com")
         await client.inbox.update(conversation, mark_read=True)
-        fake.fail_rate = 1.0  # every attempt fails: the first try and both retries are paced
+        fake.edge.fail_rate = 1.0  # every attempt fails: the first try and both retries are paced
         with pytest.raises(Exception):  # noqa: B017, PT011 - any status error
             await client.with_options(max_retries=2).dnc.get_page()
-        fake.fail_rate = 0.0
+        fake.edge.fail_rate = 0.0
         await client.dnc.import_bulk([f"u{i}@example.com" for i in range(30)], batch_size=10)
     # Three failures; a fast 503 among them may be taken for a limiter's refusal, which is
     # retried past max_retries (a refusal is not a failure), so there may be more.

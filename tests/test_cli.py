@@ -364,7 +364,7 @@ def test_ctrl_c_exits_130_and_the_checkpoint_resumes(tmp_path):
         landed = len(fake.dnc_emails())
         assert 0 < landed < 30_000
 
-        fake.latency = 0
+        fake.edge.latency = 0
         finished = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, check=False)
         assert finished.returncode == 0, finished.stderr
         report = json.loads(finished.stdout)

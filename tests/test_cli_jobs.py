@@ -62,7 +62,7 @@ def test_a_job_killed_mid_import_resumes_from_another_directory_and_adds_up(tmp_
             wait_until(lambda: landed(store, job) >= 3)
             run.kill()  # kill -9: no cleanup, the lease is left to expire
         records = landed(store, job)
-        fake.latency = 0
+        fake.edge.latency = 0
 
         argv, env = _cli(
             "dnc", "import", "../../data/list.txt", *options, "--lease-wait", "20", "--json", env=env
@@ -107,7 +107,7 @@ def test_one_run_per_job_a_second_exits_2_naming_the_holder_and_a_third_takes_ov
             first.kill()
             first.wait()
         left = store.pttl("sendkit:job:{nightly}:lease")  # nobody renews it now: it ends within its TTL
-        fake.latency = 0
+        fake.edge.latency = 0
         third = run_cli([*argv, "--lease-wait", "30"], env)
         stored = fake.dnc_emails()
     store.close()

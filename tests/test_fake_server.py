@@ -10,8 +10,9 @@ from sendkit_async import (
     PermissionDeniedError,
     RateLimitError,
     SendKit,
+    ValidationError,
 )
-from sendkit_async.testing import DEFAULT_PLATFORM_KEY, DEFAULT_WORKSPACE_KEY, FakeSendKit
+from sendkit_async.testing import DEFAULT_PLATFORM_KEY, DEFAULT_WORKSPACE_KEY, Edge, FakeSendKit
 
 
 async def raw(fake, method, path, *, headers=None, body=None, key=DEFAULT_WORKSPACE_KEY):
@@ -207,3 +208,26 @@ async def test_the_servers_limiter_and_latency_run_on_its_clock():
         server_time.advance(1.0)
         await dnc.get_page(once)  # the next window, without a real second passing
     assert fake.stats.rate_limited == 1
+
+
+async def test_the_edge_is_its_own_part_composed_in_front_of_the_api():
+    edge = Edge(rate_limit=2, limiter="anchored", rate_window=60)
+    async with FakeSendKit(edge) as fake:
+        assert fake.edge is edge
+        statuses = [(await raw(fake, "GET", "/v1/dnc"))[0] for _ in range(3)]
+        edge.rate_limit = None  # knobs are attributes: no limit from the next request on
+        after, _, headers = await raw(fake, "GET", "/v1/dnc")
+    assert statuses == [200, 200, 429]
+    assert after == 200
+    assert headers["X-RateLimit-Limit"] == "100000"  # still fields, as the real API's answers carry
+    assert fake.stats.rate_limited == 1
+    assert fake.stats is edge.stats  # one set of counters for the server and its edge
+
+
+def test_an_edge_and_its_knobs_at_once_or_an_unknown_knob_are_refused():
+    with pytest.raises(ValidationError, match="Edge"):
+        FakeSendKit(Edge(), latency=0.1)
+    with pytest.raises(TypeError, match="latencyy"):
+        FakeSendKit(latencyy=0.1)
+    with pytest.raises(ValidationError, match="refusal_status"):
+        Edge(refusal_status=418)

@@ -4,7 +4,7 @@ In-process::
 
     from sendkit_async.testing import FakeSendKit
 
-    async with FakeSendKit(latency=0.01, rate_limit=50, seed=1) as fake:
+    async with FakeSendKit(latency=0.01, rate_limit=50, seed=1) as fake:  # the edge's knobs
         async with fake.client() as client:
             await client.dnc.import_entries(["a@example.com"])
         assert fake.dnc_emails() == {"a@example.com"}
@@ -21,20 +21,16 @@ attempt from ``handler(request)``.
 from __future__ import annotations
 
 from ._clock import FakeClock
+from ._edge import Edge, ServerStats
 from ._mock import MockTransport, json_response
-from ._server import (
-    DEFAULT_PLATFORM_KEY,
-    DEFAULT_WORKSPACE_ID,
-    DEFAULT_WORKSPACE_KEY,
-    FakeSendKit,
-    ServerStats,
-)
+from ._server import DEFAULT_PLATFORM_KEY, DEFAULT_WORKSPACE_ID, DEFAULT_WORKSPACE_KEY, FakeSendKit
 from ._store import FakeConversation
 
 __all__ = [
     "DEFAULT_PLATFORM_KEY",
     "DEFAULT_WORKSPACE_ID",
     "DEFAULT_WORKSPACE_KEY",
+    "Edge",
     "FakeClock",
     "FakeConversation",
     "FakeSendKit",

@@ -3,30 +3,25 @@
 It is strict where the real API is: both auth headers, the workspace-key
 rules, JSON bodies, the 10,000-entry cap (the whole batch is rejected, never
 trimmed), entry syntax, id syntax, and errors in the documented
-``{"error", "message", "code"}`` shape. Knobs add latency, a rate limit in the
-shape of your choice (fixed window, sliding window, token bucket; headers in
-the ``X-RateLimit-*`` or IETF spelling, or none; a phantom neighbour spending
-part of the key), injected 5xx answers and dropped connections, all
-repeatable with a seed.
+``{"error", "message", "code"}`` shape. In front of it stands its edge
+(:mod:`._edge`): latency, a rate limit in the shape of your choice (fixed
+window, sliding window, token bucket; headers in the ``X-RateLimit-*`` or
+IETF spelling, or none; a phantom neighbour spending part of the key),
+injected 5xx answers and dropped connections, all repeatable with a seed.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import concurrent.futures
-import contextlib
 import itertools
 import math
-import random
 import time
-from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextvars import ContextVar
 from http import HTTPStatus
 from typing import Any, Final, Literal, TypeAlias
 
-import attrs
 import orjson
 from aiohttp import web
 from typing_extensions import Self
@@ -35,20 +30,8 @@ from sendkit_async._clock import Clock, SystemClock
 from sendkit_async._errors import ValidationError
 from sendkit_async.client import SendKit
 
+from ._edge import APIError, Edge, OverloadedError, RateLimitedError, ServerStats
 from ._judge import REASONS, address, all_plain_addresses, domain, is_id
-from ._limits import (
-    LIMITER_SHAPES,
-    REFUSAL_STATUSES,
-    HeaderStyle,
-    Limiter,
-    LimiterShape,
-    LimitMeaning,
-    ResetStyle,
-    RetryAfterStyle,
-    Spelling,
-    make_limiter,
-    states_of,
-)
 from ._store import DncStore, FakeConversation, Workspace, iso_now, object_ids
 
 __all__ = [
@@ -56,7 +39,6 @@ __all__ = [
     "DEFAULT_WORKSPACE_ID",
     "DEFAULT_WORKSPACE_KEY",
     "FakeSendKit",
-    "ServerStats",
 ]
 
 DEFAULT_WORKSPACE_KEY: Final = "sk_test_fake_workspace_key"
@@ -64,8 +46,6 @@ DEFAULT_PLATFORM_KEY: Final = "sk_user_test_fake_platform_key"
 DEFAULT_WORKSPACE_ID: Final = "ws_test"
 OTHER_WORKSPACE_ID: Final = "ws_other"
 MAX_IMPORT: Final = 10_000
-# Without a rate_limit, the window every answer's fields describe: never reached in practice.
-GENEROUS_LIMIT: Final = 100_000
 MAX_LIMIT: Final = 100
 DEFAULT_LIMIT: Final = 20
 ENTRY_TYPES: Final = frozenset({"email", "domain"})
@@ -80,46 +60,12 @@ Rejecter = Callable[[str], "str | None"]
 ListOrder: TypeAlias = Literal["oldest", "newest"]
 
 
-class _APIError(Exception):
-    """Raised inside handlers; the middleware turns it into the documented error body."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
 def _json(data: object, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
 
 
 def _error(status: int, message: str, **fields: object) -> web.Response:
     return _json({"error": HTTPStatus(status).phrase, "message": message, "code": status, **fields}, status)
-
-
-@attrs.define
-class ServerStats:
-    """Counters a test or benchmark can read (and :meth:`reset`)."""
-
-    requests: int = 0
-    by_route: Counter[str] = attrs.Factory(Counter)
-    by_status: Counter[int] = attrs.Factory(Counter)
-    rate_limited: int = 0
-    injected_errors: int = 0
-    dropped: int = 0
-    largest_batch: int = 0
-    entries_received: int = 0
-    in_flight: int = 0
-    max_in_flight: int = 0
-    queued: int = 0
-    max_queued: int = 0
-    overloaded: int = 0
-
-    def reset(self) -> None:
-        """Zero every counter (``in_flight`` and ``queued`` keep counting live requests)."""
-        live, queued = self.in_flight, self.queued
-        self.__init__()  # type: ignore[misc]
-        self.in_flight, self.queued = live, queued
 
 
 class FakeSendKit:
@@ -131,60 +77,15 @@ class FakeSendKit:
         ...         await client.dnc.import_entries(["a@example.com"])
         ...     assert "a@example.com" in fake.dnc_emails()
 
+    The API itself: its store, routes, auth and rules. What stands in front
+    of it (the rate limiter, a queue of servers, latency, injected faults) is
+    its :class:`Edge`, a separate object: ``FakeSendKit(edge=Edge(...))``, or
+    the edge's knobs given here directly (``FakeSendKit(latency=0.05)``).
+
     Args:
-        latency: seconds of processing added to every authenticated request
-            within the rate limit (counted against the limit on arrival).
-        latency_per_entry: seconds added per imported entry.
-        capacity: requests served at once (``None``: any number). The rest
-            wait in arrival order, so their latency grows with the queue;
-            ``latency`` and ``latency_per_entry`` are each one's service time.
-        queue_limit: with ``capacity``, a request arriving while this many
-            wait gets 503 with ``Retry-After: 1`` (``None``: the queue is unbounded).
+        edge: the edge in front of the API (a new one from ``knobs`` if not given).
         list_order: ``"oldest"`` first (ids ascending, the default) or
             ``"newest"`` first; cursor mode follows the same order.
-        rate_limit: requests allowed per key per window (``None``: no limit
-            enforced; the answers still carry rate-limit fields, as the real
-            API's always do, of a window of 100,000 requests).
-            A request over the limit gets 429 with ``Retry-After`` (whole
-            seconds, rounded up). Like a real edge, the limiter decides, and
-            stamps the answer's headers, when the request arrives.
-        rate_window: the window length in seconds.
-        limiter: the limiter's shape: ``"fixed"`` window aligned to the clock,
-            ``"anchored"`` fixed window starting at the key's first request,
-            ``"sliding"`` log of the last ``rate_window`` seconds, sliding
-            ``"counter"`` (two weighted windows), or ``"token"`` bucket
-            refilling ``rate_limit / rate_window`` per second (see
-            :mod:`sendkit_async.testing._limits` for what each says in its headers).
-        burst: a token bucket's capacity.
-        rate_headers: ``"x"`` for ``X-RateLimit-Limit/-Remaining/-Reset``,
-            ``"ietf"`` for the structured ``RateLimit`` and ``RateLimit-Policy``,
-            ``"ietf-fields"`` for ``RateLimit-Limit/-Remaining/-Reset`` with
-            ``RateLimit-Policy``, ``"kong"`` for Kong's per-window
-            ``X-RateLimit-Limit-Second``/``-Minute`` fields, ``"none"`` for no
-            rate-limit fields (a refusal still carries ``Retry-After``).
-        reset_style: the reset as a fractional ``"delta"`` (the default),
-            whole ``"seconds"`` from now (rounded up), a whole ``"epoch"``
-            second, ``"epoch-ms"``, a JavaScript date string (``"js-date"``,
-            lemlist's way) or an ``"http-date"``.
-        limit_meaning: ``"quota"`` (requests per window) or ``"burst"`` (a
-            token bucket's capacity) in the ``Limit`` field.
-        retry_after_style: ``"seconds"``, an HTTP ``"date"``, ``"body"`` (no
-            header: the wait in the refusal's body as ``error.retry_after``,
-            Smartlead's way) or ``"none"``.
-        refusal_status: what a request past the limit gets: 429, or 503
-            (nginx's default) or 403 (Mailchimp's throttle).
-        policy_in_body: a refusal's body names the refused policy, HubSpot's
-            way (``"policyName": "SECONDLY"``).
-        extra_windows: more fixed windows every request must also pass, as
-            ``(limit, seconds)`` pairs (Apollo's per minute, hour and day); the
-            ``"kong"`` headers spell each.
-        clock_offset: seconds the server's clock runs ahead of the real one
-            (negative: behind); windows align to it, epoch resets and dates show it.
-        tenant_share: a phantom second client on every key, wanting this share
-            (0 to 1) of the rate, evenly spread; it retries what it is refused.
-        fail_rate: share of requests answered with an injected 500/502/503.
-        drop_rate: share of requests whose connection is dropped unanswered.
-        seed: makes the injected faults repeatable.
         reject: ``reject(email) -> message | None``: server-side rules the
             client cannot know; a batch holding such an entry gets a 400 naming it.
         max_selection_ids: cap on ids per inbox selection (``None``: no cap).
@@ -196,34 +97,18 @@ class FakeSendKit:
             windows (a :class:`FakeClock` puts them in virtual time; a test
             with ``auto_advance=False`` holds requests in flight until it
             advances the clock).
+        knobs: the :class:`Edge`'s fields (``latency``, ``rate_limit``,
+            ``fail_rate``, ``seed``...), when no ``edge`` is given.
 
-    Faults and latency are attributes, so a test may change them mid-run.
+    Raises:
+        ValidationError: a knob out of range, or both an ``edge`` and knobs.
     """
 
     def __init__(
         self,
+        edge: Edge | None = None,
         *,
-        latency: float = 0.0,
-        latency_per_entry: float = 0.0,
-        capacity: int | None = None,
-        queue_limit: int | None = None,
         list_order: ListOrder = "oldest",
-        rate_limit: int | None = None,
-        rate_window: float = 1.0,
-        limiter: LimiterShape = "fixed",
-        burst: int = 1,
-        rate_headers: HeaderStyle = "x",
-        reset_style: ResetStyle = "delta",
-        limit_meaning: LimitMeaning = "quota",
-        retry_after_style: RetryAfterStyle = "seconds",
-        refusal_status: int = 429,
-        policy_in_body: bool = False,
-        extra_windows: Sequence[tuple[int, float]] = (),
-        clock_offset: float = 0.0,
-        tenant_share: float = 0.0,
-        fail_rate: float = 0.0,
-        drop_rate: float = 0.0,
-        seed: int | None = None,
         reject: Rejecter | None = None,
         max_selection_ids: int | None = None,
         workspace_keys: Mapping[str, str] | None = None,
@@ -231,50 +116,19 @@ class FakeSendKit:
         host: str = "127.0.0.1",
         port: int = 0,
         clock: Clock | None = None,
+        **knobs: Any,
     ) -> None:
+        if edge is not None and knobs:
+            raise ValidationError("pass the edge's knobs to the Edge, or give no edge")
         self.clock: Clock = clock if clock is not None else SystemClock()
-        self.latency = latency
-        self.latency_per_entry = latency_per_entry
-        if (capacity is not None and capacity < 1) or (queue_limit is not None and queue_limit < 0):
-            raise ValidationError("capacity must be at least 1 and queue_limit 0 or more")
         if list_order not in ("oldest", "newest"):
             raise ValidationError(f"list_order must be 'oldest' or 'newest', got {list_order!r}")
-        self.capacity = capacity
-        self.queue_limit = queue_limit
         self.list_order: ListOrder = list_order
-        self._serving = 0
-        self._queue: collections.deque[asyncio.Future[None]] = collections.deque()
-        if rate_window <= 0 or burst < 1 or not 0 <= tenant_share < 1:
-            raise ValidationError("rate_window must be positive, burst at least 1, tenant_share in [0, 1)")
-        if limiter not in LIMITER_SHAPES:
-            raise ValidationError(f"unknown limiter {limiter!r}; expected one of {', '.join(LIMITER_SHAPES)}")
-        self.rate_limit = rate_limit
-        self.rate_window = rate_window
-        self.limiter: LimiterShape = limiter
-        self.burst = burst
-        if refusal_status not in REFUSAL_STATUSES:
-            raise ValidationError(f"refusal_status must be one of {REFUSAL_STATUSES}, got {refusal_status!r}")
-        if any(count < 1 or seconds <= 0 for count, seconds in extra_windows):
-            raise ValidationError("extra_windows are (limit >= 1, seconds > 0) pairs")
-        self.extra_windows = tuple(extra_windows)
-        self.spelling = Spelling(
-            style=rate_headers,
-            reset=reset_style,
-            limit=limit_meaning,
-            retry_after=retry_after_style,
-            clock_offset=clock_offset,
-            status=refusal_status,
-            policy_in_body=policy_in_body,
-        )
-        self.tenant_share = tenant_share
-        self.fail_rate = fail_rate
-        self.drop_rate = drop_rate
+        self.stats = ServerStats()
+        self.edge = edge if edge is not None else Edge(**knobs)
+        self.edge.bind(self.clock, self.stats)
         self.reject = reject
         self.max_selection_ids = max_selection_ids
-        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
-            raise ValidationError(f"seed must be an int or None, not {type(seed).__name__}")
-        self.random = random.Random(seed)  # noqa: S311 - fault injection, not cryptography
-        self.stats = ServerStats()
         self.workspace_keys = dict(workspace_keys or {DEFAULT_WORKSPACE_KEY: DEFAULT_WORKSPACE_ID})
         self.platform_keys = {
             k: frozenset(v)
@@ -290,7 +144,6 @@ class FakeSendKit:
         self._counter = itertools.count(1)
         self._ids = object_ids(self._id_prefix, self._counter)
         self._workspaces: dict[str, Workspace] = {}
-        self._limiters: dict[tuple[str, int | None], Limiter] = {}
         self._runner: web.AppRunner | None = None
         self._validator: concurrent.futures.ThreadPoolExecutor | None = None
         self._site: web.TCPSite | None = None
@@ -434,25 +287,23 @@ class FakeSendKit:
             # Like a real edge: authenticate and count the request on arrival,
             # then spend the processing time.
             key, workspace_id = self._authenticate(request)
-            limit_headers = self._count_rate(key)
-            async with self._served():
-                if self.latency:
-                    await self.clock.sleep(self.latency)
-                if self._dropped(request):
+            limit_headers = self.edge.admit(key)
+            async with self.edge.served():
+                if await self.edge.process(request):  # the connection dropped
                     return web.Response(status=499)
                 if request.method in {"POST", "PATCH"} and request.content_type != "application/json":
-                    raise _APIError(415, "Content-Type must be application/json")  # noqa: TRY301
+                    raise APIError(415, "Content-Type must be application/json")  # noqa: TRY301
                 # Each request runs in its own task, so a context variable carries
                 # the authenticated workspace from here to the handler.
                 _WORKSPACE.set(self.workspace(workspace_id))
                 response = await handler(request)
-        except _OverloadedError as exc:
+        except OverloadedError as exc:
             response = _error(503, exc.message)
             response.headers["Retry-After"] = "1"
-        except _RateLimitedError as exc:
+        except RateLimitedError as exc:
             response = _error(exc.status, exc.message, **exc.fields)
             limit_headers = exc.headers
-        except _APIError as exc:
+        except APIError as exc:
             response = _error(exc.status, exc.message)
         except web.HTTPException as exc:  # routing: unknown path or method
             response = _error(exc.status, exc.reason)
@@ -462,120 +313,24 @@ class FakeSendKit:
         response.headers["X-Request-Id"] = f"req_{self.stats.requests:08d}"
         return response
 
-    def _dropped(self, request: web.Request) -> bool:
-        """The injected faults: a dropped connection (``True``), or a 5xx raised."""
-        if self.drop_rate and self.random.random() < self.drop_rate:
-            self.stats.dropped += 1
-            if request.transport is not None:
-                request.transport.abort()
-            return True
-        if self.fail_rate and self.random.random() < self.fail_rate:
-            self.stats.injected_errors += 1
-            raise _APIError(self.random.choice((500, 502, 503)), "injected fault")
-        return False
-
-    @contextlib.asynccontextmanager
-    async def _served(self) -> AsyncIterator[None]:
-        """One of ``capacity`` servers for the request, after those that arrived before it."""
-        if self.capacity is None:
-            yield
-            return
-        stats = self.stats
-        if self._serving >= self.capacity or self._queue:
-            if self.queue_limit is not None and len(self._queue) >= self.queue_limit:
-                stats.overloaded += 1
-                raise _OverloadedError(503, f"server busy: {len(self._queue)} requests queued")
-            turn = asyncio.get_running_loop().create_future()
-            self._queue.append(turn)
-            stats.queued += 1
-            stats.max_queued = max(stats.max_queued, stats.queued)
-            try:
-                await turn
-            except BaseException:
-                if turn.done() and not turn.cancelled():
-                    self._serving -= 1  # given a server, then cancelled: hand it on
-                    self._next()
-                else:
-                    self._queue.remove(turn)
-                raise
-            finally:
-                stats.queued -= 1
-        else:
-            self._serving += 1
-        try:
-            yield
-        finally:
-            self._serving -= 1
-            self._next()
-
-    def _next(self) -> None:
-        while self._queue and self._serving < (self.capacity or 0):
-            turn = self._queue.popleft()
-            if not turn.done():
-                self._serving += 1
-                turn.set_result(None)
-
     def _authenticate(self, request: web.Request) -> tuple[str, str]:
         key = request.headers.get("X-Api-Key", "")
         if not key:
-            raise _APIError(401, "Missing X-Api-Key header")
+            raise APIError(401, "Missing X-Api-Key header")
         if request.headers.get("Authorization", "") != f"Bearer {key}":
-            raise _APIError(401, "Authorization must be 'Bearer <API key>' with the same key as X-Api-Key")
+            raise APIError(401, "Authorization must be 'Bearer <API key>' with the same key as X-Api-Key")
         workspace_header = request.headers.get("X-Workspace-Id")
         if key in self.workspace_keys:
             if workspace_header is not None:
-                raise _APIError(400, "Workspace API keys must not send X-Workspace-Id")
+                raise APIError(400, "Workspace API keys must not send X-Workspace-Id")
             return key, self.workspace_keys[key]
         if key in self.platform_keys:
             if not workspace_header:
-                raise _APIError(400, "Platform API keys need an X-Workspace-Id header")
+                raise APIError(400, "Platform API keys need an X-Workspace-Id header")
             if workspace_header not in self.platform_keys[key]:
-                raise _APIError(403, "This key has no access to that workspace")
+                raise APIError(403, "This key has no access to that workspace")
             return key, workspace_header
-        raise _APIError(401, "Invalid API key")
-
-    def _limiter(self, key: str) -> Limiter:
-        """The key's limiter, made on its first request (knobs changed later apply to new keys).
-
-        Without a ``rate_limit`` it is a fixed window of 100,000 requests: as
-        the real API's, every answer carries rate-limit fields.
-        """
-        found = self._limiters.get((key, self.rate_limit))
-        if found is None:
-            generous = self.rate_limit is None
-            found = self._limiters[(key, self.rate_limit)] = make_limiter(
-                "fixed" if generous else self.limiter,
-                GENEROUS_LIMIT if self.rate_limit is None else self.rate_limit,
-                self.rate_window,
-                burst=self.burst,
-                tenant_share=0.0 if generous else self.tenant_share,
-                start=self._server_now(),
-                extra_windows=() if generous else self.extra_windows,
-            )
-        return found
-
-    def _server_now(self) -> float:
-        """The server's epoch seconds (its clock may run ahead of or behind the real one)."""
-        return self.clock.wall() + self.spelling.clock_offset
-
-    def _count_rate(self, key: str) -> dict[str, str]:
-        """Count a request on arrival and return the headers its answer carries; 429 past the limit."""
-        limiter = self._limiter(key)
-        now = self._server_now()
-        verdict = limiter.hit(now)
-        spelling = self.spelling
-        headers = spelling.headers(limiter.state(now), now, states_of(limiter, now))
-        if not verdict.allowed:
-            self.stats.rate_limited += 1
-            window = verdict.window or self.rate_window
-            extra, fields = spelling.refusal(verdict.retry_after, now, window)
-            raise _RateLimitedError(
-                spelling.status,
-                f"Rate limit of {self.rate_limit} requests per {self.rate_window:g}s exceeded",
-                headers=headers | extra,
-                fields=fields,
-            )
-        return headers
+        raise APIError(401, "Invalid API key")
 
     # -- handlers ----------------------------------------------------------
 
@@ -584,34 +339,34 @@ class FakeSendKit:
         try:
             raw = await request.read()
         except ConnectionResetError:  # the client went away mid-upload (cancelled)
-            raise _APIError(400, "connection lost while reading the body") from None
+            raise APIError(400, "connection lost while reading the body") from None
         try:
             body = orjson.loads(raw)
         except orjson.JSONDecodeError:
-            raise _APIError(400, "Request body is not valid JSON") from None
+            raise APIError(400, "Request body is not valid JSON") from None
         if not isinstance(body, dict):
-            raise _APIError(400, "Request body must be a JSON object")
+            raise APIError(400, "Request body must be a JSON object")
         return body
 
     async def _import(self, request: web.Request) -> web.Response:
         body = await self._body(request)
         entries = body.get("entries")
         if not isinstance(entries, list) or not entries:
-            raise _APIError(400, "entries is required and must be a non-empty array")
+            raise APIError(400, "entries is required and must be a non-empty array")
         self.stats.largest_batch = max(self.stats.largest_batch, len(entries))
         self.stats.entries_received += len(entries)
         if len(entries) > MAX_IMPORT:
-            raise _APIError(400, f"entries may hold at most {MAX_IMPORT:,} items, got {len(entries):,}")
+            raise APIError(400, f"entries may hold at most {MAX_IMPORT:,} items, got {len(entries):,}")
         if unknown := set(body) - {"entries"}:
-            raise _APIError(400, f"unknown fields: {', '.join(sorted(unknown))}")
+            raise APIError(400, f"unknown fields: {', '.join(sorted(unknown))}")
         if self._validator is None or len(entries) < 100:  # noqa: PLR2004 - small batches stay inline
             rows = self._check_entries(entries)
         else:
             rows = await asyncio.get_running_loop().run_in_executor(
                 self._validator, self._check_entries, entries
             )
-        if self.latency_per_entry:
-            await self.clock.sleep(self.latency_per_entry * len(entries))
+        if self.edge.latency_per_entry:
+            await self.clock.sleep(self.edge.latency_per_entry * len(entries))
         store, now = _WORKSPACE.get().dnc, iso_now()
         imported = store.add_many(rows, now)
         return _json({"success": True, "data": {"imported": imported, "skipped": len(rows) - imported}})
@@ -640,42 +395,42 @@ class FakeSendKit:
         # Runs for every entry of every import: the happy path does no
         # string formatting and no set arithmetic.
         if not isinstance(entry, dict):
-            raise _APIError(400, f"entries[{index}] must be an object")
+            raise APIError(400, f"entries[{index}] must be an object")
         if len(entry) > len(ENTRY_FIELDS) or not ENTRY_FIELDS.issuperset(entry):
             unknown = ", ".join(sorted(set(entry) - ENTRY_FIELDS))
-            raise _APIError(400, f"entries[{index}]: unknown fields: {unknown}")
+            raise APIError(400, f"entries[{index}]: unknown fields: {unknown}")
         email, type_, reason = entry.get("email"), entry.get("type", "email"), entry.get("reason", "import")
         if not isinstance(email, str) or not email:
-            raise _APIError(400, f"entries[{index}].email is required")
+            raise APIError(400, f"entries[{index}].email is required")
         if type_ not in ENTRY_TYPES:
-            raise _APIError(400, f"entries[{index}].type must be 'email' or 'domain'")
+            raise APIError(400, f"entries[{index}].type must be 'email' or 'domain'")
         if reason not in REASONS:
-            raise _APIError(400, f"entries[{index}].reason must be one of {', '.join(sorted(REASONS))}")
+            raise APIError(400, f"entries[{index}].reason must be one of {', '.join(sorted(REASONS))}")
         normal = address(email) if type_ == "email" else domain(email)
         if normal is None:
             what = "email address" if type_ == "email" else "domain"
-            raise _APIError(400, f"entries[{index}]: invalid {what} {email!r}")
+            raise APIError(400, f"entries[{index}]: invalid {what} {email!r}")
         if self.reject is not None and (why := self.reject(normal)):
-            raise _APIError(400, f"entries[{index}]: {why}")
+            raise APIError(400, f"entries[{index}]: {why}")
         return normal, type_, reason
 
     async def _list(self, request: web.Request) -> web.Response:
         query = request.query
         if unknown := set(query) - {"type", "page", "limit", "cursor"}:
-            raise _APIError(400, f"unknown query parameters: {', '.join(sorted(unknown))}")
+            raise APIError(400, f"unknown query parameters: {', '.join(sorted(unknown))}")
         type_ = query.get("type")
         if type_ is not None and type_ not in {"email", "domain"}:
-            raise _APIError(400, "type must be 'email' or 'domain'")
+            raise APIError(400, "type must be 'email' or 'domain'")
         limit = _int_param(query, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
         workspace: Workspace = _WORKSPACE.get()
         store = workspace.dnc
         total = store.count(type_)
         if "cursor" in query:
             if "page" in query:
-                raise _APIError(400, "use page or cursor, not both")
+                raise APIError(400, "use page or cursor, not both")
             cursor = query["cursor"]
             if not is_id(cursor):
-                raise _APIError(400, "cursor must be an entry id")
+                raise APIError(400, "cursor must be an entry id")
             rows = store.after(type_, cursor, limit + 1, newest=self.list_order == "newest")
             more = len(rows) > limit
             rows = rows[:limit]
@@ -694,39 +449,39 @@ class FakeSendKit:
 
     def _select(self, body: dict[str, Any]) -> list[FakeConversation]:
         if unknown := set(body) - {"conversationIds", "selectAll", "filters", "excludeIds"}:
-            raise _APIError(400, f"unknown fields: {', '.join(sorted(unknown))}")
+            raise APIError(400, f"unknown fields: {', '.join(sorted(unknown))}")
         ids, select_all = body.get("conversationIds"), body.get("selectAll", False)
         conversations: dict[str, FakeConversation] = _WORKSPACE.get().conversations
         if select_all not in {True, False}:
-            raise _APIError(400, "selectAll must be a boolean")
+            raise APIError(400, "selectAll must be a boolean")
         if (ids is None) == (not select_all):
-            raise _APIError(400, "use either conversationIds or selectAll: true")
+            raise APIError(400, "use either conversationIds or selectAll: true")
         if ids is not None:
             if "filters" in body or "excludeIds" in body:
-                raise _APIError(400, "filters and excludeIds apply only with selectAll")
+                raise APIError(400, "filters and excludeIds apply only with selectAll")
             self._check_id_list(ids, "conversationIds", allow_empty=False)
             return [conversations[i] for i in dict.fromkeys(ids) if i in conversations]
         filters = body.get("filters") or {}
         # The pages leave filters open: any object of plain values is taken; the fake applies the
         # ones it knows (campaignId, aiTag, tag, unread) and, like a lenient API, ignores the rest.
         if not isinstance(filters, dict):
-            raise _APIError(400, "filters must be an object")
+            raise APIError(400, "filters must be an object")
         for key, value in filters.items():
             if value is not None and not isinstance(value, (str, int, float, bool)):
-                raise _APIError(400, f"filter {key!r} must be a plain value")
+                raise APIError(400, f"filter {key!r} must be a plain value")
         excluded = set(self._check_id_list(body.get("excludeIds", []), "excludeIds", allow_empty=True))
         return [c for c in conversations.values() if c.id not in excluded and c.matches(filters)]
 
     def _check_id_list(self, ids: object, field: str, *, allow_empty: bool) -> list[str]:
         if not isinstance(ids, list) or (not ids and not allow_empty):
-            raise _APIError(
+            raise APIError(
                 400, f"{field} must be a non-empty array" if not allow_empty else f"{field} must be an array"
             )
         if self.max_selection_ids is not None and len(ids) > self.max_selection_ids:
-            raise _APIError(400, f"{field} may hold at most {self.max_selection_ids} ids")
+            raise APIError(400, f"{field} may hold at most {self.max_selection_ids} ids")
         for index, value in enumerate(ids):
             if not is_id(value):
-                raise _APIError(400, f"{field}[{index}] is not a valid id")
+                raise APIError(400, f"{field}[{index}] is not a valid id")
         return ids
 
     async def _inbox_dnc(self, request: web.Request) -> web.Response:
@@ -751,11 +506,11 @@ class FakeSendKit:
     async def _update(self, request: web.Request) -> web.Response:
         conversation_id = request.match_info["id"]
         if not is_id(conversation_id):
-            raise _APIError(400, "Invalid conversation id")
+            raise APIError(400, "Invalid conversation id")
         body = _check_update(await self._body(request))
         conversation = _WORKSPACE.get().conversations.get(conversation_id)
         if conversation is None:
-            raise _APIError(404, "The requested resource was not found")
+            raise APIError(404, "The requested resource was not found")
         if body.get("markRead"):
             conversation.unread = 0
         if "aiTag" in body:
@@ -765,19 +520,6 @@ class FakeSendKit:
         return _json({"success": True, "data": conversation.wire()})
 
 
-class _OverloadedError(_APIError):
-    """Past the queue limit: 503 with ``Retry-After``."""
-
-
-class _RateLimitedError(_APIError):
-    def __init__(
-        self, status: int, message: str, *, headers: dict[str, str], fields: dict[str, object]
-    ) -> None:
-        super().__init__(status, message)
-        self.headers = headers
-        self.fields = fields
-
-
 def _int_param(query: Mapping[str, str], name: str, default: int, low: int, high: int | None) -> int:
     raw = query.get(name)
     if raw is None:
@@ -785,24 +527,24 @@ def _int_param(query: Mapping[str, str], name: str, default: int, low: int, high
     try:
         value = int(raw)
     except ValueError:
-        raise _APIError(400, f"{name} must be an integer") from None
+        raise APIError(400, f"{name} must be an integer") from None
     if value < low or (high is not None and value > high):
         bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
-        raise _APIError(400, f"{name} must be {bounds}")
+        raise APIError(400, f"{name} must be {bounds}")
     return value
 
 
 def _check_update(body: dict[str, Any]) -> dict[str, Any]:
     if unknown := set(body) - {"markRead", "aiTag", "tags"}:
-        raise _APIError(400, f"unknown fields: {', '.join(sorted(unknown))}")
+        raise APIError(400, f"unknown fields: {', '.join(sorted(unknown))}")
     if not body:
-        raise _APIError(400, "nothing to update: send markRead, aiTag or tags")
+        raise APIError(400, "nothing to update: send markRead, aiTag or tags")
     if "markRead" in body and not isinstance(body["markRead"], bool):
-        raise _APIError(400, "markRead must be a boolean")
+        raise APIError(400, "markRead must be a boolean")
     tag = body.get("aiTag")
     if tag is not None and not (isinstance(tag, str) and tag):
-        raise _APIError(400, "aiTag must be a non-empty string or null")
+        raise APIError(400, "aiTag must be a non-empty string or null")
     tags = body.get("tags", [])
     if not isinstance(tags, list) or not all(isinstance(t, str) and t for t in tags):
-        raise _APIError(400, "tags must be an array of non-empty strings")
+        raise APIError(400, "tags must be an array of non-empty strings")
     return body
