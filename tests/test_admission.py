@@ -13,7 +13,8 @@ import redis.asyncio as aioredis
 
 from sendkit_async._budget import Lane
 from sendkit_async._budget._admit import Admission, decide, grants, take
-from sendkit_async._budget._pacer import NEVER, Plan
+from sendkit_async._budget._pacer import Plan
+from sendkit_async._budget._protocol import NEVER
 from sendkit_async._budget._redis import RedisBudget
 
 TTL = 30.0  # permits never expire within a trace

@@ -134,38 +134,38 @@ def test_without_fields_pacing_opens_at_one_request_per_first_latency_and_double
     assert learner.plan().cap == 0
     for seq in range(1, 6):  # four more answered over half a second: the opening rate holds
         answer(learner, 0.1 + 0.12 * seq, seq=seq, sent=0.1 * seq, limit=None)
-    assert learner.blind_ok == 10
+    assert learner.blind.ok == 10
     assert learner.plan().interval == pytest.approx(0.05 * 1.01)
     assert slot(learner, state, 1.0) == 1.0
 
 
 def test_without_fields_a_refusal_brackets_the_rate_and_a_round_rate_inside_is_tried_first():
     learner = Learner(max_pause=60)
-    learner.blind_ok, learner.blind_rate, learner.blind_seq, learner.blind_since = 6.0, 12.0, 10, 1.0
+    learner.blind.ok, learner.blind.rate, learner.blind.seq, learner.blind.since = 6.0, 12.0, 10, 1.0
     learner.shape = Shape.BLIND.value
     answer(learner, 1.2, seq=11, sent=1.1, limit=None)
     answer(learner, 1.3, seq=12, sent=1.2, status=429, limit=None)  # no Retry-After
-    assert (learner.blind_ok, learner.blind_bad) == (6.0, 12.0)
-    assert learner.blind_rate == 6.0  # back to the proven rate, after a short pause
+    assert (learner.blind.ok, learner.blind.bad) == (6.0, 12.0)
+    assert learner.blind.rate == 6.0  # back to the proven rate, after a short pause
     assert 1.3 < learner.pause_until <= 1.3 + 2 / 6.0
     # The proven rate holds for a second and a half: then 10 a second, the round rate inside.
     for n in range(1, 12):
         answer(learner, 1.3 + 0.17 * n, seq=12 + n, sent=1.2 + 0.17 * n, limit=None)
-    assert learner.blind_rate == 10.0
+    assert learner.blind.rate == 10.0
     for n in range(1, 17):
         answer(learner, 3.2 + 0.1 * n, seq=24 + n, sent=3.1 + 0.1 * n, limit=None)
     # 10 proven, 12 refused: a proven round rate within 20% of the refused one is the limit.
-    assert (learner.blind_ok, learner.blind_rate) == (10.0, 10.0)
+    assert (learner.blind.ok, learner.blind.rate) == (10.0, 10.0)
 
 
 def test_without_fields_a_second_refusal_in_a_row_waits_longer_and_teaches_nothing_new():
     learner = Learner(max_pause=60)
-    learner.blind_ok, learner.blind_rate, learner.blind_seq, learner.shape = 5.0, 10.0, 10, Shape.BLIND.value
+    learner.blind.ok, learner.blind.rate, learner.blind.seq, learner.shape = 5.0, 10.0, 10, Shape.BLIND.value
     answer(learner, 1.0, seq=10, sent=0.9, status=429, limit=None, retry=2.0)  # "Retry-After: 1"
     first = learner.pause_until
     assert first < 2.0  # whole seconds bound the wait from above: a window ends sooner
     answer(learner, first + 0.01, seq=11, sent=first, status=429, limit=None, retry=first + 1.01)
-    assert (learner.blind_ok, learner.blind_bad) == (5.0, 10.0)  # the limiter had not recovered yet
+    assert (learner.blind.ok, learner.blind.bad) == (5.0, 10.0)  # the limiter had not recovered yet
     assert learner.pause_until - (first + 0.01) > first - 1.0
 
 

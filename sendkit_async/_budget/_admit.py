@@ -18,8 +18,8 @@ import math
 import attrs
 
 from ._gcra import booked, due
-from ._pacer import NEVER, Plan
-from ._protocol import Lane
+from ._pacer import Plan
+from ._protocol import NEVER, Lane
 
 __all__ = ["DUE", "Admission", "decide", "grants", "take"]
 

@@ -66,21 +66,18 @@ with a burst the server would refuse.
 from __future__ import annotations
 
 import enum
-import math
 import statistics
 from typing import Any, Final
 
 import attrs
 
-from sendkit_async._logs import logger
-
-from ._protocol import Shape
+from ._bracket import Bracket
+from ._protocol import NEVER, Shape
 from ._tuning import TUNING
 
 __all__ = ["Family", "Learner", "Plan"]
 
 _RATE_LIMITED: Final = 429
-NEVER: Final = -1e18
 
 
 class Family(enum.IntEnum):
@@ -167,17 +164,7 @@ class Learner:
     refills: bool = False  # Remaining came back whole after a long reset: a fixed window
     last_seen: float = NEVER  # the latest answer
     interactive_at: float = NEVER  # the latest answer to an interactive caller
-    blind_rate: float = 0.0  # requests per second paced now (0: the opening, one at a time)
-    blind_ok: float = 0.0  # the fastest rate proven (0: none yet)
-    blind_bad: float = 0.0  # the slowest rate refused (0: none yet)
-    blind_since: float = NEVER  # when the current rate began
-    blind_seq: int = 0  # the first send paced at it
-    blind_wins: int = 0  # its sends answered without a refusal
-    blind_bucket: bool = False  # refusals came at once after rises: a bucket
-    blind_signs: int = 0  # refusals in a row at the first send after a rise
-    blind_streak: int = 0  # refusals in a row
-    blind_solid: bool = False  # the proven rate held for a whole proof (not just the opening's)
-    blind_quiet: float = NEVER  # the latest refusal or relaxation
+    blind: Bracket = attrs.Factory(Bracket)  # the rate found without fields, by a bracket
 
     def dump(self) -> dict[str, Any]:
         """The state as a JSON-ready dict."""
@@ -187,7 +174,12 @@ class Learner:
     def load(cls, data: dict[str, Any]) -> Learner:
         """Rebuild from :meth:`dump` (unknown fields, from another version, are ignored)."""
         names = {field.name for field in attrs.fields(cls)}
-        return cls(**{key: value for key, value in data.items() if key in names})
+        known = {key: value for key, value in data.items() if key in names}
+        if isinstance(known.get("blind"), dict):
+            known["blind"] = Bracket.load(known["blind"])
+        else:
+            known.pop("blind", None)
+        return cls(**known)
 
     # -- what the answers say ------------------------------------------------
 
@@ -212,7 +204,7 @@ class Learner:
     def key_interval(self) -> float:
         """Seconds per request the key sustains, for everyone on it (0: unknown)."""
         if self.shape == Shape.BLIND.value:
-            return 1.0 / self.blind_rate if self.blind_rate else 0.0
+            return 1.0 / self.blind.rate if self.blind.rate else 0.0
         if self.policy:
             return self.policy
         if self.family == Family.PRECISE and self.samples:
@@ -290,7 +282,7 @@ class Learner:
                 period=period,
             )
         interval = min(self.interval(), ceiling)
-        blind_opening = self.shape == Shape.BLIND.value and not self.blind_rate
+        blind_opening = self.shape == Shape.BLIND.value and not self.blind.rate
         cap = 1 if self.shape == Shape.UNKNOWN.value or blind_opening else 0
         plan = Plan(interval=interval, cap=cap, pause_until=self.pause_until, catchup=self.catchup(interval))
         if self.st_remaining < 0 or (interval and self.family != Family.PRECISE):
@@ -390,17 +382,18 @@ class Learner:
         elif self.shape == Shape.UNKNOWN.value:
             self.shape = Shape.BLIND.value
         received = now if received is None else received
-        if self.shape == Shape.BLIND.value and not self.blind_rate:
+        if self.shape == Shape.BLIND.value and not self.blind.rate:
             # The opening: one request per first latency (within bounds), from now on.
             low, high = TUNING.first_rates
-            self._blind_pace(min(max(1.0 / max(received - sent, 1e-3), low), high), now, seq + 1)
+            opening = min(max(1.0 / max(received - sent, TUNING.millisecond), low), high)
+            self.blind.pace(opening, max(now, self.pause_until), seq + 1)
         if status == _RATE_LIMITED:
             self._rate_limited(now, sent, received, reset, retry, reset_resolution, seq)
             return
         self.penalty = max(self.penalty * TUNING.penalty_decay, 1.0)
         self.lag *= TUNING.lag_decay
         if self.shape == Shape.BLIND.value:
-            self._blind_success(now, seq)
+            self.blind.success(now, seq, self.interval(), self.pause_until)
 
     def _statement(
         self,
@@ -538,116 +531,9 @@ class Learner:
         else:
             self.penalty = min(self.penalty * TUNING.penalty_step, TUNING.max_penalty)
 
-    # -- no fields: the bracket ------------------------------------------------
-
-    def _blind_pace(self, rate: float, now: float, seq: int) -> None:
-        """Pace at ``rate`` from now (or the end of a pause) on; sends from ``seq`` on test it."""
-        logger.debug(
-            "rate budget (no rate-limit fields): pacing %.2f requests/s (proven %.2f, refused %.2f%s)",
-            rate,
-            self.blind_ok,
-            self.blind_bad,
-            ", a bucket" if self.blind_bucket else "",
-        )
-        self.blind_rate = rate
-        self.blind_since, self.blind_seq, self.blind_wins = max(now, self.pause_until), seq, 0
-
-    def _blind_next(self) -> float:
-        """The rate to try once the current one is proven.
-
-        Limits are set by people, in round numbers: a round rate in the
-        bracket (10 a second, 300 a minute) is tried first, the fastest one
-        that is not refused yet.
-        """
-        ok, bad = self.blind_ok, self.blind_bad
-        if not bad:
-            return ok * TUNING.growth
-        if bad / ok <= TUNING.converged or (_is_roundest(ok) and bad / ok <= TUNING.round_converged):
-            return ok
-        for rates in (TUNING.roundest, TUNING.round):
-            inside = [rate for rate in rates if ok * TUNING.converged < rate < bad]
-            if inside:
-                return max(inside)
-        return float(ok * (bad / ok) ** TUNING.probe)
-
-    def _blind_success(self, now: float, seq: int) -> None:
-        self.blind_streak = 0
-        if seq < self.blind_seq:
-            return  # paced at an earlier rate
-        self.blind_wins += 1
-        if self.blind_bad and now - self.blind_quiet >= TUNING.long_quiet:
-            # Quiet for long: let the ceiling up, to find a tenant that left.
-            self.blind_bad *= TUNING.relax
-            self.blind_quiet = now
-        rate = self.blind_rate
-        elapsed = now - self.blind_since
-        if not self.blind_bad:
-            # The opening: climb fast (a refusal costs little), but not past what a window shows.
-            proven = self.blind_wins >= TUNING.proof_sends and elapsed >= TUNING.opening_step
-        else:
-            # Long enough for a window to show a refusal, and the callers used the rate.
-            used = self.blind_wins >= TUNING.used * elapsed / self.interval()
-            proven = self.blind_wins >= TUNING.proof_sends and elapsed >= TUNING.proof_time and used
-        if not proven:
-            return
-        if rate >= self.blind_ok:
-            self.blind_ok, self.blind_solid = rate, bool(self.blind_bad) or self.blind_bucket
-        following = self._blind_next()
-        if following != rate:
-            self._blind_pace(following, now, self.blind_seq + self.blind_wins)
-        else:
-            self.blind_since, self.blind_wins = now, 0
-
     def _blind_refused(self, now: float, received: float, retry: float | None, seq: int) -> None:
-        rate = following = self.blind_rate
-        self.blind_streak += 1
-        self.blind_quiet = now
-        if self.blind_streak > 1:
-            self.blind_bucket = False  # a bucket lets the next send through after an interval
-        # Evidence about the current rate: paced at it, and not a refusal that only shows
-        # the limiter has not recovered from the previous one yet.
-        fresh = seq >= self.blind_seq and self.blind_streak == 1
-        if fresh:
-            if rate > self.blind_ok > 0:
-                # Refused at the first send after a rise, twice: a bucket (a window refuses when
-                # its quota runs out, which is rarely just then).
-                first = self.blind_wins <= TUNING.bucket_sign
-                self.blind_signs = self.blind_signs + 1 if first else 0
-                self.blind_bucket = self.blind_signs >= TUNING.bucket_signs
-            self.blind_bad = min(self.blind_bad or rate, rate)
-            if rate <= self.blind_ok:
-                # Refused at a proven rate: the key is busier than it was (or sends arrive with
-                # more jitter), or the opening's short proof was luck (a window with quota to spare).
-                self.blind_ok = rate * TUNING.retreat if self.blind_solid else 0.0
-            # Refused at once (the rate itself is too fast, not a window run dry): the proven
-            # rate still holds, so probe the next one inside the narrower bracket at once.
-            at_once = self.blind_wins <= TUNING.bucket_sign
-            following = rate / TUNING.fallback
-            if self.blind_ok:
-                following = self._blind_next() if at_once else self.blind_ok
-        interval = 1.0 / following
-        rounded = retry is not None and _whole_seconds(retry - received)
-        if retry is not None and retry - now > self.max_pause:
-            until = now + min(TUNING.probe_pause, self.max_pause)  # past belief: one request asks again soon
-        elif retry is not None and (not rounded or not self.blind_ok):
-            until = retry  # a precise wait, or nothing proven yet: the server's word
-        elif self.blind_bucket:
-            # A bucket's refusal lasts less than an interval (Retry-After rounds it up to seconds).
-            until = now + interval if retry is None else min(retry, now + interval)
-        else:
-            # A window's refusal comes near its end: try again after a couple of intervals,
-            # then twice as long each time, never past what a rounded Retry-After allows.
-            until = now + min(interval * 2**self.blind_streak, TUNING.default_pause)
-            until = until if retry is None else min(until, retry)
-        self.pause_until = max(self.pause_until, min(until, now + max(self.max_pause, TUNING.probe_pause)))
-        if fresh:
-            self._blind_pace(following, now, seq + 1)
-
-
-def _is_roundest(rate: float) -> bool:
-    return any(math.isclose(rate, round_rate) for round_rate in TUNING.roundest)
-
-
-def _whole_seconds(wait: float) -> bool:
-    """Whether a ``Retry-After`` was whole seconds (so an upper bound, rounded up)."""
-    return wait >= 1 and abs(wait - round(wait)) < TUNING.whole
+        """A refusal without fields: every caller pauses as the bracket says, then it paces anew."""
+        until, following = self.blind.refused(now, received, retry, seq, self.max_pause)
+        self.pause_until = max(self.pause_until, until)
+        if following is not None:
+            self.blind.pace(following, max(now, self.pause_until), seq + 1)

@@ -16,6 +16,7 @@ from sendkit_async._errors import ConfigurationError
 from sendkit_async._rate import RateLimit
 
 RATE_LIMITED = 429
+NEVER = -1e18  # a moment before any other: a time field not set yet
 
 __all__ = ["BudgetSnapshot", "Lane", "Observation", "Permit", "RateBudget", "Shape", "refuse_second_key"]
 
