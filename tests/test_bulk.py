@@ -265,6 +265,29 @@ async def test_an_import_stream_left_early_reports_what_landed_and_every_entry_i
         assert {f.email for f in report.failed} - unknown <= set(distinct_valid(10_000)) - fake.dnc_emails()
 
 
+async def test_a_reader_gone_mid_delivery_is_a_stop_the_report_says_where():
+    """A stream closed just as a result is handed over: the send fails, not a cancellation."""
+    import anyio  # noqa: PLC0415
+
+    from sendkit_async.bulk import ImportJob, ImportOptions  # noqa: PLC0415
+
+    async with FakeSendKit(latency=0.02) as fake, fake.client() as client:
+        job = ImportJob(client.session, distinct_valid(10_000), ImportOptions(batch_size=100, concurrency=4))
+        handed = 0
+
+        async def emit(_result, _progress):
+            nonlocal handed
+            handed += 1
+            if handed == 3:
+                raise anyio.BrokenResourceError  # what the closed channel's send raises
+
+        with pytest.raises(anyio.BrokenResourceError):
+            await job.run(emit)
+        report = job.report()
+        assert report.balanced
+        assert report.stopped_at == report.read < 10_000
+
+
 async def test_cancelling_the_task_stops_promptly_and_leaves_nothing_behind():
     server_time = FakeClock(auto_advance=False)  # the server holds each request 5 s of its time
     async with FakeSendKit(latency=5, clock=server_time) as fake, fake.client() as client:

@@ -469,7 +469,7 @@ class ImportJob:
         self._began: float | None = None
         self._ended: float | None = None
         self.fatal: BaseException | None = None
-        self._cancelled = False
+        self._ended_early = False
         self._reached = False  # whether the server has answered anything in this job
         self._probe_lock = anyio.Lock()
         self._probed = False
@@ -488,7 +488,7 @@ class ImportJob:
 
     def report(self) -> ImportReport:
         """The account so far: every batch that finished, and, once the job stopped, every batch it read."""
-        stopped = self.fatal is not None or self._cancelled
+        stopped = self.fatal is not None or self._ended_early
         return self._builder.report(self.elapsed, stopped=stopped)
 
     def progress(self) -> ImportProgress:
@@ -517,8 +517,10 @@ class ImportJob:
             raise  # a setting to fix (a Redis that refuses the password): the call's error, not a stop
         except SendKitError as exc:  # the checkpoint could not be used, or its job is held elsewhere
             self._stop(exc)
-        except anyio.get_cancelled_exc_class():
-            self._cancelled = True
+        except BaseException:
+            # Cancelled, or its reader gone mid-delivery (a stream closed while a result was on
+            # its way): either way the job stopped early, and the report says where.
+            self._ended_early = True
             raise
         finally:
             self._ended = self._clock.monotonic()
