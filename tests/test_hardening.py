@@ -72,7 +72,8 @@ def where(request, tmp_path):
 
 async def test_cancelling_an_import_at_random_points_is_always_plain_cancellation(where):
     rng = random.Random(9)
-    async with FakeSendKit(latency=0.02) as fake, fake.client() as client:
+    # 30 batches, 4 at a time, 0.1 s each: the job outlasts the longest wait before the cancel.
+    async with FakeSendKit(latency=0.1) as fake, fake.client() as client:
         for attempt in range(12):
             job = asyncio.create_task(
                 client.dnc.import_bulk(entries(3000), batch_size=100, concurrency=4, **where.args(attempt))
