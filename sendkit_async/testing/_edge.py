@@ -107,7 +107,7 @@ def _seed(_edge: Edge, _attribute: attrs.Attribute[int | None], value: int | Non
 class Edge:
     """A rate limiter, a queue of servers, latency and faults in front of the fake API.
 
-    Args:
+    Attributes:
         latency: seconds of processing added to every authenticated request
             within the rate limit (counted against the limit on arrival).
         latency_per_entry: seconds added per imported entry.
