@@ -67,6 +67,8 @@ def normalize_email(value: str) -> str:
     local, at, domain = email.rpartition("@")
     if not at or not local or len(local) > MAX_LOCAL_LENGTH or not _LOCAL.fullmatch(local):
         raise ValidationError(f"invalid email address {value!r}")
+    if domain != domain.strip():  # "a@ b.com": a space inside the address, not padding around it
+        raise ValidationError(f"invalid email address {value!r}")
     try:
         email = f"{local}@{normalize_domain(domain)}"
     except ValidationError:
