@@ -11,12 +11,12 @@ SDK on virtual time (:class:`sendkit_async.testing.FakeClock`).
 
 from __future__ import annotations
 
-import importlib as _importlib
 import typing as _typing
 
 from ._budget import BudgetSnapshot, Lane, LocalBudget, Observation, Permit, RateBudget, RateCap, Shape
 from ._clock import Clock, SystemClock
 from ._config import REDIS_URL_SCHEMES
+from ._extra import from_redis_extra as _from_redis_extra
 
 if _typing.TYPE_CHECKING:
     from ._budget._redis import RedisBudget
@@ -25,11 +25,7 @@ if _typing.TYPE_CHECKING:
 def __getattr__(name: str) -> _typing.Any:
     """``RedisBudget`` is imported on first use: it needs the ``redis`` extra."""
     if name == "RedisBudget":
-        try:
-            module = _importlib.import_module("sendkit_async._budget._redis")
-        except ImportError as exc:
-            raise ImportError(f"{name} needs the redis extra: pip install 'sendkit-async[redis]'") from exc
-        return module.RedisBudget
+        return _from_redis_extra("sendkit_async._budget._redis", name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

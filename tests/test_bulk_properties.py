@@ -171,6 +171,20 @@ def reference_batches(entries, *, reason, dedupe, limit, max_bytes):
     ]
 
 
+def batches_in_chunks(batcher, entries, chunk):
+    """Every batch the batcher makes of ``entries``, read ``chunk`` items at a time."""
+    import sendkit_async.bulk._prepare as prepare  # noqa: PLC0415
+
+    async def run():
+        return [batch async for batch in batcher.batches(entries)]
+
+    original, prepare._CHUNK = prepare._CHUNK, chunk
+    try:
+        return asyncio.run(run())
+    finally:
+        prepare._CHUNK = original
+
+
 def shape(batch):
     """A batch as the reference batching describes one."""
     rejected = [(r.position, r.reason) for r in batch.rejected]
@@ -190,22 +204,12 @@ plain = st.one_of(valid, domains, invalid.filter(lambda v: isinstance(v, str)), 
     chunk=st.sampled_from([3, 16, 1024]),
 )
 def test_batches_match_the_per_item_batching_exactly(entries, repeats, dedupe, limit, max_bytes, chunk):
-    import sendkit_async.bulk._prepare as prepare  # noqa: PLC0415
     from sendkit_async.bulk import ImportOptions  # noqa: PLC0415
 
     if repeats:
         entries = entries + entries[: len(entries) // 2]
     batcher = ImportOptions(batch_size=limit, max_batch_bytes=max_bytes, dedupe=dedupe).batcher()
-    original, prepare._CHUNK = prepare._CHUNK, chunk
-    try:
-
-        async def run():
-            return [batch async for batch in batcher.batches(entries)]
-
-        produced = asyncio.run(run())
-    finally:
-        prepare._CHUNK = original
-    actual = list(map(shape, produced))
+    actual = list(map(shape, batches_in_chunks(batcher, entries, chunk)))
     assert actual == reference_batches(entries, reason=None, dedupe=dedupe, limit=limit, max_bytes=max_bytes)
 
 
@@ -238,7 +242,6 @@ email_dicts = st.builds(
     chunk=st.sampled_from([5, 1024]),
 )
 def test_chunks_of_dicts_decide_exactly_as_the_model_does(entries, shared, reason, kind, dedupe, chunk):
-    import sendkit_async.bulk._prepare as prepare  # noqa: PLC0415
     from sendkit_async.bulk import ImportOptions  # noqa: PLC0415
 
     if shared:  # one type and reason for all: the column path's usual chunk
@@ -246,15 +249,7 @@ def test_chunks_of_dicts_decide_exactly_as_the_model_does(entries, shared, reaso
             {**item, "type": entries[0].get("type"), "reason": entries[0].get("reason")} for item in entries
         ]
     batcher = ImportOptions(batch_size=30, dedupe=dedupe, reason=reason, type=kind).batcher()
-    original, prepare._CHUNK = prepare._CHUNK, chunk
-    try:
-
-        async def run():
-            return [batch async for batch in batcher.batches(entries)]
-
-        batches = asyncio.run(run())
-    finally:
-        prepare._CHUNK = original
+    batches = batches_in_chunks(batcher, entries, chunk)
     rows = [(p, row) for b in batches for p, row in zip(b.positions, b.entries.rows(), strict=True)]
     rejected = [(r.position, r.reason) for b in batches for r in b.rejected]
     assert (rows, rejected) == reference(entries, reason=reason, dedupe=dedupe, kind=kind)

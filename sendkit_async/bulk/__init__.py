@@ -6,10 +6,10 @@ Use them through the client (``client.dnc.import_bulk``, ``client.dnc.iter_impor
 
 from __future__ import annotations
 
-import importlib as _importlib
 import typing as _typing
 
 from sendkit_async._config import DEFAULT_LEASE_TTL, MIN_LEASE_TTL
+from sendkit_async._extra import from_redis_extra as _from_redis_extra
 from sendkit_async._flow import Concurrency
 
 from ._checkpoint import is_store_url, redis_checkpoints
@@ -43,11 +43,7 @@ if _typing.TYPE_CHECKING:
 def __getattr__(name: str) -> _typing.Any:
     """``RedisCheckpoints`` is imported on first use: it needs the ``redis`` extra."""
     if name == "RedisCheckpoints":
-        try:
-            module = _importlib.import_module("sendkit_async.bulk._redis_store")
-        except ImportError as exc:
-            raise ImportError(f"{name} needs the redis extra: pip install 'sendkit-async[redis]'") from exc
-        return module.RedisCheckpoints
+        return _from_redis_extra("sendkit_async.bulk._redis_store", name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
