@@ -1,26 +1,20 @@
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import inspect
 import os
 import shutil
 import socket
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
-from types import SimpleNamespace
-from typing import Any
 
-import aioresponses.core as aioresponses_core
 import attrs
 import pytest
 import pytest_asyncio
-from aiohttp import ClientResponse
-from aioresponses import aioresponses
 
 from sendkit_async import SendKit
 from sendkit_async.testing import FakeClock
+
+from .wire import Wire
 
 pytest_plugins = ["sendkit_async.testing.pytest_plugin"]
 
@@ -68,66 +62,21 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-class _CompatResponse(ClientResponse):
-    """aioresponses 0.7.x builds responses without the ``stream_writer`` that
-    aiohttp 3.14 (a security release) requires; supply a finished writer.
-    Upstream: pnuckowski/aioresponses#289.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("stream_writer", SimpleNamespace(output_size=0))
-        super().__init__(*args, **kwargs)
-
-
-@pytest.fixture
-def mocked(monkeypatch: pytest.MonkeyPatch) -> Iterator[aioresponses]:
-    if "stream_writer" in inspect.signature(ClientResponse.__init__).parameters:
-        monkeypatch.setattr(aioresponses_core, "ClientResponse", _CompatResponse)
-    with aioresponses() as mock:
-        yield mock
-
-
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
 
 
+@pytest.fixture
+def wire() -> Wire:
+    """A scripted wire (``wire.get(url, payload=...)``); ``client`` sends through it."""
+    return Wire()
+
+
 @pytest_asyncio.fixture
-async def client(clock: FakeClock) -> AsyncIterator[SendKit]:
-    async with SendKit(api_key=KEY, clock=clock) as sendkit:
+async def client(clock: FakeClock, wire: Wire) -> AsyncIterator[SendKit]:
+    async with SendKit(api_key=KEY, clock=clock, transport=wire) as sendkit:
         yield sendkit
-
-
-def sent(mock: aioresponses) -> list[tuple[str, str, dict]]:
-    """Every request aioresponses saw, as (method, url, kwargs)."""
-    return [
-        (method, str(url), call.kwargs) for (method, url), calls in mock.requests.items() for call in calls
-    ]
-
-
-@contextlib.asynccontextmanager
-async def loop_lag(every: float = 0.01) -> AsyncIterator[SimpleNamespace]:
-    """Watch this event loop: ``.worst`` is the longest a ``sleep(every)`` overslept while inside.
-
-    A real-time test whose bound only holds on a loop that keeps time (a shared CI
-    machine can stall a process for a tenth of a second) checks ``.worst`` to tell the
-    machine's stall from the code's fault.
-    """
-    seen = SimpleNamespace(worst=0.0)
-
-    async def watch() -> None:
-        while True:
-            started = time.monotonic()
-            await asyncio.sleep(every)
-            seen.worst = max(seen.worst, time.monotonic() - started - every)
-
-    watcher = asyncio.ensure_future(watch())
-    try:
-        yield seen
-    finally:
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
 
 
 def free_port() -> int:

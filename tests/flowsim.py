@@ -1,26 +1,22 @@
-"""A server in virtual time behind aioresponses: rate limit, capacity, queue, service time.
+"""A server in virtual time behind a MockTransport: rate limit, capacity, queue, service time.
 
 The whole client runs unchanged (session, budget, in-flight limit, bulk
-engine); only aiohttp's request is answered by :class:`VirtualServer`, whose
+engine); only the wire is :class:`VirtualServer`'s (``server.transport()``), whose
 service and queueing sleep on a :class:`FakeClock`, so a minute of traffic
 takes a fraction of a second.
 """
 
 from __future__ import annotations
 
-import re
 from collections import deque
 
 import anyio
 import attrs
 import orjson
-from aioresponses import CallbackResult, aioresponses
 
-from sendkit_async.testing import FakeClock
+from sendkit_async.testing import FakeClock, MockTransport, json_response
 from sendkit_async.testing._limits import Limiter, Spelling, make_limiter
-
-IMPORT = re.compile(r"^https://api\.sendkit\.ai/v1/dnc/import$")
-LIST = re.compile(r"^https://api\.sendkit\.ai/v1/dnc(\?.*)?$")
+from sendkit_async.transport import WireRequest, WireResponse
 
 
 @attrs.define(eq=False)
@@ -47,9 +43,9 @@ class VirtualServer:
         if self.rate is not None:
             self.limiter = make_limiter("token", self.rate, 1.0, burst=1, start=self.clock.wall())
 
-    def install(self, mock: aioresponses) -> None:
-        mock.post(IMPORT, callback=self.answer, repeat=True)
-        mock.get(LIST, callback=self.answer, repeat=True)
+    def transport(self) -> MockTransport:
+        """The wire a client sends through: every attempt is :meth:`answer`'s."""
+        return MockTransport(self.answer)
 
     @property
     def peak(self) -> int:
@@ -58,7 +54,7 @@ class VirtualServer:
     def in_flight_after(self, start: float) -> list[int]:
         return [n for t, n in self.arrivals if t >= start]
 
-    async def answer(self, _url: object, **kwargs: object) -> CallbackResult:
+    async def answer(self, request: WireRequest) -> WireResponse:
         headers: dict[str, str] = {}
         if self.limiter is not None:
             now = self.clock.wall()
@@ -67,9 +63,10 @@ class VirtualServer:
             if not verdict.allowed:
                 self.rate_limited += 1
                 headers["Retry-After"] = self.spelling.retry_after_value(verdict.retry_after, now)
-                return CallbackResult(status=429, headers=headers, payload={"error": "rate limited"})
-        body = kwargs.get("data")
-        entries = len(orjson.loads(body)["entries"]) if isinstance(body, bytes) else 0
+                return json_response(429, {"error": "rate limited"}, headers)
+        entries = (
+            len(orjson.loads(request.body)["entries"]) if request.method == "POST" and request.body else 0
+        )
         self.in_flight += 1
         self.arrivals.append((self.clock.monotonic(), self.in_flight))
         try:
@@ -80,13 +77,9 @@ class VirtualServer:
         self.completions.append(self.clock.monotonic())
         if entries:
             self.imports += 1
-            return CallbackResult(
-                headers=headers, payload={"success": True, "data": {"imported": entries, "skipped": 0}}
-            )
+            return json_response(200, {"success": True, "data": {"imported": entries, "skipped": 0}}, headers)
         pagination = {"total": 0, "page": 1, "limit": 1, "pages": 0}
-        return CallbackResult(
-            headers=headers, payload={"success": True, "data": [], "pagination": pagination}
-        )
+        return json_response(200, {"success": True, "data": [], "pagination": pagination}, headers)
 
     async def _served(self, seconds: float) -> None:
         if self.capacity is not None and (self.serving >= self.capacity or self.queue):

@@ -102,9 +102,15 @@ async def simulate(
     budget: RateBudget | None = None,
     clock: FakeClock | None = None,
     interactive_every: float | None = None,
+    interactive_budget: RateBudget | None = None,
 ) -> Run:
-    """Send ``requests`` bulk requests from ``workers`` workers (each retried until admitted)."""
+    """Send ``requests`` bulk requests from ``workers`` workers (each retried until admitted).
+
+    With ``interactive_every``, one more caller makes an interactive call that often (through
+    ``interactive_budget``: another process's budget on the same key; by default the workers').
+    """
     clock, budget, server, run = _set_up(limiter, latency, spelling, budget, clock)
+    caller_budget = interactive_budget or budget
     jobs = itertools.count()
     start = clock.monotonic()
 
@@ -120,7 +126,7 @@ async def simulate(
         while run.done < requests - workers:
             await clock.sleep(interactive_every)
             asked = clock.monotonic()
-            while not await exchange(budget, server, Lane.INTERACTIVE, run):
+            while not await exchange(caller_budget, server, Lane.INTERACTIVE, run):
                 pass
             waits.append(clock.monotonic() - asked - latency)
 
@@ -167,13 +173,16 @@ async def crowd(
 def redis_budget(client, clock: FakeClock, *, prefix: str, key: str = "sim", **kwargs):
     """A :class:`RedisBudget` on a real server that runs in ``clock``'s virtual time."""
     from sendkit_async._budget._redis import RedisBudget  # noqa: PLC0415 - the optional extra
+    from sendkit_async._budget._shared import SharedState  # noqa: PLC0415 - the optional extra
+
+    class VirtualSharedState(SharedState):
+        async def call(self, operation, *args):
+            with clock.working():
+                return await super().call(operation, *args)
 
     class VirtualRedisBudget(RedisBudget):
         __slots__ = ()
-
-        async def _call(self, operation, *args):
-            with clock.working():
-                return await super()._call(operation, *args)
+        _Shared = VirtualSharedState
 
     budget = VirtualRedisBudget(
         client, clock=clock, prefix=prefix, script_time=clock.wall, timeout=5, **kwargs

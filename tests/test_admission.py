@@ -15,7 +15,8 @@ from sendkit_async._budget import Lane
 from sendkit_async._budget._admit import Admission, decide, grants, take
 from sendkit_async._budget._pacer import Plan
 from sendkit_async._budget._protocol import NEVER
-from sendkit_async._budget._redis import RedisBudget
+from sendkit_async._budget._shared import SharedState
+from sendkit_async.testing import FakeClock
 
 TTL = 30.0  # permits never expire within a trace
 
@@ -36,17 +37,19 @@ def random_plan(rng: random.Random, now: float, seq: int) -> Plan:
     )
 
 
-async def lua(budget: RedisBudget, operation: str, now: float, *args):
-    budget._script_time = lambda: now
-    return await budget._call(operation, *args)
+async def lua(shared: SharedState, operation: str, now: float, *args):
+    shared.script_time = lambda: now
+    return await shared.call(operation, *args)
 
 
 @pytest.mark.parametrize("seed", range(6))
 async def test_the_lua_admission_takes_the_python_admissions_decisions(redis_server, seed):
     rng = random.Random(seed)
     client = aioredis.Redis.from_url(redis_server.url)
-    budget = RedisBudget(client, timeout=5, in_flight_ttl=TTL)
-    budget.bind(f"trace{seed}")
+    shared = SharedState(
+        client, FakeClock(), prefix="sendkit:budget", timeout=5, retry_every=1.0, in_flight_ttl=TTL, keep=3600
+    )
+    shared.bind(f"trace{seed}")
     state, plan, version = Admission(), Plan(), 0
     now, flying = 1_700_000_000.0, []
     try:
@@ -55,18 +58,18 @@ async def test_the_lua_admission_takes_the_python_admissions_decisions(redis_ser
             if rng.random() < 0.2:
                 plan = random_plan(rng, now, state.seq)
                 reply = await lua(
-                    budget, "learn", now, version, b"{}", 3600, *map(repr, map(float, attrs.astuple(plan)))
+                    shared, "learn", now, version, b"{}", 3600, *map(repr, map(float, attrs.astuple(plan)))
                 )
                 assert int(reply[0]) == 1
                 version += 1
             if flying and rng.random() < 0.3:
                 token = flying.pop(rng.randrange(len(flying)))
-                await lua(budget, "observe", now, token)
+                await lua(shared, "observe", now, token)
                 state.in_flight -= 1
             lane = rng.choice([Lane.INTERACTIVE, Lane.BULK])
             token = f"t{step}"
             granted, wait, _, seq, in_flight, *_ = await lua(
-                budget, "acquire", now, int(lane), token, "p", TTL, 3600
+                shared, "acquire", now, int(lane), token, "p", TTL, 3600
             )
             slot = decide(state, plan, now)
             expect_granted = grants(lane, slot, now)

@@ -386,10 +386,10 @@ async def test_with_options_copies_share_the_clients_budget():
         assert copy.rate_budget is client.rate_budget
 
 
-async def test_a_long_retry_after_raises_at_once_and_the_next_call_goes_through(mocked, client, clock):
+async def test_a_long_retry_after_raises_at_once_and_the_next_call_goes_through(wire, client, clock):
     # 50 minutes: believable, but past max_retry_wait (60 s): the call gives up at once.
-    mocked.get(f"{API}/v1/dnc", status=429, headers={"Retry-After": "3000"}, payload={"error": "x"})
-    mocked.get(f"{API}/v1/dnc", payload={"success": True, "data": [], "pagination": {}})
+    wire.get(f"{API}/v1/dnc", status=429, headers={"Retry-After": "3000"}, payload={"error": "x"})
+    wire.get(f"{API}/v1/dnc", payload={"success": True, "data": [], "pagination": {}})
     with pytest.raises(RateLimitError):
         await client.dnc.get_page()
     started = clock.monotonic()
@@ -398,9 +398,9 @@ async def test_a_long_retry_after_raises_at_once_and_the_next_call_goes_through(
     assert clock.monotonic() - started <= 1.0  # a short probing pause, not 50 minutes
 
 
-async def test_a_retry_after_past_an_hour_is_not_believed_the_call_probes_again(mocked, client, clock):
-    mocked.get(f"{API}/v1/dnc", status=429, headers={"Retry-After": "100000"}, payload={"error": "x"})
-    mocked.get(f"{API}/v1/dnc", payload={"success": True, "data": [], "pagination": {}})
+async def test_a_retry_after_past_an_hour_is_not_believed_the_call_probes_again(wire, client, clock):
+    wire.get(f"{API}/v1/dnc", status=429, headers={"Retry-After": "100000"}, payload={"error": "x"})
+    wire.get(f"{API}/v1/dnc", payload={"success": True, "data": [], "pagination": {}})
     started = clock.monotonic()
     page = await client.dnc.get_page()  # 28 hours is not a wait anyone means: unknown, re-probed
     assert page.items == ()

@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from sendkit_async import DncEntry, DncRecord, UnexpectedResponseError, ValidationError
 
-from .conftest import API, sent
+from .conftest import API
 
 SEED_ENTRIES = [
     {"email": "bounce1@example.com", "type": "email", "reason": "bounce"},
@@ -101,43 +101,43 @@ def record(n):
     return {**RECORD, "_id": f"{n:024x}", "email": f"u{n}@example.com"}
 
 
-async def test_page_mode_keeps_going_through_short_and_empty_pages(client, mocked):
+async def test_page_mode_keeps_going_through_short_and_empty_pages(client, wire):
     pagination = {"total": 5, "limit": 2, "pages": 4}
     for page, items in [(1, [record(1)]), (2, []), (3, [record(3), record(4)]), (4, [record(5)])]:
-        mocked.get(
+        wire.get(
             LIST_URL, payload={"success": True, "data": items, "pagination": {**pagination, "page": page}}
         )
     emails = [e.email async for e in client.dnc.list(limit=2, mode="page")]
     assert emails == ["u1@example.com", "u3@example.com", "u4@example.com", "u5@example.com"]
-    pages = [url.split("page=")[1].split("&")[0] for _, url, _ in sent(mocked)]
+    pages = [request.url.query["page"] for request in wire.sent()]
     assert pages == ["1", "2", "3", "4"]
 
 
-async def test_cursor_mode_follows_next_cursor_through_an_empty_page(client, mocked):
-    mocked.get(LIST_URL, payload={"success": True, "data": [record(1)], "pagination": {"hasMore": True}})
-    mocked.get(
+async def test_cursor_mode_follows_next_cursor_through_an_empty_page(client, wire):
+    wire.get(LIST_URL, payload={"success": True, "data": [record(1)], "pagination": {"hasMore": True}})
+    wire.get(
         LIST_URL,
         payload={"success": True, "data": [], "pagination": {"nextCursor": f"{7:024x}", "hasMore": True}},
     )
-    mocked.get(LIST_URL, payload={"success": True, "data": [record(8)], "pagination": {"hasMore": False}})
+    wire.get(LIST_URL, payload={"success": True, "data": [record(8)], "pagination": {"hasMore": False}})
     emails = [e.email async for e in client.dnc.list(limit=1)]
     assert emails == ["u1@example.com", "u8@example.com"]
-    urls = [url for _, url, _ in sent(mocked)]
+    urls = [str(request.url) for request in wire.sent()]
     assert "cursor" not in urls[0]
     assert f"cursor={1:024x}" in urls[1]
     assert f"cursor={7:024x}" in urls[2]
 
 
-async def test_cursor_mode_without_pagination_hints_stops_at_an_empty_page(client, mocked):
-    mocked.get(LIST_URL, payload={"success": True, "data": [record(1), record(2)]})
-    mocked.get(LIST_URL, payload={"success": True, "data": []})
+async def test_cursor_mode_without_pagination_hints_stops_at_an_empty_page(client, wire):
+    wire.get(LIST_URL, payload={"success": True, "data": [record(1), record(2)]})
+    wire.get(LIST_URL, payload={"success": True, "data": []})
     assert len([e async for e in client.dnc.list(limit=2)]) == 2
-    assert len(sent(mocked)) == 2
+    assert len(wire.sent()) == 2
 
 
-async def test_a_repeated_cursor_stops_the_walk(client, mocked):
+async def test_a_repeated_cursor_stops_the_walk(client, wire):
     page = {"success": True, "data": [record(1)], "pagination": {"nextCursor": f"{1:024x}", "hasMore": True}}
-    mocked.get(LIST_URL, payload=page, repeat=True)
+    wire.get(LIST_URL, payload=page, repeat=True)
     with pytest.raises(UnexpectedResponseError, match="again"):
         _ = [e async for e in client.dnc.list(limit=1)]
 

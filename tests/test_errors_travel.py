@@ -121,11 +121,11 @@ async def test_bad_walk_starts_and_budget_settings_are_typed_errors() -> None:
             build()
 
 
-async def test_a_429_log_line_says_the_budget_does_the_wait(client, mocked, caplog) -> None:
+async def test_a_429_log_line_says_the_budget_does_the_wait(client, wire, caplog) -> None:
     from .conftest import API  # noqa: PLC0415
 
-    mocked.get(f"{API}/v1/dnc?limit=1", status=429, headers={"Retry-After": "2"}, payload={"error": "slow"})
-    mocked.get(f"{API}/v1/dnc?limit=1", payload={"success": True, "data": [], "pagination": {"total": 0}})
+    wire.get(f"{API}/v1/dnc?limit=1", status=429, headers={"Retry-After": "2"}, payload={"error": "slow"})
+    wire.get(f"{API}/v1/dnc?limit=1", payload={"success": True, "data": [], "pagination": {"total": 0}})
     await client.dnc.get_page(limit=1)
     line = next(r.getMessage() for r in caplog.records if "429" in r.getMessage())
     assert "retrying when the rate budget allows (paused 2.00s)" in line

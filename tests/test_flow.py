@@ -26,10 +26,9 @@ def _entries(batches: int, size: int = 10) -> list[str]:
     return [f"u{n}@example.com" for n in range(batches * size)]
 
 
-async def _import(server: VirtualServer, mocked, clock: FakeClock, batches: int, **options):
-    server.install(mocked)
+async def _import(server: VirtualServer, clock: FakeClock, batches: int, **options):
     progress = []
-    async with SendKit(api_key=KEY, clock=clock) as client:
+    async with SendKit(api_key=KEY, clock=clock, transport=server.transport()) as client:
 
         async def main():
             return await client.dnc.import_bulk(
@@ -42,10 +41,10 @@ async def _import(server: VirtualServer, mocked, clock: FakeClock, batches: int,
 
 
 @pytest.mark.parametrize("latency", [0.1, 1.0, 3.0])
-async def test_auto_concurrency_converges_to_rate_times_latency(mocked, latency) -> None:
+async def test_auto_concurrency_converges_to_rate_times_latency(latency) -> None:
     clock = FakeClock(auto_advance=False)
     server = VirtualServer(clock, service=latency, rate=RATE, list_service=0.05)
-    report, progress, snapshot = await _import(server, mocked, clock, batches=300)
+    report, progress, snapshot = await _import(server, clock, batches=300)
     assert report.balanced
     assert report.imported == 3_000
     start = server.arrivals[0][0]
@@ -62,15 +61,12 @@ async def test_auto_concurrency_converges_to_rate_times_latency(mocked, latency)
     assert snapshot.in_flight_limit >= needed
 
 
-async def test_auto_concurrency_backs_off_a_saturating_server_and_interactive_calls_stay_quick(
-    mocked,
-) -> None:
+async def test_auto_concurrency_backs_off_a_saturating_server_and_interactive_calls_stay_quick() -> None:
     clock = FakeClock(auto_advance=False)
     capacity, service = 4, 0.5
     server = VirtualServer(clock, service=service, capacity=capacity, rate=RATE)
-    server.install(mocked)
     waits: list[float] = []
-    async with SendKit(api_key=KEY, clock=clock) as client:
+    async with SendKit(api_key=KEY, clock=clock, transport=server.transport()) as client:
 
         async def interactive(stop: anyio.Event) -> None:
             while not stop.is_set():
@@ -101,10 +97,10 @@ async def test_auto_concurrency_backs_off_a_saturating_server_and_interactive_ca
     assert statistics.median(waits[2:]) <= 2 * service
 
 
-async def test_a_number_keeps_its_meaning_a_fixed_cap(mocked) -> None:
+async def test_a_number_keeps_its_meaning_a_fixed_cap() -> None:
     clock = FakeClock(auto_advance=False)
     server = VirtualServer(clock, service=1.0, rate=RATE)
-    report, progress, _ = await _import(server, mocked, clock, batches=40, concurrency=4)
+    report, progress, _ = await _import(server, clock, batches=40, concurrency=4)
     assert report.imported == 400
     assert server.peak <= 4
     assert {p.concurrency for p in progress} == {4}

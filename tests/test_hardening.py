@@ -10,18 +10,20 @@ from sendkit_async import SendKit
 from sendkit_async.testing import FakeClock, FakeSendKit
 
 from .conftest import API, KEY, revoke_key_after
+from .wire import Wire
 
 IDS = [f"{i:024x}" for i in range(1, 1501)]
 
 
-async def test_after_a_huge_retry_after_a_bulk_job_and_a_chunked_mark_read_both_finish_promptly(mocked):
+async def test_after_a_huge_retry_after_a_bulk_job_and_a_chunked_mark_read_both_finish_promptly():
     clock = FakeClock()
-    mocked.post(f"{API}/v1/dnc/import", status=429, headers={"Retry-After": "100000"}, payload={"error": "x"})
-    mocked.post(
+    wire = Wire()
+    wire.post(f"{API}/v1/dnc/import", status=429, headers={"Retry-After": "100000"}, payload={"error": "x"})
+    wire.post(
         f"{API}/v1/dnc/import", payload={"success": True, "data": {"imported": 10, "skipped": 0}}, repeat=True
     )
-    mocked.post(f"{API}/v1/inbox/mark-read", payload={"success": True, "data": {"modified": 1}}, repeat=True)
-    async with SendKit(api_key=KEY, clock=clock) as client:
+    wire.post(f"{API}/v1/inbox/mark-read", payload={"success": True, "data": {"modified": 1}}, repeat=True)
+    async with SendKit(api_key=KEY, clock=clock, transport=wire) as client:
         report = await client.dnc.import_bulk([f"u{i}@example.com" for i in range(30)], batch_size=10)
         marked = await client.inbox.mark_read(IDS)
     assert report.balanced
@@ -114,13 +116,13 @@ BAD_CALLS = {
 
 
 @pytest.mark.parametrize("call", BAD_CALLS.values(), ids=BAD_CALLS.keys())
-async def test_bad_input_is_a_typed_error_and_nothing_is_sent(mocked, client, call):
+async def test_bad_input_is_a_typed_error_and_nothing_is_sent(wire, client, call):
     from sendkit_async import SendKitError, ValidationError  # noqa: PLC0415
 
     with pytest.raises(ValidationError) as caught:
         await call(client)
     assert isinstance(caught.value, SendKitError)
-    assert mocked.requests == {}
+    assert wire.requests == []
 
 
 async def test_after_a_fatal_error_the_report_says_where_reading_stopped():

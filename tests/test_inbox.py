@@ -62,13 +62,13 @@ async def test_update_sets_and_removes_the_ai_tag(fake_sendkit, sendkit_client):
     assert removed.tags == ("vip",)
 
 
-async def test_leaving_ai_tag_out_does_not_send_it(client, mocked):
-    from .conftest import API, sent  # noqa: PLC0415
+async def test_leaving_ai_tag_out_does_not_send_it(client, wire):
+    from .conftest import API  # noqa: PLC0415
 
-    mocked.patch(f"{API}/v1/inbox/{SEED_ID}", payload={"success": True, "data": {"id": SEED_ID, "tags": []}})
+    wire.patch(f"{API}/v1/inbox/{SEED_ID}", payload={"success": True, "data": {"id": SEED_ID, "tags": []}})
     await client.inbox.update(SEED_ID, mark_read=True)
-    [(_, _, kwargs)] = sent(mocked)
-    assert kwargs["data"] == b'{"markRead":true}'
+    [request] = wire.sent()
+    assert request.body == b'{"markRead":true}'
 
 
 async def test_unknown_conversation_is_not_found(sendkit_client):

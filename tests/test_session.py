@@ -1,9 +1,23 @@
+"""The session over aiohttp itself (aioresponses patches aiohttp's request): retries, errors, headers, bodies.
+
+The other suites script the wire through ``tests.wire.Wire`` (a MockTransport);
+these mean to exercise the real transport, so they patch aiohttp.
+"""
+
 import asyncio
+import inspect
 import logging
 import re
+from collections.abc import AsyncIterator, Iterator
+from types import SimpleNamespace
+from typing import Any
 
 import aiohttp
+import aioresponses.core as aioresponses_core
 import pytest
+import pytest_asyncio
+from aiohttp import ClientResponse
+from aioresponses import aioresponses
 
 from sendkit_async import (
     APIConnectionError,
@@ -23,11 +37,44 @@ from sendkit_async import (
 )
 from sendkit_async.testing import FakeClock
 
-from .conftest import API, KEY, PLATFORM_KEY, sent
+from .conftest import API, KEY, PLATFORM_KEY
 
 OK = {"success": True, "data": {"imported": 1, "skipped": 0}}
 IMPORT = f"{API}/v1/dnc/import"
 LIST = re.compile(rf"^{API}/v1/dnc(\?.*)?$")
+
+
+class _CompatResponse(ClientResponse):
+    """aioresponses 0.7.x builds responses without the ``stream_writer`` that
+    aiohttp 3.14 (a security release) requires; supply a finished writer.
+    Upstream: pnuckowski/aioresponses#289.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("stream_writer", SimpleNamespace(output_size=0))
+        super().__init__(*args, **kwargs)
+
+
+@pytest.fixture
+def mocked(monkeypatch: pytest.MonkeyPatch) -> Iterator[aioresponses]:
+    if "stream_writer" in inspect.signature(ClientResponse.__init__).parameters:
+        monkeypatch.setattr(aioresponses_core, "ClientResponse", _CompatResponse)
+    with aioresponses() as mock:
+        yield mock
+
+
+@pytest_asyncio.fixture
+async def client(clock: FakeClock, mocked: aioresponses) -> AsyncIterator[SendKit]:  # noqa: ARG001
+    """A client on aiohttp (its default transport), whose requests ``mocked`` answers."""
+    async with SendKit(api_key=KEY, clock=clock) as sendkit:
+        yield sendkit
+
+
+def sent(mock: aioresponses) -> list[tuple[str, str, dict]]:
+    """Every request aioresponses saw, as (method, url, kwargs)."""
+    return [
+        (method, str(url), call.kwargs) for (method, url), calls in mock.requests.items() for call in calls
+    ]
 
 
 async def test_every_request_carries_auth_json_and_user_agent(client, mocked):

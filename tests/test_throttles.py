@@ -9,7 +9,8 @@ from sendkit_async import PermissionDeniedError, RetryPolicy, SendKit
 from sendkit_async._throttle import GUESSED_REFUSALS, Throttles, said_so
 from sendkit_async.testing import DEFAULT_PLATFORM_KEY, FakeClock, FakeSendKit
 
-from .conftest import API, KEY, sent
+from .conftest import API, KEY
+from .wire import Wire
 
 NGINX_503 = (
     "<html>\r\n<head><title>503 Service Temporarily Unavailable</title></head>\r\n<body>\r\n"
@@ -114,23 +115,25 @@ async def test_a_real_403_of_a_key_without_access_still_raises_at_once():
         assert fake.stats.requests == 1
 
 
-async def test_a_403_after_successes_is_retried_a_few_times_then_raises(mocked):
-    mocked.get(f"{API}/v1/dnc?limit=1", payload={"data": [], "pagination": {"total": 0}})
-    mocked.post(IMPORT, status=403, body="", repeat=True)
-    async with SendKit(api_key=KEY, clock=FakeClock()) as client:
+async def test_a_403_after_successes_is_retried_a_few_times_then_raises():
+    wire = Wire()
+    wire.get(f"{API}/v1/dnc?limit=1", payload={"data": [], "pagination": {"total": 0}})
+    wire.post(IMPORT, status=403, body="", repeat=True)
+    async with SendKit(api_key=KEY, clock=FakeClock(), transport=wire) as client:
         await client.dnc.get_page(limit=1)
         with pytest.raises(PermissionDeniedError):
             await client.dnc.import_entries(["a@example.com"])
     tries = min(RetryPolicy().rate_limit_retries, GUESSED_REFUSALS) + 1
-    assert len([call for call in sent(mocked) if call[0] == "POST"]) == tries
+    assert len(wire.sent("POST")) == tries
 
 
-async def test_a_daily_policy_refusal_gives_up_at_once_instead_of_spinning(mocked):
+async def test_a_daily_policy_refusal_gives_up_at_once_instead_of_spinning():
     body = {"status": "error", "errorType": "RATE_LIMIT", "policyName": "DAILY", "message": "daily limit"}
-    mocked.post(IMPORT, status=429, payload=body, repeat=True)
+    wire = Wire()
+    wire.post(IMPORT, status=429, payload=body, repeat=True)
     clock = FakeClock()
-    async with SendKit(api_key=KEY, clock=clock) as client:
+    async with SendKit(api_key=KEY, clock=clock, transport=wire) as client:
         with pytest.raises(Exception, match="daily limit"):
             await client.dnc.import_entries(["a@example.com"])
-    assert len(sent(mocked)) == 1
+    assert len(wire.sent()) == 1
     assert clock.monotonic() < 2.0

@@ -12,8 +12,7 @@ import os
 import secrets
 import socket
 from collections.abc import Callable
-from importlib import resources
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 import anyio
 import attrs
@@ -22,30 +21,22 @@ from typing_extensions import Self
 
 from sendkit_async._clock import Clock, SystemClock
 from sendkit_async._config import DEFAULT_BUDGET_REDIS_TIMEOUT, DEFAULT_MAX_RETRY_WAIT
-from sendkit_async._errors import ConfigurationError, ValidationError
+from sendkit_async._errors import ValidationError
 from sendkit_async._redis_owner import RedisOwner
-from sendkit_async._redis_url import (
-    AnyRedis,
-    check_key_part,
-    connect,
-    describe,
-    first_call,
-    outage_errors,
-    refuse_misconfigured,
-    untyped,
-)
+from sendkit_async._redis_url import AnyRedis, check_key_part, connect, describe
 
 from ._admit import Admission
 from ._gate import Gate
-from ._local import LocalBudget, learn, snapshot_of
+from ._local import LocalBudget
 from ._pacer import Learner, Plan
 from ._protocol import BudgetSnapshot, Lane, Observation, Permit, refuse_second_key
+from ._shared import Grant, RedisDownError, SharedState
+from ._teach import learn, snapshot_of
 
 __all__ = ["RedisBudget"]
 
 logger = logging.getLogger("sendkit_async")
 
-_SCRIPT: Final = resources.files(__package__).joinpath("budget.lua").read_text()
 # While the shared budget says "wait for an answer", look again this often,
 # and never nap longer than _LOOK_AGAIN: answers reaching other processes
 # cannot wake this one, and may open a slot sooner than the last reply said.
@@ -55,10 +46,6 @@ _LOOK_AGAIN: Final = 0.1
 _CAUTION: Final = 0.8
 # Two processes learning at once: the later one reads again and re-applies its answer.
 _LEARN_TRIES: Final = 5
-
-
-class _RedisDownError(Exception):
-    """Redis did not answer in time; the caller switches to the local budget."""
 
 
 class RedisBudget(RedisOwner):
@@ -112,7 +99,6 @@ class RedisBudget(RedisOwner):
         "_fallback",
         "_gate",
         "_key_id",
-        "_keys",
         "_learner",
         "_local_permits",
         "_members",
@@ -120,19 +106,14 @@ class RedisBudget(RedisOwner):
         "_plan",
         "_process",
         "_remote",
-        "_retry_at",
-        "_retry_every",
-        "_script",
-        "_script_time",
-        "_started",
+        "_shared",
         "_state",
-        "_timeout",
         "_tokens",
-        "in_flight_ttl",
-        "keep",
         "max_pause",
-        "prefix",
     )
+
+    # The store's class (tests put one that holds virtual time still while Redis works).
+    _Shared: ClassVar[type[SharedState]] = SharedState
 
     def __init__(
         self,
@@ -158,23 +139,23 @@ class RedisBudget(RedisOwner):
         super().__init__(client)
         self._clock: Clock = clock or SystemClock()
         self.max_pause = max_pause
-        self.prefix = prefix
-        self._timeout = timeout
-        self._started = False  # the client's first call is behind it
-        self._retry_every = retry_every
-        self.in_flight_ttl = in_flight_ttl
-        self.keep = keep
-        self._script_time = script_time
-        self._script = untyped(client).register_script(_SCRIPT)
+        self._shared = self._Shared(
+            client,
+            self._clock,
+            prefix,
+            timeout,
+            retry_every,
+            in_flight_ttl,
+            keep,
+            script_time,
+        )
         self._gate = Gate(self._clock)
-        self._keys: list[str] | None = None
         self._key_id: str | None = None
         self._process = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self._tokens = itertools.count()
-        self._remote: dict[int, tuple[int, float]] = {}
+        self._remote: dict[int, tuple[int, float]] = {}  # token -> (seq, when its slot is due)
         self._local_permits: dict[int, Permit] = {}
         self._fallback: LocalBudget | None = None
-        self._retry_at = -math.inf
         # What the last replies showed, for snapshots.
         self._learner = Learner(max_pause=max_pause)
         self._plan: Plan = self._learner.plan()
@@ -200,6 +181,21 @@ class RedisBudget(RedisOwner):
         state = "shared" if self._fallback is None else "local fallback"
         return f"RedisBudget({describe(self._redis)}, prefix={self.prefix!r}, {state})"
 
+    @property
+    def prefix(self) -> str:
+        """The first part of every key it writes."""
+        return self._shared.prefix
+
+    @property
+    def in_flight_ttl(self) -> float:
+        """How long an unanswered permit counts as in flight, in seconds."""
+        return self._shared.in_flight_ttl
+
+    @property
+    def keep(self) -> int:
+        """Seconds every key lives after its last write."""
+        return self._shared.keep
+
     def bind(self, key_id: str) -> None:
         """Name this budget's keys after the key's fingerprint (the client calls it).
 
@@ -208,8 +204,7 @@ class RedisBudget(RedisOwner):
         """
         refuse_second_key(self._key_id, key_id)
         self._key_id = key_id
-        base = f"{self.prefix}:{{{key_id}}}"
-        self._keys = [f"{base}:{name}" for name in ("state", "flight", "members", "learner")]
+        self._shared.bind(key_id)
 
     @property
     def shared(self) -> bool:
@@ -218,13 +213,9 @@ class RedisBudget(RedisOwner):
 
     async def acquire(self, lane: Lane = Lane.INTERACTIVE) -> Permit:
         """Wait for this caller's slot in the shared budget (or the local one while Redis is away)."""
-        if self._keys is None:
-            raise ConfigurationError(
-                "bind() the budget to a key first (SendKit does it when given the budget)"
-            )
         try:
             token = await self._gate.turn(lane, lambda: self._take(lane))
-        except _RedisDownError:
+        except RedisDownError:
             return await self._local_acquire(lane)
         return Permit(lane=lane, token=token, granted_at=self._clock.wall())
 
@@ -232,26 +223,18 @@ class RedisBudget(RedisOwner):
         """A granted slot's token (after waiting for the slot), or ``None`` to step aside.
 
         Raises:
-            _RedisDownError: Redis is known to be away (until ``_retry_at``) or just failed.
+            RedisDownError: Redis is away (the caller paces with the local fallback).
         """
         while True:
-            if self._clock.monotonic() < self._retry_at:
-                raise _RedisDownError
             token = next(self._tokens)
-            reply = await self._call(
-                "acquire", int(lane), f"{self._process}:{token}", self._process, self.in_flight_ttl, self.keep
-            )
-            granted, wait, now = int(reply[0]), float(reply[1]), float(reply[2])
-            self._state.in_flight, self._members = int(reply[4]), int(reply[5])
-            self._offset = now - self._clock.monotonic()
-            self._plan = attrs.evolve(self._plan, interval=float(reply[6]), pause_until=float(reply[7]))
-            self._rejoin()
-            if granted:
-                self._state.seq = int(reply[3]) + 1
-                self._remote[token] = (int(reply[3]), now + wait)
-                if wait > 0:
+            grant = await self._shared.acquire(lane, f"{self._process}:{token}", self._process)
+            self._saw(grant)
+            if grant.granted:
+                self._state.seq = grant.seq + 1
+                self._remote[token] = (grant.seq, grant.now + grant.wait)
+                if grant.wait > 0:
                     try:
-                        await self._clock.sleep(wait)  # a reserved slot: keep it even if roused
+                        await self._clock.sleep(grant.wait)  # a reserved slot: keep it even if roused
                     except BaseException:
                         # Cancelled (or past max_queue_wait) before the send: free its place in flight now.
                         wall = self._clock.wall()
@@ -264,7 +247,16 @@ class RedisBudget(RedisOwner):
                 return token
             if lane is Lane.BULK and self._gate.urgent():
                 return None
-            await self._gate.nap(_POLL if wait < 0 else min(wait, _LOOK_AGAIN))
+            await self._gate.nap(_POLL if grant.wait < 0 else min(grant.wait, _LOOK_AGAIN))
+
+    def _saw(self, grant: Grant) -> None:
+        """Keep what a reply showed of the shared state (for snapshots); rejoin if standing in."""
+        self._state.in_flight, self._members = grant.in_flight, grant.members
+        self._offset = grant.now - self._clock.monotonic()
+        self._plan = attrs.evolve(self._plan, interval=grant.interval, pause_until=grant.pause_until)
+        if self._fallback is not None:
+            logger.warning("the shared rate budget in Redis answers again; pacing with it")
+            self._fallback = None
 
     async def _local_acquire(self, lane: Lane) -> Permit:
         fallback = self._fallback
@@ -288,7 +280,7 @@ class RedisBudget(RedisOwner):
             return
         try:
             await self._learn(f"{self._process}:{permit.token}", granted, observation, permit.lane)
-        except _RedisDownError:
+        except RedisDownError:
             return
         self._gate.rouse()
 
@@ -297,23 +289,16 @@ class RedisBudget(RedisOwner):
     ) -> None:
         """Free the permit's place, then teach the key's learner the answer (read, learn, write back)."""
         for _ in range(_LEARN_TRIES):
-            now, version, stored = await self._call("observe", token)
+            released = await self._shared.release(token)
             wall = self._clock.wall()
-            self._offset = float(now) - self._clock.monotonic()
+            self._offset = released.now - self._clock.monotonic()
             if observation.status is None:
                 return
-            learner = self._stored_learner(stored)
+            learner = self._stored_learner(released.learner)
             seq, sent = granted
-            learn(learner, observation, seq=seq, sent=sent, now=float(now), wall=wall, lane=lane)
+            learn(learner, observation, seq=seq, sent=sent, now=released.now, wall=wall, lane=lane)
             plan = learner.plan()
-            written = await self._call(
-                "learn",
-                int(version),
-                orjson.dumps(learner.dump()),
-                self.keep,
-                *(repr(float(value)) for value in attrs.astuple(plan)),
-            )
-            if int(written[0]):
+            if await self._shared.write(released.version, learner, plan):
                 self._learner, self._plan = learner, plan
                 return
         logger.debug("the shared budget's learner kept changing under this process; one answer was skipped")
@@ -328,30 +313,6 @@ class RedisBudget(RedisOwner):
             return Learner(max_pause=self.max_pause)
         learner.max_pause = self.max_pause
         return learner
-
-    async def _call(self, operation: str, *args: Any) -> Any:
-        given = "" if self._script_time is None else repr(self._script_time())
-        try:
-            if not self._started:
-                await first_call(self._redis)
-                self._started = True
-            with anyio.fail_after(self._timeout):
-                return await self._script(keys=self._keys, args=[operation, given, *args])
-        except outage_errors() as exc:
-            refuse_misconfigured(exc, describe(self._redis))
-            if self._fallback is None and self._retry_at < self._clock.monotonic():
-                logger.warning(
-                    "the shared rate budget in Redis is unreachable (%s); pacing this process alone at a "
-                    "cautious share until it answers again",
-                    type(exc).__name__,
-                )
-            self._retry_at = self._clock.monotonic() + self._retry_every
-            raise _RedisDownError from exc
-
-    def _rejoin(self) -> None:
-        if self._fallback is not None:
-            logger.warning("the shared rate budget in Redis answers again; pacing with it")
-            self._fallback = None
 
     def snapshot(self) -> BudgetSnapshot:
         """The shared budget's state as of the last script reply (the local one's while Redis is away)."""
