@@ -4,10 +4,13 @@ import math
 import anyio
 import orjson
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from sendkit_async import RateLimitError, SendKit
 from sendkit_async._budget import Learner
 from sendkit_async._budget._admit import Admission, decide, take
+from sendkit_async._budget._bracket import whole_seconds
 from sendkit_async._budget._gate import Gate
 from sendkit_async.budget import Lane, LocalBudget, Observation, Shape
 from sendkit_async.testing import FakeClock, FakeSendKit
@@ -167,6 +170,27 @@ def test_without_fields_a_second_refusal_in_a_row_waits_longer_and_teaches_nothi
     answer(learner, first + 0.01, seq=11, sent=first, status=429, limit=None, retry=first + 1.01)
     assert (learner.blind.ok, learner.blind.bad) == (5.0, 10.0)  # the limiter had not recovered yet
     assert learner.pause_until - (first + 0.01) > first - 1.0
+
+
+@example(epoch=2523318280.5174503, lag=0.013682361021737078, now=3.1911521794507025, seconds=1, fraction=0.0)
+@example(epoch=1_700_000_000.0, lag=0.0, now=0.8312499999999999, seconds=1, fraction=0.0)
+@given(
+    epoch=st.floats(1e9, 4e9),
+    lag=st.floats(0, 0.05),
+    now=st.one_of(st.floats(0, 4), st.floats(0, 1e7)),  # a clock that started lately, or long ago
+    seconds=st.integers(1, 3600),
+    fraction=st.sampled_from([0.0, 0.001, 0.25, 0.5]),
+)
+def test_a_retry_after_in_whole_seconds_is_told_apart_from_a_precise_wait_whatever_the_float_error(
+    epoch, lag, now, seconds, fraction
+):
+    # As learn() moves an answer's epoch times into the budget's time (``now`` is the budget's
+    # time when the wall clock reads ``wall``): "Retry-After: 1" can come out as 0.9999999999 s
+    # (near a clock's start, or where its time crosses a power of two), still a rounded second.
+    received_at, wall = epoch, epoch + lag
+    retry_at = received_at + seconds + fraction
+    received, retry = now + (received_at - wall), now + (retry_at - wall)
+    assert whole_seconds(retry - received) == (fraction == 0.0)
 
 
 def counted_down(learner):

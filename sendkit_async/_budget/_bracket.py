@@ -28,8 +28,12 @@ __all__ = ["Bracket", "whole_seconds"]
 
 
 def whole_seconds(wait: float) -> bool:
-    """Whether a ``Retry-After`` was whole seconds (so an upper bound, rounded up)."""
-    return wait >= 1 and abs(wait - round(wait)) < TUNING.whole
+    """Whether a ``Retry-After`` was whole seconds (so an upper bound, rounded up).
+
+    Within :attr:`~._tuning.Tuning.whole` on either side: ``1 - 1e-7`` is a rounded second too.
+    """
+    whole = round(wait)
+    return whole >= 1 and abs(wait - whole) < TUNING.whole
 
 
 def _is_roundest(rate: float) -> bool:

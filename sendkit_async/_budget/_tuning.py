@@ -183,8 +183,13 @@ class Tuning:
     used: float = 0.8
     """Blind: the callers used a rate when at least this share of the sends it allowed went out."""
 
-    whole: float = 1e-6
-    """A wait of at least a second within this of a whole number of seconds was rounded by the server."""
+    whole: float = 1e-4
+    """A wait of about a second or more within this of a whole number of seconds was rounded by the server.
+
+    Seconds, on either side: the wait is a difference of two epoch times (about 1.7e9, good to
+    2.4e-7) moved into the budget's time, so a ``Retry-After: 1`` comes out as 0.99999988 as
+    often as 1.00000012; a server's own fraction of a second is milliseconds, not tenths of them.
+    """
 
 
 TUNING = Tuning()
