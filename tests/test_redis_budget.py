@@ -124,10 +124,9 @@ async def test_processes_on_one_key_stay_under_the_limit_together(redis_server, 
     assert all(r["imported"] == 2000 for r in reports)
     assert all(r["shared_at_end"] for r in reports)
     assert rate_limited <= 3
-    # Real processes in real time: a generous bound (the figures are bench_shared's); it catches a
-    # budget that starves a process, not a slow learner on a loaded two-core machine.
-    slowest = max(r["elapsed"] for r in reports)
-    assert slowest <= 3 * requests / 40 + 2.0
+    # Real processes in real time: how fast is bench_shared's figure (no real-time bound here);
+    # the virtual-time tests below pin the time a process may wait.
+    assert fake.stats.requests >= requests
 
 
 async def test_a_process_killed_mid_job_does_not_starve_the_others(redis_server):
@@ -139,9 +138,34 @@ async def test_a_process_killed_mid_job_does_not_starve_the_others(redis_server)
         doomed.send_signal(signal.SIGKILL)
         await doomed.wait()
         report = await report_of(survivor)
-    # 30 requests at 40/s: 0.75 s alone, plus at most about 2 s for the dead one's share to lapse.
+    # How long its share takes to lapse is pinned in virtual time (the next test).
     assert report["imported"] == 3000
-    assert report["elapsed"] <= 0.75 * 1.5 + 2.5
+    assert report["balanced"]
+
+
+async def test_a_permit_left_by_a_dead_process_lapses_after_in_flight_ttl(redis_server):
+    """Virtual time: another process took the opening's one slot in flight and died (``kill -9``)."""
+    client = aioredis.Redis.from_url(redis_server.url)
+    try:
+        clock = FakeClock(auto_advance=False)
+        doomed = redis_budget(client, clock, prefix="dead", in_flight_ttl=2.0)
+        survivor = redis_budget(client, clock, prefix="dead", in_flight_ttl=2.0)
+        await clock.drive(doomed.acquire(Lane.BULK))  # never answered: its process is gone
+        started = clock.monotonic()
+        run = await simulate(
+            make_limiter("token", 20, 1.0, start=clock.wall()),
+            requests=30,
+            workers=8,
+            latency=0.02,
+            budget=survivor,
+            clock=clock,
+        )
+    finally:
+        await client.aclose()
+    assert run.done == 30
+    first_send = run.sends[0] - started
+    assert 2.0 <= first_send <= 2.0 + 0.1  # the dead permit held the slot until its TTL, no longer
+    assert run.elapsed <= 2.0 + 1.25 * (30 / 20 + 0.02)
 
 
 async def test_when_redis_goes_away_every_process_finishes_on_its_local_budget(redis_server):
