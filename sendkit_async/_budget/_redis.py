@@ -142,12 +142,12 @@ class RedisBudget(RedisOwner):
         self._shared = self._Shared(
             client,
             self._clock,
-            prefix,
-            timeout,
-            retry_every,
-            in_flight_ttl,
-            keep,
-            script_time,
+            prefix=prefix,
+            timeout=timeout,
+            retry_every=retry_every,
+            in_flight_ttl=in_flight_ttl,
+            keep=keep,
+            script_time=script_time,
         )
         self._gate = Gate(self._clock)
         self._key_id: str | None = None

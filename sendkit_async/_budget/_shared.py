@@ -93,11 +93,11 @@ class SharedState:
     in_flight_ttl: float
     keep: int
     script_time: Callable[[], float] | None = None
-    _keys: list[str] | None = None
+    _keys: list[str] | None = attrs.field(init=False, default=None)
     _script: Any = attrs.field(init=False)
-    _started: bool = False  # the client's first call is behind it
-    _retry_at: float = -math.inf
-    _healthy: bool = True
+    _started: bool = attrs.field(init=False, default=False)  # the client's first call is behind it
+    _retry_at: float = attrs.field(init=False, default=-math.inf)
+    _healthy: bool = attrs.field(init=False, default=True)
 
     def __attrs_post_init__(self) -> None:
         self._script = untyped(self.client).register_script(_SCRIPT)
