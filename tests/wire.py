@@ -12,13 +12,12 @@ For tests that script what the server says. The client runs unchanged
 Answers are taken in the order they were added, the first whose method and
 URL match (a string matches the whole URL, query included; a pattern is
 matched from the start); an answer without ``repeat`` is used once. A
-request nothing matches fails as a refused connection would.
+request nothing matches fails as a dropped connection would (a ``TransportError``).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import attrs
@@ -29,15 +28,13 @@ from sendkit_async import TransportError
 from sendkit_async.testing import MockTransport
 from sendkit_async.transport import WireRequest, WireResponse
 
-Callback = Callable[[WireRequest], "WireResponse | Awaitable[WireResponse]"]
-
 
 @attrs.define
 class _Answer:
     method: str
     url: URL | re.Pattern[str]
     repeat: bool
-    respond: Callback
+    response: WireResponse
 
     def matches(self, request: WireRequest) -> bool:
         if self.method != request.method:
@@ -73,33 +70,23 @@ class Wire(MockTransport):
         body: str | bytes = b"",
         headers: dict[str, str] | None = None,
         repeat: bool = False,
-        exception: BaseException | None = None,
-        callback: Callback | None = None,
     ) -> None:
-        """Queue one answer: a status with a JSON ``payload`` or a raw ``body``; an exception; a callback."""
-        if callback is None:
-            raw = orjson.dumps(payload) if payload is not None else body
-            raw = raw.encode() if isinstance(raw, str) else raw
-            fields = {"Content-Type": "application/json"} if payload is not None else {}
-            answer = WireResponse(status, {**fields, **(headers or {})}, raw)
-
-            def callback(_request: WireRequest) -> WireResponse:
-                if exception is not None:
-                    raise exception
-                return answer
-
+        """Queue one answer: a status with a JSON ``payload`` or a raw ``body``."""
+        raw = orjson.dumps(payload) if payload is not None else body
+        raw = raw.encode() if isinstance(raw, str) else raw
+        fields = {"Content-Type": "application/json"} if payload is not None else {}
         where = url if isinstance(url, re.Pattern) else URL(url)
-        self._script.append(_Answer(method, where, repeat, callback))
+        response = WireResponse(status, {**fields, **(headers or {})}, raw)
+        self._script.append(_Answer(method, where, repeat, response))
 
     def sent(self, method: str | None = None) -> list[WireRequest]:
         """Every request seen, in order (only ``method``'s when given)."""
         return [request for request in self.requests if method in (None, request.method)]
 
-    async def _answer(self, request: WireRequest) -> WireResponse:
+    def _answer(self, request: WireRequest) -> WireResponse:
         for index, answer in enumerate(self._script):
             if answer.matches(request):
                 if not answer.repeat:
                     del self._script[index]
-                response = answer.respond(request)
-                return await response if isinstance(response, Awaitable) else response
+                return answer.response
         raise TransportError(f"nothing scripted for {request.method} {request.url}")
