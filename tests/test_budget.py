@@ -2,6 +2,7 @@ import itertools
 import math
 
 import anyio
+import cattrs
 import orjson
 import pytest
 from hypothesis import example, given
@@ -290,6 +291,21 @@ def test_the_learner_travels_as_plain_data():
     again = Learner.load(orjson.loads(orjson.dumps(learner.dump())))
     assert again == learner
     assert again.plan() == learner.plan()
+
+
+def test_a_learner_from_another_version_loads_what_it_knows():
+    # An older release kept every field flat; a newer one may add parts. Neither stops a budget.
+    older = {"max_pause": 60, "shape": "headers", "limit": 10, "st_remaining": 4, "samples": [0.1]}
+    learner = Learner.load(older)
+    assert (learner.shape, learner.limit, learner.statement.remaining) == ("headers", 10, -1)
+    newer = Learner.load({**Learner(max_pause=60).dump(), "part_from_the_future": {"x": 1}})
+    assert newer == Learner(max_pause=60)
+
+
+@pytest.mark.parametrize("stored", [{"max_pause": "soon"}, {"share": 1.0}, {"max_pause": 1, "precise": {"samples": ["soon"]}}])
+def test_a_learner_of_the_wrong_shape_is_a_typed_error(stored):
+    with pytest.raises(cattrs.BaseValidationError):
+        Learner.load(stored)
 
 
 # -- convergence: eight workers against each limiter shape, in virtual time ----

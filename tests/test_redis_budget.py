@@ -77,6 +77,27 @@ async def test_two_clients_on_one_key_share_what_the_budget_learns(redis_server)
         assert other.budget_snapshot().limit == 50
 
 
+@pytest.mark.parametrize("stored", [b"not json", b'{"max_pause": "soon"}', b'{"share": 1}'])
+async def test_a_learned_state_nobody_can_read_is_started_afresh_with_a_warning(redis_server, stored, caplog):
+    async with (
+        FakeSendKit(rate_limit=50, rate_window=0.5) as fake,
+        RedisBudget.from_url(redis_server.url) as budget,
+        fake.client(rate_budget=budget) as client,
+    ):
+        await client.dnc.get_page()
+        store = aioredis.from_url(redis_server.url)
+        try:
+            [learner_key] = [key async for key in store.scan_iter(match="*:learner")]
+            await store.set(learner_key, stored)
+        finally:
+            await store.aclose()
+        with caplog.at_level(logging.WARNING, logger="sendkit_async"):
+            await client.dnc.get_page()
+            await client.dnc.get_page()
+        assert client.budget_snapshot().limit == 50
+        assert "learned state in Redis is unreadable" in caplog.text
+
+
 async def test_a_429_seen_by_one_process_pauses_the_others(redis_server):
     async with (
         RedisBudget.from_url(redis_server.url) as first,

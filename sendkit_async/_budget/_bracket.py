@@ -15,7 +15,6 @@ applies the pauses it asks for.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import attrs
 
@@ -58,12 +57,6 @@ class Bracket:
     streak: int = 0  # refusals in a row
     solid: bool = False  # the proven rate held for a whole proof (not just the opening's)
     quiet: float = NEVER  # the latest refusal or relaxation
-
-    @classmethod
-    def load(cls, data: dict[str, Any]) -> Bracket:
-        """Rebuild from its dumped fields (unknown ones, from another version, are ignored)."""
-        names = {field.name for field in attrs.fields(cls)}
-        return cls(**{key: value for key, value in data.items() if key in names})
 
     def pace(self, rate: float, start: float, seq: int) -> None:
         """Pace at ``rate`` from ``start`` on; sends from ``seq`` on test it."""

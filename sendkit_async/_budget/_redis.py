@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Final
 
 import anyio
 import attrs
+import cattrs
 import orjson
 from typing_extensions import Self
 
@@ -308,7 +309,7 @@ class RedisBudget(RedisOwner):
             return Learner(max_pause=self.max_pause)
         try:
             learner = Learner.load(orjson.loads(stored))
-        except (orjson.JSONDecodeError, TypeError, ValueError):
+        except (orjson.JSONDecodeError, cattrs.BaseValidationError, TypeError, ValueError):
             logger.warning("the shared budget's learned state in Redis is unreadable; starting afresh")
             return Learner(max_pause=self.max_pause)
         learner.max_pause = self.max_pause

@@ -64,8 +64,9 @@ def snapshot_of(
 ) -> BudgetSnapshot:
     """What a budget shows of a learner and its admission state."""
     remaining = None
-    if learner.st_remaining >= 0:
-        remaining = max(learner.st_remaining - (state.seq - learner.st_seq - 1), 0)
+    said = learner.statement
+    if said.remaining >= 0:
+        remaining = max(said.remaining - (state.seq - said.seq - 1), 0)
     return BudgetSnapshot(
         shape=Shape(learner.shape),
         limit=learner.limit or None,
