@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import socket
@@ -12,7 +13,7 @@ import pytest
 import pytest_asyncio
 
 from sendkit_async import SendKit
-from sendkit_async.testing import FakeClock
+from sendkit_async.testing import FakeClock, VirtualTimeLoop
 
 from .wire import Wire
 
@@ -54,6 +55,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.slow)
         if module in SLOW_MODULES:
             item.add_marker(pytest.mark.slow)
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, object]:
+    """``@pytest.mark.virtual_time`` tests run on a VirtualTimeLoop; every other one on asyncio's own."""
+    del config
+    if item.get_closest_marker("virtual_time"):
+        return {"virtual_time": VirtualTimeLoop}
+    return {"asyncio": asyncio.new_event_loop}
 
 
 @pytest.fixture(autouse=True)

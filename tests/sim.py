@@ -2,13 +2,15 @@
 
 No sockets to the server: it is a limiter shape from ``sendkit_async.testing``
 spelled by a :class:`Spelling`, its headers are parsed by the same functions as
-the session's, and the whole run takes milliseconds of real time on a
-:class:`FakeClock` (the Redis budget's calls are real, but the clock stands
-still while they are out).
+the session's, and the whole run takes milliseconds of real time. Callers run
+on a :class:`~sendkit_async.testing.VirtualTimeLoop` (``@pytest.mark.virtual_time``):
+time jumps whenever no task can run (the Redis budget's calls are real, and
+time stands still while they are out).
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 
 import anyio
@@ -16,9 +18,10 @@ import attrs
 from multidict import CIMultiDict
 
 from sendkit_async._budget import Lane, LocalBudget, Observation, RateBudget
+from sendkit_async._clock import Clock
 from sendkit_async._fields import parse_rate_limit, parse_retry_after
 from sendkit_async._throttle import retry_after_in_body
-from sendkit_async.testing import FakeClock
+from sendkit_async.testing import VirtualTimeLoop, virtual_clock
 from sendkit_async.testing._limits import Limiter, Spelling, states_of
 
 
@@ -38,7 +41,7 @@ class Server:
 
     limiter: Limiter
     spelling: Spelling
-    clock: FakeClock
+    clock: Clock
     latency: float
     refusal_latency: float = 0.001
 
@@ -87,7 +90,7 @@ async def exchange(budget: RateBudget, server: Server, lane: Lane, run: Run) -> 
 
 def _set_up(limiter, latency, spelling, budget, clock):
     """The clock, the budget (a local one by default), the server and an empty record of a run."""
-    clock = clock or FakeClock(auto_advance=False)
+    clock = clock or virtual_clock()
     budget = budget or LocalBudget(clock=clock)
     return clock, budget, Server(limiter, spelling or Spelling(), clock, latency), Run()
 
@@ -100,7 +103,7 @@ async def simulate(
     latency: float = 0.1,
     spelling: Spelling | None = None,
     budget: RateBudget | None = None,
-    clock: FakeClock | None = None,
+    clock: Clock | None = None,
     interactive_every: float | None = None,
     interactive_budget: RateBudget | None = None,
 ) -> Run:
@@ -137,7 +140,7 @@ async def simulate(
             if interactive_every is not None:
                 group.start_soon(interactive)
 
-    await clock.drive(main())
+    await main()
     run.elapsed = clock.monotonic() - start
     return run
 
@@ -149,7 +152,7 @@ async def crowd(
     latency: float,
     spelling: Spelling | None = None,
     budget: RateBudget | None = None,
-    clock: FakeClock | None = None,
+    clock: Clock | None = None,
 ) -> Run:
     """``calls`` single interactive calls started at once, each retried until admitted."""
     clock, budget, server, run = _set_up(limiter, latency, spelling, budget, clock)
@@ -165,19 +168,22 @@ async def crowd(
             for _ in range(calls):
                 group.start_soon(one)
 
-    await clock.drive(main())
+    await main()
     run.elapsed = clock.monotonic() - start
     return run
 
 
-def redis_budget(client, clock: FakeClock, *, prefix: str, key: str = "sim", **kwargs):
-    """A :class:`RedisBudget` on a real server that runs in ``clock``'s virtual time."""
+def redis_budget(client, clock: Clock, *, prefix: str, key: str = "sim", **kwargs):
+    """A :class:`RedisBudget` on a real server, on the running VirtualTimeLoop's ``clock``."""
     from sendkit_async._budget._redis import RedisBudget  # noqa: PLC0415 - the optional extra
     from sendkit_async._budget._shared import SharedState  # noqa: PLC0415 - the optional extra
 
+    loop = asyncio.get_running_loop()
+    assert isinstance(loop, VirtualTimeLoop)
+
     class VirtualSharedState(SharedState):
         async def call(self, operation, *args):
-            with clock.working():
+            with loop.working():
                 return await super().call(operation, *args)
 
     class VirtualRedisBudget(RedisBudget):

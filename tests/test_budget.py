@@ -14,7 +14,7 @@ from sendkit_async._budget._admit import Admission, decide, take
 from sendkit_async._budget._bracket import whole_seconds
 from sendkit_async._budget._gate import Gate
 from sendkit_async.budget import Lane, LocalBudget, Observation, Shape
-from sendkit_async.testing import FakeClock, FakeSendKit
+from sendkit_async.testing import FakeClock, FakeSendKit, virtual_clock
 from sendkit_async.testing._limits import Spelling, make_limiter
 
 from .conftest import API, KEY
@@ -302,7 +302,9 @@ def test_a_learner_from_another_version_loads_what_it_knows():
     assert newer == Learner(max_pause=60)
 
 
-@pytest.mark.parametrize("stored", [{"max_pause": "soon"}, {"share": 1.0}, {"max_pause": 1, "precise": {"samples": ["soon"]}}])
+@pytest.mark.parametrize(
+    "stored", [{"max_pause": "soon"}, {"share": 1.0}, {"max_pause": 1, "precise": {"samples": ["soon"]}}]
+)
 def test_a_learner_of_the_wrong_shape_is_a_typed_error(stored):
     with pytest.raises(cattrs.BaseValidationError):
         Learner.load(stored)
@@ -320,6 +322,7 @@ SHAPES = [
 ]
 
 
+@pytest.mark.virtual_time
 @pytest.mark.parametrize(("shape", "style", "share", "burst"), SHAPES)
 @pytest.mark.parametrize(("limit", "latency"), [(10, 0.1), (20, 0.05), (100, 0.05)])
 async def test_the_budget_converges_to_the_servers_rate_with_few_429s(
@@ -333,6 +336,7 @@ async def test_the_budget_converges_to_the_servers_rate_with_few_429s(
     assert run.rate_limited <= 0.02 * requests
 
 
+@pytest.mark.virtual_time
 @pytest.mark.parametrize("shape", ["fixed", "sliding"])
 async def test_without_rate_fields_the_rate_is_learned_from_a_handful_of_429s(shape):
     limiter = make_limiter(shape, 10, 1.0, start=1_700_000_000.0)
@@ -341,6 +345,7 @@ async def test_without_rate_fields_the_rate_is_learned_from_a_handful_of_429s(sh
     assert run.elapsed <= 1.25 * 20
 
 
+@pytest.mark.virtual_time
 async def test_interactive_calls_wait_about_one_interval_during_a_saturating_import():
     limiter = make_limiter("fixed", 10, 1.0, start=1_700_000_000.0)
     run = await simulate(limiter, requests=200, workers=16, interactive_every=0.73)
@@ -447,20 +452,29 @@ async def test_a_retry_after_past_an_hour_is_not_believed_the_call_probes_again(
     assert clock.monotonic() - started <= 2.0
 
 
+@pytest.mark.virtual_time
 async def test_five_hundred_concurrent_single_calls_through_one_client_all_succeed():
-    # 20 requests per 50 ms window: 400 per second, so the test takes about 1.3 s.
-    async with FakeSendKit(rate_limit=20, rate_window=0.05) as fake, fake.client() as client:
+    # 20 requests per 50 ms window: 400 per second, so about 1.3 s of virtual time.
+    clock = virtual_clock()
+    async with (
+        FakeSendKit(rate_limit=20, rate_window=0.05, clock=clock) as fake,
+        fake.client(clock=clock) as client,
+    ):
         ids = [fake.add_conversation(f"lead{i}@example.com") for i in range(500)]
+        started = clock.monotonic()
         async with anyio.create_task_group() as group:
             for conversation in ids:
                 group.start_soon(lambda c=conversation: client.inbox.update(c, ai_tag="seen"))
+        elapsed = clock.monotonic() - started
         assert all(fake.conversation(c).ai_tag == "seen" for c in ids)
-        assert fake.stats.rate_limited <= 15  # at most 3% of the 500
+        assert fake.stats.rate_limited <= 0.02 * 500
+        assert elapsed <= 1.10 * 500 / 400
 
 
+@pytest.mark.virtual_time
 async def test_four_local_budgets_on_one_key_share_it_without_starving():
     # Each sees the others only as foreign spend in the headers; none may freeze at the floor.
-    clock = FakeClock(auto_advance=False)
+    clock = virtual_clock()
     spelling = Spelling(reset="epoch")
     server = Server(make_limiter("fixed", 20, 1.0, start=clock.wall()), spelling, clock, 0.15)
     budgets = [LocalBudget(clock=clock) for _ in range(4)]
@@ -479,7 +493,7 @@ async def test_four_local_budgets_on_one_key_share_it_without_starving():
                 for _ in range(8):
                     group.start_soon(worker, budget, run, jobs)
 
-    await clock.drive(main())
+    await main()
     assert all(run.done == 50 for run in runs)
     assert clock.monotonic() <= 1.5 * (200 / 20 + 0.15)
     assert sum(run.rate_limited for run in runs) <= 0.05 * 200

@@ -7,7 +7,7 @@ import pytest
 
 from sendkit_async import DncEntry
 from sendkit_async.bulk import CheckpointMismatchError, FailureKind, ImportAbortedError
-from sendkit_async.testing import FakeClock, FakeSendKit
+from sendkit_async.testing import FakeClock, FakeSendKit, virtual_clock
 
 from .conftest import revoke_key_after
 
@@ -47,16 +47,20 @@ async def test_250k_entries_with_faults_all_land_and_add_up():
         assert fake.stats.max_in_flight <= 4
 
 
+@pytest.mark.virtual_time
 async def test_a_paced_job_under_a_fixed_window_gets_few_429s():
-    async with FakeSendKit(rate_limit=8, rate_window=0.25, seed=1) as fake:
-        async with fake.client() as client:
+    clock = virtual_clock()
+    async with FakeSendKit(rate_limit=8, rate_window=0.25, seed=1, clock=clock) as fake:
+        async with fake.client(clock=clock) as client:
+            started = clock.monotonic()
             report = await client.dnc.import_bulk(distinct_valid(6_000), batch_size=200, concurrency=6)
+            elapsed = clock.monotonic() - started
         assert report.imported == 6_000
         assert report.batches == 30
-        # Real time, 0.25 s windows: 0-4 seen here (a send delayed past its window's end now and
-        # then on two busy cores); unpaced, the same job meets 20 or more. The exact figures are
-        # the virtual-time conformance suite's (tests/test_pacing_conformance.py).
-        assert fake.stats.rate_limited <= 0.2 * fake.stats.requests
+        # 30 batches at 8 per 0.25 s window: at best the last goes at the start of the fourth
+        # window after the first, 0.75 s in. Unpaced, the same job meets 20 refusals or more.
+        assert fake.stats.rate_limited == 0
+        assert elapsed <= 1.05 * 0.75
         assert report.rate_limited == fake.stats.rate_limited
 
 

@@ -12,9 +12,10 @@ import anyio.lowlevel
 import pytest
 
 from sendkit_async import SendKit, ValidationError
+from sendkit_async._clock import Clock
 from sendkit_async._flow import HEADROOM, TOLERANCE, AdaptiveLimit, FixedLimit, check_concurrency
 from sendkit_async._hooks import Attempt
-from sendkit_async.testing import DEFAULT_WORKSPACE_KEY, FakeClock, FakeSendKit
+from sendkit_async.testing import DEFAULT_WORKSPACE_KEY, FakeClock, FakeSendKit, virtual_clock
 
 from .conftest import KEY
 from .flowsim import VirtualServer
@@ -26,7 +27,7 @@ def _entries(batches: int, size: int = 10) -> list[str]:
     return [f"u{n}@example.com" for n in range(batches * size)]
 
 
-async def _import(server: VirtualServer, clock: FakeClock, batches: int, **options):
+async def _import(server: VirtualServer, clock: Clock, batches: int, **options):
     progress = []
     async with SendKit(api_key=KEY, clock=clock, transport=server.transport()) as client:
 
@@ -35,14 +36,15 @@ async def _import(server: VirtualServer, clock: FakeClock, batches: int, **optio
                 _entries(batches), batch_size=10, on_progress=progress.append, **options
             )
 
-        report = await clock.drive(main())
+        report = await main()
         snapshot = client.budget_snapshot()
     return report, progress, snapshot
 
 
+@pytest.mark.virtual_time
 @pytest.mark.parametrize("latency", [0.1, 1.0, 3.0])
 async def test_auto_concurrency_converges_to_rate_times_latency(latency) -> None:
-    clock = FakeClock(auto_advance=False)
+    clock = virtual_clock()
     server = VirtualServer(clock, service=latency, rate=RATE, list_service=0.05)
     report, progress, snapshot = await _import(server, clock, batches=300)
     assert report.balanced
@@ -61,8 +63,9 @@ async def test_auto_concurrency_converges_to_rate_times_latency(latency) -> None
     assert snapshot.in_flight_limit >= needed
 
 
+@pytest.mark.virtual_time
 async def test_auto_concurrency_backs_off_a_saturating_server_and_interactive_calls_stay_quick() -> None:
-    clock = FakeClock(auto_advance=False)
+    clock = virtual_clock()
     capacity, service = 4, 0.5
     server = VirtualServer(clock, service=service, capacity=capacity, rate=RATE)
     waits: list[float] = []
@@ -83,7 +86,7 @@ async def test_auto_concurrency_backs_off_a_saturating_server_and_interactive_ca
                 stop.set()
             return report
 
-        report = await clock.drive(main())
+        report = await main()
     assert report.balanced
     assert report.imported == 1_200
     start = server.arrivals[0][0]
@@ -97,8 +100,9 @@ async def test_auto_concurrency_backs_off_a_saturating_server_and_interactive_ca
     assert statistics.median(waits[2:]) <= 2 * service
 
 
+@pytest.mark.virtual_time
 async def test_a_number_keeps_its_meaning_a_fixed_cap() -> None:
-    clock = FakeClock(auto_advance=False)
+    clock = virtual_clock()
     server = VirtualServer(clock, service=1.0, rate=RATE)
     report, progress, _ = await _import(server, clock, batches=40, concurrency=4)
     assert report.imported == 400

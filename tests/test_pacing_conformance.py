@@ -2,18 +2,22 @@
 
 Each cell: 100 requests of eight workers at 10 requests/s with 150 ms answers
 (``ideal`` = requests / rate + one answer). ``LocalBudget`` and ``RedisBudget``
-(a real redis-server, given the fake clock's time) run the same cells and must
+(a real redis-server, given the loop's virtual time) run the same cells and must
 both reach the targets: within 1.10x ideal, at most 2% of requests refused.
+Every test runs on a VirtualTimeLoop: time jumps whenever no task can run.
 """
 
 import pytest
 import redis.asyncio as aioredis
 
-from sendkit_async.testing import FakeClock
+from sendkit_async._clock import Clock
+from sendkit_async.testing import virtual_clock
 from sendkit_async.testing._limits import Spelling, make_limiter
 from sendkit_async.testing._matrix import BLIND, CELLS, Cell
 
 from .sim import crowd, redis_budget, simulate
+
+pytestmark = pytest.mark.virtual_time
 
 RATE, LATENCY, REQUESTS = 10, 0.15, 100
 
@@ -37,14 +41,14 @@ async def budget_for(request):
         await client.aclose()
 
 
-def limiter_for(cell: Cell, clock: FakeClock, rate: float = RATE):
+def limiter_for(cell: Cell, clock: Clock, rate: float = RATE):
     start = clock.wall() + cell.spelling.clock_offset
     return make_limiter(cell.shape, rate, 1.0, burst=cell.burst, tenant_share=cell.tenant_share, start=start)
 
 
 async def run_cell(cell: Cell, budget_for):
     """The matrix's run of one cell: 100 requests, 8 workers, 10 requests/s, 150 ms answers."""
-    clock = FakeClock(auto_advance=False)
+    clock = virtual_clock()
     return await simulate(
         limiter_for(cell, clock),
         requests=REQUESTS,
@@ -73,7 +77,7 @@ async def test_without_rate_fields_the_pace_is_learned_from_a_few_429s(budget_fo
 @pytest.mark.parametrize("spelling", [Spelling(reset="epoch"), Spelling(reset="seconds"), Spelling()])
 async def test_a_short_job_reaches_the_limit_without_a_whole_second_pause(spelling, budget_for):
     # 30 requests at 10 requests/s, 400 ms each.
-    clock = FakeClock(auto_advance=False)
+    clock = virtual_clock()
     cell = Cell("short", "fixed", spelling)
     run = await simulate(
         limiter_for(cell, clock),
@@ -89,7 +93,7 @@ async def test_a_short_job_reaches_the_limit_without_a_whole_second_pause(spelli
 
 @pytest.mark.parametrize("shape", ["fixed", "token"])
 async def test_five_hundred_concurrent_single_calls_reach_the_limit(shape, budget_for):
-    clock = FakeClock(auto_advance=False)
+    clock = virtual_clock()
     cell = Cell("crowd", shape, Spelling(reset="epoch"))
     run = await crowd(
         limiter_for(cell, clock, rate=20),

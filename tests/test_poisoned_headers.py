@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from sendkit_async import SendKit
-from sendkit_async.testing import FakeClock, MockTransport, json_response
+from sendkit_async.testing import FakeClock, MockTransport, json_response, virtual_clock
 
 from .conftest import KEY
 
@@ -51,9 +51,10 @@ def _server(poison: dict[str, str]) -> MockTransport:
     return MockTransport(handler)
 
 
+@pytest.mark.virtual_time
 @pytest.mark.parametrize("name", POISONS)
 async def test_single_calls_and_a_bulk_job_survive_a_poisoned_answer(name) -> None:
-    clock = FakeClock(auto_advance=False)
+    clock = virtual_clock()
 
     async def main() -> float:
         async with SendKit(api_key=KEY, clock=clock, transport=_server(POISONS[name])) as client:
@@ -66,16 +67,17 @@ async def test_single_calls_and_a_bulk_job_survive_a_poisoned_answer(name) -> No
             assert report.failed == ()
         return clock.monotonic()
 
-    elapsed = await clock.drive(main())
+    elapsed = await main()
     # 30 requests: never a whole max_queue_wait (60 s) for any, never an hour's pause.
     assert elapsed < 30 * 60
 
 
+@pytest.mark.virtual_time
 @pytest.mark.parametrize(
     "name", ["reset 10**30", "IETF reset 99999999999", "an HTTP-date Retry-After in 9999"]
 )
 async def test_a_refusal_with_a_poisoned_wait_is_re_probed_not_obeyed(name) -> None:
-    clock = FakeClock(auto_advance=False)
+    clock = virtual_clock()
     answers = iter([429, 429, 200])
 
     def handler(_request):
@@ -87,12 +89,13 @@ async def test_a_refusal_with_a_poisoned_wait_is_re_probed_not_obeyed(name) -> N
             await client.dnc.get_page()
         return clock.monotonic()
 
-    assert await clock.drive(main()) < 10  # short probing pauses, not the hours the answers named
+    assert await main() < 10  # short probing pauses, not the hours the answers named
 
 
+@pytest.mark.virtual_time
 @pytest.mark.parametrize("refused_for", [30.0, 120.0])
 async def test_a_server_that_refuses_everything_ends_a_job_in_about_max_refused_for(refused_for) -> None:
-    clock = FakeClock(auto_advance=False)
+    clock = virtual_clock()
     transport = MockTransport(lambda _request: json_response(429, {"error": "Too Many Requests"}))
 
     async def main():
@@ -103,22 +106,23 @@ async def test_a_server_that_refuses_everything_ends_a_job_in_about_max_refused_
                 max_rate_limit_retries=10_000,  # the time bound, not the count, ends it
             )
 
-    report = await clock.drive(main())
+    report = await main()
     assert len(report.failed) == 10_000
     assert {failure.kind.value for failure in report.failed} == {"gave_up"}
     # Refused for max_refused_for, give or take the budget's last pause (it grows as 429s go on).
     assert refused_for <= clock.monotonic() <= refused_for * 1.25 + 5
 
 
+@pytest.mark.virtual_time
 async def test_with_the_defaults_bare_429s_forever_end_a_job_within_max_refused_for() -> None:
-    clock = FakeClock(auto_advance=False)
+    clock = virtual_clock()
     transport = MockTransport(lambda _request: json_response(429, {"error": "Too Many Requests"}))
 
     async def main():
         async with SendKit(api_key=KEY, clock=clock, transport=transport) as client:
             return await client.dnc.import_bulk([f"u{i}@example.com" for i in range(10_000)])
 
-    report = await clock.drive(main())
+    report = await main()
     assert len(report.failed) == 10_000
     # Whichever bound comes first (30 refusals in a row, or 120 s of them), never past the second.
     assert clock.monotonic() <= 120 * 1.25 + 5

@@ -6,7 +6,7 @@ import pytest
 
 from sendkit_async import BudgetTimeoutError, ConfigurationError, SendKit
 from sendkit_async.bulk import FailureKind
-from sendkit_async.testing import FakeClock, MockTransport, json_response
+from sendkit_async.testing import MockTransport, json_response, virtual_clock
 
 from .conftest import KEY
 
@@ -27,8 +27,9 @@ def paused_once(seconds: str, answer: dict) -> MockTransport:
     return MockTransport(handler)
 
 
+@pytest.mark.virtual_time
 async def test_a_call_held_past_max_queue_wait_raises_naming_how_long_it_waited():
-    clock = FakeClock(auto_advance=False)
+    clock = virtual_clock()
     transport = paused_once("30", PAGE)
 
     async def main():
@@ -38,7 +39,7 @@ async def test_a_call_held_past_max_queue_wait_raises_naming_how_long_it_waited(
                 await client.dnc.get_page()
             return clock.monotonic() - started, caught.value
 
-    elapsed, error = await clock.drive(main())
+    elapsed, error = await main()
     assert elapsed == pytest.approx(5.0)
     assert (error.method, error.path, error.limit) == ("GET", "/v1/dnc", 5.0)
     assert error.waited == pytest.approx(5.0)
@@ -47,8 +48,9 @@ async def test_a_call_held_past_max_queue_wait_raises_naming_how_long_it_waited(
     assert len(transport.requests) == 1  # the retry it waited for was never sent
 
 
+@pytest.mark.virtual_time
 async def test_without_a_limit_the_call_waits_out_the_pause():
-    clock = FakeClock(auto_advance=False)
+    clock = virtual_clock()
     transport = paused_once("30", PAGE)
 
     async def main():
@@ -56,12 +58,13 @@ async def test_without_a_limit_the_call_waits_out_the_pause():
             await client.dnc.get_page()
         return clock.monotonic()
 
-    assert await clock.drive(main()) >= 30
+    assert await main() >= 30
     assert len(transport.requests) == 2
 
 
+@pytest.mark.virtual_time
 async def test_a_copy_takes_its_own_limit_and_a_wait_within_it_goes_through():
-    clock = FakeClock(auto_advance=False)
+    clock = virtual_clock()
     transport = paused_once("2", PAGE)
 
     async def main():
@@ -69,7 +72,7 @@ async def test_a_copy_takes_its_own_limit_and_a_wait_within_it_goes_through():
             await client.with_options(max_queue_wait=3).dnc.get_page()
         return clock.monotonic()
 
-    assert 2 <= await clock.drive(main()) < 3
+    assert 2 <= await main() < 3
     assert len(transport.requests) == 2
 
 
@@ -81,16 +84,17 @@ async def test_an_auto_advancing_clock_sets_no_timer_so_its_time_does_not_jump(c
     assert 2 <= clock.monotonic() < 10  # the server's pause and the pace, not the 60 s limit
 
 
+@pytest.mark.virtual_time
 async def test_a_bulk_batch_waits_as_long_as_it_takes_unless_the_job_sets_a_limit():
     for limit, landed in ((None, True), (1.0, False)):
-        clock = FakeClock(auto_advance=False)
+        clock = virtual_clock()
         transport = paused_once("30", IMPORTED)
 
         async def main(limit=limit, transport=transport, clock=clock):
             async with SendKit(api_key=KEY, clock=clock, transport=transport, max_queue_wait=0.5) as client:
                 return await client.dnc.import_bulk(["a@example.com"], concurrency=1, max_queue_wait=limit)
 
-        report = await clock.drive(main())
+        report = await main()
         assert report.balanced
         if landed:
             assert report.imported == 1

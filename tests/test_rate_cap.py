@@ -9,7 +9,7 @@ import pytest
 
 from sendkit_async import SendKit
 from sendkit_async.budget import BudgetSnapshot, Lane, LocalBudget, Observation, Permit, RateCap
-from sendkit_async.testing import FakeClock, MockTransport, json_response
+from sendkit_async.testing import FakeClock, MockTransport, json_response, virtual_clock
 
 from .conftest import KEY
 
@@ -18,8 +18,9 @@ def _cap(clock: FakeClock, rate: float, capacity: int = 1) -> RateCap:
     return RateCap(LocalBudget(clock=clock), rate, clock=clock, capacity=capacity)
 
 
+@pytest.mark.virtual_time
 async def test_permits_are_spaced_one_interval_apart():
-    clock = FakeClock(auto_advance=False)
+    clock = virtual_clock()
     cap = _cap(clock, rate=4)
     times: list[float] = []
 
@@ -33,7 +34,7 @@ async def test_permits_are_spaced_one_interval_apart():
             for _ in range(9):
                 group.start_soon(take)
 
-    await clock.drive(run())
+    await run()
     assert sorted(times) == pytest.approx([n * 0.25 for n in range(9)])
 
 
@@ -53,8 +54,9 @@ class _Unpaced:
         return LocalBudget().snapshot()
 
 
+@pytest.mark.virtual_time
 async def test_a_burst_of_capacity_goes_at_once_then_the_rate_holds():
-    clock = FakeClock(auto_advance=False)
+    clock = virtual_clock()
     cap = RateCap(_Unpaced(), 2, clock=clock, capacity=3)
     times: list[float] = []
 
@@ -63,12 +65,13 @@ async def test_a_burst_of_capacity_goes_at_once_then_the_rate_holds():
             await _spend(cap, clock)
             times.append(clock.monotonic())
 
-    await clock.drive(run())
+    await run()
     assert times == pytest.approx([0, 0, 0, 0.5, 1.0])
 
 
+@pytest.mark.virtual_time
 async def test_a_caller_cancelled_while_it_waits_costs_the_others_nothing():
-    clock = FakeClock(auto_advance=False)
+    clock = virtual_clock()
     cap = _cap(clock, rate=1)
     times: list[float] = []
 
@@ -79,12 +82,13 @@ async def test_a_caller_cancelled_while_it_waits_costs_the_others_nothing():
         await _spend(cap, clock)
         times.append(clock.monotonic())
 
-    await clock.drive(run())
+    await run()
     assert times == pytest.approx([1.0])  # not 2.0: the abandoned wait kept no token
 
 
+@pytest.mark.virtual_time
 async def test_a_caller_cancelled_in_the_inner_budget_gives_its_token_back():
-    clock = FakeClock(auto_advance=False)
+    clock = virtual_clock()
 
     class Stuck(LocalBudget):
         stuck = True
@@ -104,12 +108,13 @@ async def test_a_caller_cancelled_in_the_inner_budget_gives_its_token_back():
         await cap.acquire()
         times.append(clock.monotonic())
 
-    await clock.drive(run())
+    await run()
     assert times == pytest.approx([0.0])
 
 
+@pytest.mark.virtual_time
 async def test_an_import_with_max_rate_sends_its_batches_no_faster_than_that():
-    clock = FakeClock(auto_advance=False)
+    clock = virtual_clock()
     sent: list[float] = []
 
     def handler(request):
@@ -122,7 +127,7 @@ async def test_an_import_with_max_rate_sends_its_batches_no_faster_than_that():
 
     async with SendKit(api_key=KEY, clock=clock, transport=MockTransport(handler)) as client:
         entries = [f"u{n}@example.com" for n in range(100)]
-        report = await clock.drive(client.dnc.import_bulk(entries, batch_size=10, max_rate=2, concurrency=4))
+        report = await client.dnc.import_bulk(entries, batch_size=10, max_rate=2, concurrency=4)
     assert report.imported == 100
     posts = sent[-10:]
     gaps = [b - a for a, b in itertools.pairwise(posts)]

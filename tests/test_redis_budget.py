@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 
 from sendkit_async import ConfigurationError, SendKit
 from sendkit_async.budget import Lane, Observation, RedisBudget, Shape
-from sendkit_async.testing import DEFAULT_WORKSPACE_KEY, FakeClock, FakeSendKit
+from sendkit_async.testing import DEFAULT_WORKSPACE_KEY, FakeSendKit, virtual_clock
 from sendkit_async.testing._limits import make_limiter
 
 from .conftest import free_port
@@ -164,14 +164,15 @@ async def test_a_process_killed_mid_job_does_not_starve_the_others(redis_server)
     assert report["balanced"]
 
 
+@pytest.mark.virtual_time
 async def test_a_permit_left_by_a_dead_process_lapses_after_in_flight_ttl(redis_server):
     """Virtual time: another process took the opening's one slot in flight and died (``kill -9``)."""
     client = aioredis.Redis.from_url(redis_server.url)
     try:
-        clock = FakeClock(auto_advance=False)
+        clock = virtual_clock()
         doomed = redis_budget(client, clock, prefix="dead", in_flight_ttl=2.0)
         survivor = redis_budget(client, clock, prefix="dead", in_flight_ttl=2.0)
-        await clock.drive(doomed.acquire(Lane.BULK))  # never answered: its process is gone
+        await doomed.acquire(Lane.BULK)  # never answered: its process is gone
         started = clock.monotonic()
         run = await simulate(
             make_limiter("token", 20, 1.0, start=clock.wall()),
@@ -207,11 +208,12 @@ async def test_when_redis_goes_away_every_process_finishes_on_its_local_budget(r
     assert len(stored) == 6000
 
 
+@pytest.mark.virtual_time
 async def test_an_interactive_call_in_one_process_goes_ahead_of_another_processes_import(redis_server):
     """Two processes' budgets on one key, in virtual time (the Redis calls are real; the clock waits)."""
     client = aioredis.Redis.from_url(redis_server.url)
     try:
-        clock = FakeClock(auto_advance=False)
+        clock = virtual_clock()
         importer = redis_budget(client, clock, prefix="lanes")
         web = redis_budget(client, clock, prefix="lanes")  # another process on the same key
         run = await simulate(

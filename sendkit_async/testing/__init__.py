@@ -16,6 +16,11 @@ As a command: ``python -m sendkit_async.testing --port 8080``.
 
 Without a server: ``SendKit(transport=MockTransport(handler))`` answers every
 attempt from ``handler(request)``.
+
+In virtual time: :class:`VirtualTimeLoop` is an asyncio loop whose clock jumps
+to the next timer whenever nothing can run; give its :attr:`~VirtualTimeLoop.clock`
+to the client and the fake, and a paced job of minutes runs in milliseconds,
+the same way every time (``run_in_virtual_time(main)``).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from ._edge import Edge, ServerStats
 from ._mock import MockTransport, json_response
 from ._server import DEFAULT_PLATFORM_KEY, DEFAULT_WORKSPACE_ID, DEFAULT_WORKSPACE_KEY, FakeSendKit
 from ._store import FakeConversation
+from ._virtual import LoopClock, VirtualTimeLoop, run_in_virtual_time, virtual_clock
 
 __all__ = [
     "DEFAULT_PLATFORM_KEY",
@@ -34,7 +40,11 @@ __all__ = [
     "FakeClock",
     "FakeConversation",
     "FakeSendKit",
+    "LoopClock",
     "MockTransport",
     "ServerStats",
+    "VirtualTimeLoop",
     "json_response",
+    "run_in_virtual_time",
+    "virtual_clock",
 ]

@@ -2,23 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
-import math
-from collections.abc import Awaitable, Iterator
-from typing import TypeVar
-
 import anyio
 import anyio.lowlevel
 
 __all__ = ["FakeClock"]
-
-T = TypeVar("T")
-# Scheduling rounds that must pass with nobody runnable before time jumps.
-_SETTLE_ROUNDS = 20
-# After real work (a socket call) the awaiting task needs many more rounds to settle.
-_SETTLE_AFTER_WORK = 200
-# Real one-millisecond sleeps, with nobody runnable and no sleeper, before a deadlock is declared.
-_STALL_ROUNDS = 20
 
 
 class FakeClock:
@@ -31,6 +18,8 @@ class FakeClock:
     (``max_queue_wait``) is not enforced in this mode.
     With ``auto_advance=False`` sleepers block until a test calls
     :meth:`advance`, which lets a test cancel a task in the middle of a wait.
+    To run many tasks in virtual time (every wait, the loop's own included),
+    use :class:`~sendkit_async.testing.VirtualTimeLoop` instead.
 
     Example:
         >>> clock = FakeClock()
@@ -39,7 +28,7 @@ class FakeClock:
         [2.0]
     """
 
-    __slots__ = ("_busy", "_now", "_waiters", "_wall_offset", "_worked", "auto_advance", "sleeps")
+    __slots__ = ("_now", "_waiters", "_wall_offset", "auto_advance", "sleeps")
 
     def __init__(
         self, *, start: float = 0.0, wall: float = 1_700_000_000.0, auto_advance: bool = True
@@ -49,8 +38,6 @@ class FakeClock:
         self._waiters: list[tuple[float, anyio.Event]] = []
         self.auto_advance = auto_advance
         self.sleeps: list[float] = []
-        self._busy = 0
-        self._worked = False
 
     def monotonic(self) -> float:
         """Virtual seconds."""
@@ -80,84 +67,6 @@ class FakeClock:
     def waiting(self) -> int:
         """How many sleepers are blocked (manual mode)."""
         return sum(1 for _, event in self._waiters if not event.is_set())
-
-    @contextlib.contextmanager
-    def working(self) -> Iterator[None]:
-        """Hold virtual time still while real work is out (a call to a real Redis, say).
-
-        :meth:`drive` jumps to the next wake-up only when every task waits on
-        this clock; a task awaiting a socket looks idle to it, so wrap such
-        awaits in ``with clock.working():``.
-        """
-        self._busy += 1
-        try:
-            yield
-        finally:
-            self._busy -= 1
-            self._worked = True
-
-    def next_deadline(self) -> float:
-        """The earliest time a blocked sleeper wakes (``inf`` when none waits)."""
-        return min((deadline for deadline, event in self._waiters if not event.is_set()), default=math.inf)
-
-    async def drive(self, main: Awaitable[T]) -> T:
-        """Run ``main`` in virtual time: whenever every task waits on this clock, jump to the next wake-up.
-
-        For code that waits only on this clock and on in-process events (no
-        sockets): a simulation of many workers against an in-process server
-        runs in milliseconds, in a repeatable order. Needs ``auto_advance=False``.
-
-        Raises:
-            RuntimeError: every task is blocked and nothing waits on the clock (a deadlock).
-        """
-        if self.auto_advance:
-            raise RuntimeError("drive() needs FakeClock(auto_advance=False)")
-        outcome: list[T] = []
-        failure: list[BaseException] = []
-        done = anyio.Event()
-
-        async def run() -> None:
-            try:
-                outcome.append(await main)
-            except Exception as exc:  # noqa: BLE001 - re-raised below, outside the task group
-                failure.append(exc)
-            finally:
-                done.set()
-
-        async with anyio.create_task_group() as task_group:
-            task_group.start_soon(run)
-            deadlocked = await self._advance_while(done)
-            if deadlocked:
-                task_group.cancel_scope.cancel()
-        if deadlocked:
-            raise RuntimeError("every task is blocked and no sleeper waits on the clock")
-        if failure:
-            raise failure[0]
-        return outcome[0]
-
-    async def _advance_while(self, done: anyio.Event) -> bool:
-        """Jump from wake-up to wake-up until ``done``; ``True`` if everything blocked instead."""
-        stalls = 0
-        while not done.is_set():
-            rounds, self._worked = (_SETTLE_AFTER_WORK if self._worked else _SETTLE_ROUNDS), False
-            for _ in range(rounds):
-                await anyio.lowlevel.checkpoint()
-            if done.is_set():
-                break
-            if self._busy or self._worked:
-                stalls = 0
-                await anyio.sleep(0.0001)  # real work is out: let the loop poll its sockets
-                continue
-            deadline = self.next_deadline()
-            if math.isinf(deadline):
-                if stalls >= _STALL_ROUNDS:
-                    return True
-                stalls += 1
-                await anyio.sleep(0.001)  # real callbacks (a socket closing) may still be due
-                continue
-            stalls = 0
-            self.advance(max(deadline - self._now, 0.0))
-        return False
 
     def advance(self, seconds: float) -> None:
         """Move time forward and wake every sleeper whose deadline has passed."""

@@ -1,0 +1,197 @@
+"""Virtual time at the event loop: an asyncio loop whose clock jumps to the next timer when idle.
+
+Every wait in asyncio ends in the loop's selector, with the time to the
+earliest timer as its timeout. :class:`VirtualTimeLoop` keeps its own
+``time()`` and, when nothing is ready to run and no socket has anything to
+read, moves that time to the timer instead of blocking: ``asyncio.sleep``,
+``anyio.sleep``, ``asyncio.timeout``, ``anyio.fail_after``, aiohttp's
+timeouts and the SDK's own waits (through :attr:`VirtualTimeLoop.clock`) all
+run at once, in a repeatable order, with no guess about when the tasks have
+settled: the loop itself knows that nothing can run. It is what trio's
+``MockClock(autojump_threshold=0)`` does, for asyncio.
+
+In-process sockets (a :class:`~sendkit_async.testing.FakeSendKit` on
+127.0.0.1) keep working: the loop looks at them before each jump, and time
+stands still while a function runs in ``loop.run_in_executor``. Other work
+out of the loop (a real Redis, a thread started by ``anyio.to_thread``) takes
+real time the loop cannot see coming; wrap it in
+:meth:`VirtualTimeLoop.working` so time stands still until it answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import selectors
+from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import Executor
+from typing import Any, TypeVar
+
+import anyio
+from typing_extensions import TypeVarTuple, Unpack
+
+__all__ = ["LoopClock", "VirtualTimeLoop", "run_in_virtual_time", "virtual_clock"]
+
+T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
+
+_REAL_POLL = 0.05  # while work is out of process: how long one real wait for it lasts, at most
+
+
+class _JumpingSelector(selectors.DefaultSelector):
+    """The platform's selector, except that a wait nothing can end moves the loop's time instead."""
+
+    def __init__(self, loop: VirtualTimeLoop) -> None:
+        super().__init__()
+        self._loop = loop
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        loop = self._loop
+        if timeout is None or timeout <= 0:
+            # Nothing scheduled (only a socket or another thread can wake the loop), or no wait at all.
+            return super().select(timeout)
+        if loop.busy:
+            return super().select(min(timeout, _REAL_POLL))
+        ready = super().select(0)
+        if not ready:
+            loop.jump(timeout)
+        return ready
+
+
+class VirtualTimeLoop(asyncio.SelectorEventLoop):
+    """An asyncio event loop on virtual time.
+
+    Args:
+        start: the loop's time at first (seconds).
+        wall: the epoch time that ``start`` stands for (what :attr:`clock` reports as wall time).
+
+    Example:
+        >>> async def main() -> float:
+        ...     await asyncio.sleep(3600)
+        ...     return asyncio.get_running_loop().time()
+        >>> run_in_virtual_time(lambda clock: main())
+        3600.0
+    """
+
+    def __init__(self, *, start: float = 0.0, wall: float = 1_700_000_000.0) -> None:
+        self._now = start
+        self._busy = 0
+        self.clock = LoopClock(self, wall=wall - start)
+        """The SDK's :class:`~sendkit_async.budget.Clock` on this loop's time."""
+        super().__init__(_JumpingSelector(self))
+
+    def time(self) -> float:
+        """The loop's virtual time in seconds."""
+        return self._now
+
+    def jump(self, seconds: float) -> None:
+        """Move the loop's time forward (the selector does, whenever nothing can run)."""
+        self._now += seconds
+
+    def run_in_executor(
+        self, executor: Executor | None, func: Callable[[Unpack[Ts]], T], *args: Unpack[Ts]
+    ) -> asyncio.Future[T]:
+        """Run ``func`` in a thread, as asyncio does; time stands still until it returns."""
+        future = super().run_in_executor(executor, func, *args)
+        self._busy += 1
+        future.add_done_callback(self._done_working)
+        return future
+
+    def _done_working(self, _: object) -> None:
+        self._busy -= 1
+
+    @property
+    def busy(self) -> bool:
+        """Whether work out of process is out (:meth:`working`): time stands still until it answers."""
+        return self._busy > 0
+
+    @contextlib.contextmanager
+    def working(self) -> Iterator[None]:
+        """Hold the loop's time still while real work is out (a call to a real Redis, say)."""
+        self._busy += 1
+        try:
+            yield
+        finally:
+            self._busy -= 1
+
+
+class LoopClock:
+    """The SDK's clock on an event loop's own time: give it to the client, the fake and the budget.
+
+    On a :class:`VirtualTimeLoop` every sleep is virtual; the wall clock moves
+    with the loop's time from the epoch moment the loop was given.
+    """
+
+    __slots__ = ("_loop", "_offset")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, *, wall: float) -> None:
+        self._loop = loop
+        self._offset = wall
+
+    def monotonic(self) -> float:
+        """The loop's time."""
+        return self._loop.time()
+
+    def wall(self) -> float:
+        """Epoch seconds, moving with the loop's time."""
+        return self._loop.time() + self._offset
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep on the loop (virtual on a :class:`VirtualTimeLoop`)."""
+        await anyio.sleep(seconds)
+
+    def __repr__(self) -> str:
+        return f"LoopClock(now={self._loop.time()!r})"
+
+
+def virtual_clock() -> LoopClock:
+    """The clock of the :class:`VirtualTimeLoop` this runs on.
+
+    For tests that pytest-asyncio runs on one (its ``pytest_asyncio_loop_factories``
+    hook, with ``pytest.mark.asyncio(loop_factories=[...])`` to pick it)::
+
+        def pytest_asyncio_loop_factories(config, item):
+            return {"asyncio": asyncio.new_event_loop, "virtual_time": VirtualTimeLoop}
+
+    Raises:
+        RuntimeError: no loop runs, or it is not a :class:`VirtualTimeLoop`.
+    """
+    loop = asyncio.get_running_loop()
+    if not isinstance(loop, VirtualTimeLoop):
+        raise RuntimeError(  # noqa: TRY004 - a wrong loop is a state of the program, as none is
+            f"virtual_clock() needs a VirtualTimeLoop; this runs on {type(loop).__name__}"
+        )
+    return loop.clock
+
+
+def run_in_virtual_time(main: Callable[[LoopClock], Awaitable[T]], **loop_options: Any) -> T:
+    """Run ``main(clock)`` to completion on a fresh :class:`VirtualTimeLoop`, as ``asyncio.run`` would.
+
+    ``clock`` is the loop's :class:`LoopClock`, for the client, the fake
+    server and any budget. The loop is closed afterwards: its async
+    generators finalized and every task left over cancelled.
+    """
+    loop = VirtualTimeLoop(**loop_options)
+    try:
+        asyncio.set_event_loop(loop)
+        return loop.run_until_complete(_main(main, loop.clock))
+    finally:
+        try:
+            _cancel_leftovers(loop)
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.run_until_complete(loop.shutdown_default_executor())
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
+
+
+async def _main(main: Callable[[LoopClock], Awaitable[T]], clock: LoopClock) -> T:
+    return await main(clock)
+
+
+def _cancel_leftovers(loop: asyncio.AbstractEventLoop) -> None:
+    tasks = asyncio.all_tasks(loop)
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
