@@ -18,6 +18,8 @@ import nox
 
 nox.options.sessions = ["tests", "lint", "typecheck"]
 nox.options.reuse_existing_virtualenvs = True
+# uv makes each session's environment in seconds where it is installed (CI installs it); pip otherwise.
+nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.error_on_missing_interpreters = False
 
 # Every Python the package claims (pyproject.toml: requires-python >= 3.10).
@@ -43,9 +45,17 @@ def floors(session: nox.Session) -> None:
     must hold on redis-py 5.0.1 as on the newest release (see ``newest``).
     """
     session.install("-c", str(_floors_over_dev(Path(session.create_tmp()))), "-e", ".[test]")
-    session.run("python", "-m", "pip", "check")
+    _pip(session, "check")
     session.run("mypy")
     session.run("pytest", *session.posargs)
+
+
+def _pip(session: nox.Session, *args: str) -> None:
+    """``pip check``, ``pip freeze``...: through uv where it made the environment (uv's have no pip)."""
+    if session.venv_backend == "uv":
+        session.run("uv", "pip", *args)
+    else:
+        session.run("python", "-m", "pip", *args)
 
 
 def _name(line: str) -> str:
@@ -81,8 +91,11 @@ def newest(session: nox.Session) -> None:
     Upstream drift (a new aiohttp, redis-py or cattrs) shows up here, as a named
     CI step, not in a newcomer's first run. The toolchain stays locked.
     """
-    session.install(*DEV, "--upgrade", "--upgrade-strategy", "eager", "--no-cache-dir", "-e", ".[test]")
-    session.run("python", "-m", "pip", "list", "--format", "freeze")
+    if session.venv_backend == "uv":
+        session.install(*DEV, "--upgrade", "--no-cache", "-e", ".[test]")  # uv's --upgrade is eager
+    else:
+        session.install(*DEV, "--upgrade", "--upgrade-strategy", "eager", "--no-cache-dir", "-e", ".[test]")
+    _pip(session, "freeze")
     session.run("mypy")
     session.run("pytest", *session.posargs)
 
@@ -136,11 +149,12 @@ def typecheck(session: nox.Session) -> None:
 def docs(session: nox.Session) -> None:
     """Build the site strictly (a broken reference or a missing page fails), then check its reference.
 
-    It also runs every example of the pages, the FastAPI one included (served by uvicorn).
+    Every example of the pages runs in the suite (``tests/test_examples_run.py``, the FastAPI one
+    included), so not again here.
     """
     session.install(*DEV, "-e", ".[docs,test]")
     session.run("mkdocs", "build", "--strict", env={"NO_MKDOCS_2_WARNING": "1"})
-    session.run("pytest", "-p", "no:cacheprovider", "tests/test_docs.py", "tests/test_examples_run.py")
+    session.run("pytest", "-p", "no:cacheprovider", "tests/test_docs.py", *session.posargs)
 
 
 @nox.session

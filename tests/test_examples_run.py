@@ -150,7 +150,7 @@ def test_the_example_runs_against_the_fake(name, code, fake, redis_server, tmp_p
         (tmp_path / "arq" / "__init__.py").write_text("")
         (tmp_path / "arq" / "connections.py").write_text(ARQ_STAND_IN)
     (tmp_path / "example.py").write_text(text)
-    if "asyncio.run(" in text:  # a whole script
+    if "asyncio.run(" in text or "run_in_virtual_time(" in text:  # a whole script
         command = [sys.executable, "example.py"]
     else:
         (tmp_path / "prelude.py").write_text(PRELUDE)

@@ -16,7 +16,11 @@ import anyio
 import pytest
 from aiohttp import web
 
+from sendkit_async import SendKit
 from sendkit_async.testing import FakeSendKit, VirtualTimeLoop, run_in_virtual_time, virtual_clock
+
+from .conftest import KEY
+from .flowsim import VirtualServer
 
 pytestmark = pytest.mark.virtual_time
 
@@ -132,6 +136,24 @@ def test_run_in_virtual_time_is_repeatable_to_the_last_digit_and_leaves_nothing_
     leftovers: list[asyncio.Future[None]] = []
 
     async def job(clock):
+        # In process, no sockets: a server of 20 requests/s answering in 0.3 s, and a paced import.
+        server = VirtualServer(clock, service=0.3, rate=20, list_service=0.05)
+        async with SendKit(api_key=KEY, clock=clock, transport=server.transport()) as client:
+            started = clock.monotonic()
+            report = await client.dnc.import_bulk([f"u{i}@example.com" for i in range(2_000)], batch_size=10)
+            leftovers.append(asyncio.ensure_future(asyncio.sleep(3600)))  # cancelled at the end
+            return report.imported, server.rate_limited, clock.monotonic() - started, tuple(server.arrivals)
+
+    runs = {run_in_virtual_time(job) for _ in range(3)}
+    assert len(runs) == 1
+    [(imported, _, elapsed, _)] = runs
+    assert imported == 2_000
+    assert elapsed >= 200 / 20
+    assert all(task.cancelled() for task in leftovers)
+
+
+def test_a_job_against_the_fake_over_real_sockets_runs_in_virtual_time():
+    async def job(clock):
         async with (
             FakeSendKit(rate_limit=8, rate_window=0.25, latency=0.01, seed=1, clock=clock) as fake,
             fake.client(clock=clock) as client,
@@ -140,12 +162,8 @@ def test_run_in_virtual_time_is_repeatable_to_the_last_digit_and_leaves_nothing_
             report = await client.dnc.import_bulk(
                 [f"u{i}@example.com" for i in range(3_000)], batch_size=100, concurrency=6
             )
-            leftovers.append(asyncio.ensure_future(asyncio.sleep(3600)))  # cancelled at the end
-            return report.imported, fake.stats.requests, fake.stats.rate_limited, clock.monotonic() - started
+            return report.imported, fake.stats, clock.monotonic() - started
 
-    runs = {run_in_virtual_time(job) for _ in range(3)}
-    assert len(runs) == 1
-    [(imported, requests, _, elapsed)] = runs
-    assert (imported, requests) == (3_000, 30)
-    assert elapsed > 0
-    assert all(task.cancelled() for task in leftovers)
+    imported, stats, elapsed = run_in_virtual_time(job)
+    assert (imported, stats.requests - stats.rate_limited) == (3_000, 30)
+    assert elapsed >= (30 - 8) / 32  # 8 per window, the first window's at once

@@ -20,7 +20,7 @@ attempt from ``handler(request)``.
 In virtual time: :class:`VirtualTimeLoop` is an asyncio loop whose clock jumps
 to the next timer whenever nothing can run; give its :attr:`~VirtualTimeLoop.clock`
 to the client and the fake, and a paced job of minutes runs in milliseconds,
-the same way every time (``run_in_virtual_time(main)``).
+the same way every time in process (``run_in_virtual_time(main)``).
 """
 
 from __future__ import annotations

@@ -6,13 +6,17 @@ earliest timer as its timeout. :class:`VirtualTimeLoop` keeps its own
 read, moves that time to the timer instead of blocking: ``asyncio.sleep``,
 ``anyio.sleep``, ``asyncio.timeout``, ``anyio.fail_after``, aiohttp's
 timeouts and the SDK's own waits (through :attr:`VirtualTimeLoop.clock`) all
-run at once, in a repeatable order, with no guess about when the tasks have
-settled: the loop itself knows that nothing can run. It is what trio's
+run at once, with no guess about when the tasks have settled: the loop
+itself knows that nothing can run. Work in process runs in the same order
+every time; over real sockets, answers that land in one virtual instant may
+be read in another order on a busy machine (the kernel's, not the loop's). It is what trio's
 ``MockClock(autojump_threshold=0)`` does, for asyncio.
 
 In-process sockets (a :class:`~sendkit_async.testing.FakeSendKit` on
-127.0.0.1) keep working: the loop looks at them before each jump, and time
-stands still while a function runs in ``loop.run_in_executor``. Other work
+127.0.0.1) keep working: the loop looks at them before each jump, and waits
+for real while bytes one of them sent are not yet taken by its peer (on
+Linux, where a socket tells: a busy machine delivers loopback traffic late).
+Time also stands still while a function runs in ``loop.run_in_executor``. Other work
 out of the loop (a real Redis, a thread started by ``anyio.to_thread``) takes
 real time the loop cannot see coming; wrap it in
 :meth:`VirtualTimeLoop.working` so time stands still until it answers.
@@ -23,6 +27,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import selectors
+import sys
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import Executor
 from typing import Any, TypeVar
@@ -36,6 +42,30 @@ T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
 
 _REAL_POLL = 0.05  # while work is out of process: how long one real wait for it lasts, at most
+_IN_FLIGHT_POLL = 0.001  # while bytes are on their way between two sockets: the same
+_IN_FLIGHT_PATIENCE = 0.5  # real seconds bytes may stay in flight before time moves on regardless
+
+
+def _unsent_bytes() -> Callable[[int], int] | None:
+    """How to ask a socket for its sent, unacknowledged bytes (SIOCOUTQ), where the system tells."""
+    try:
+        import fcntl  # noqa: PLC0415 - Unix only
+        import termios  # noqa: PLC0415 - Unix only
+    except ImportError:  # pragma: no cover - Windows
+        return None
+    request = getattr(termios, "TIOCOUTQ", None)
+    if request is None:  # pragma: no cover - not Linux
+        return None
+
+    def unsent(fd: int) -> int:
+        buffer = bytearray(4)
+        fcntl.ioctl(fd, request, buffer)
+        return int.from_bytes(buffer, sys.byteorder)
+
+    return unsent
+
+
+_UNSENT = _unsent_bytes()
 
 
 class _JumpingSelector(selectors.DefaultSelector):
@@ -44,6 +74,7 @@ class _JumpingSelector(selectors.DefaultSelector):
     def __init__(self, loop: VirtualTimeLoop) -> None:
         super().__init__()
         self._loop = loop
+        self._stalled_since: float | None = None  # real time since when bytes in flight held time
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
         loop = self._loop
@@ -53,9 +84,33 @@ class _JumpingSelector(selectors.DefaultSelector):
         if loop.busy:
             return super().select(min(timeout, _REAL_POLL))
         ready = super().select(0)
-        if not ready:
-            loop.jump(timeout)
+        if ready:
+            self._stalled_since = None
+            return ready
+        if self._in_flight():
+            # Bytes one socket wrote that its peer's kernel has not taken yet (a busy machine
+            # delivers loopback traffic late) will wake the loop: wait for them, for real, unless
+            # they have been stuck that long (a peer that reads nothing: its timeout is due).
+            real = time.monotonic()
+            if self._stalled_since is None:
+                self._stalled_since = real
+            if real - self._stalled_since < _IN_FLIGHT_PATIENCE:
+                return super().select(min(timeout, _IN_FLIGHT_POLL))
+        self._stalled_since = None
+        loop.jump(timeout)
         return ready
+
+    def _in_flight(self) -> bool:
+        """Whether a registered socket has sent bytes that are not yet acknowledged."""
+        if _UNSENT is None:
+            return False
+        for key in list(self.get_map().values()):
+            try:
+                if _UNSENT(key.fd):
+                    return True
+            except OSError:
+                continue  # not a socket (the loop's own wake-up pipe)
+        return False
 
 
 class VirtualTimeLoop(asyncio.SelectorEventLoop):
