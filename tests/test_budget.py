@@ -53,6 +53,25 @@ def test_the_first_request_goes_alone_until_an_answer_arrives():
     assert slot(learner, state, 0.1) < math.inf
 
 
+@pytest.mark.parametrize("server", [False, True], ids=["fractional-reset", "epoch-reset"])
+@given(order=st.permutations(range(1, 6)))
+def test_answers_the_server_decided_in_another_order_never_let_more_through_than_it_has_left(server, order):
+    # Six sends in a window of 8 (reset at 1.0). The first is answered; the other five overtake each
+    # other on the way, so the server decides them in ``order`` and its count falls in that order,
+    # while the answers come back in the sends' own order. Found in virtual time against the fake
+    # (a 9th send in a window of 8): the newest *send's* statement is not the server's newest count.
+    learner = Learner(max_pause=60)
+    reset = 1.0
+    answer(learner, 0.01, seq=0, sent=0.0, remaining=7, reset=reset, reset_server=server)
+    left = {seq: 7 - 1 - rank for rank, seq in enumerate(order)}  # what the server says to each
+    for seq in range(1, 6):
+        answer(learner, 0.02, seq=seq, sent=0.0, remaining=left[seq], reset=reset, reset_server=server)
+    # What admission lets through before the reset, wherever the statement is enforced (a precise
+    # one, or a fixed window's quota at its start): its remaining, less the sends made after it.
+    said = learner.statement
+    assert said.remaining - (5 - said.seq) <= 8 - 6
+
+
 def test_a_spent_precise_statement_makes_the_next_send_wait_for_its_reset():
     learner, state = Learner(max_pause=60), Admission()
     take(state, learner.plan(), 0.0)

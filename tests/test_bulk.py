@@ -58,12 +58,11 @@ async def test_a_paced_job_under_a_fixed_window_gets_few_429s():
         assert report.imported == 6_000
         assert report.batches == 30
         # 30 batches at 8 per 0.25 s window: at best the last goes at the start of the fourth
-        # window after the first, 0.75 s in. Unpaced, the same job meets 20 refusals or more. One
-        # may be refused: where a window's quota goes at its start, the answer that shows the
-        # window and the sends it allows land in one instant, and on a busy machine the kernel
-        # may hand the answers over in another order.
-        assert fake.stats.rate_limited <= 1
-        assert elapsed <= 1.05 * 0.76
+        # window after the first, 0.75 s in. Unpaced, the same job meets 20 refusals or more. (Its
+        # sends overtake each other on the way: the server's count, not our order, says what is
+        # left; tests/test_budget.py pins that rule.)
+        assert fake.stats.rate_limited == 0
+        assert elapsed <= 1.05 * 0.75
         assert report.rate_limited == fake.stats.rate_limited
 
 

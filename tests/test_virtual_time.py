@@ -50,7 +50,7 @@ async def test_sleepers_wake_in_deadline_order_at_their_deadlines():
 
 async def test_timeouts_fire_at_their_deadline_and_cancellation_interrupts_a_wait():
     loop = asyncio.get_running_loop()
-    with pytest.raises(TimeoutError):
+    with pytest.raises(asyncio.TimeoutError):  # the builtin TimeoutError from 3.11 on
         await asyncio.wait_for(asyncio.sleep(10), timeout=2)
     assert loop.time() == 2
     with anyio.move_on_after(5) as scope:

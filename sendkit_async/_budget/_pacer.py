@@ -386,11 +386,34 @@ class Learner:
             # left, no reset" (a bucket with tokens to spare) nothing about when.
             if status != _RATE_LIMITED and reset > sent + TUNING.guard:
                 self.precise.note(sent, remaining, reset)
-        if seq > self.statement.seq:
-            if status != _RATE_LIMITED and self.statement.seq >= 0:
-                self._foreign(seq, sent, remaining, reset, server)
-                self._refill(remaining, reset)
+        said = self.statement
+        if seq > said.seq and status != _RATE_LIMITED and said.seq >= 0:
+            self._foreign(seq, sent, remaining, reset, server)
+            self._refill(remaining, reset)
+        if self._said_later(seq, remaining, reset, server):
             self.statement = Statement(seq, sent, remaining, reset)
+
+    def _said_later(self, seq: int, remaining: int, reset: float, server: bool) -> bool:
+        """Whether this answer is the server's latest word, after the statement kept so far.
+
+        Requests overtake each other on the way, so within one window the
+        server's order is that of its falling count, not of our sends: the
+        lowest ``remaining`` is the latest decision. Sends after it are then
+        counted again by admission, a few too many rather than one too few.
+        Across windows (or where resets are rounded) the later send's word wins.
+        """
+        said = self.statement
+        if said.seq >= 0 and self._same_reset(reset, server):
+            return remaining < said.remaining or (remaining == said.remaining and seq > said.seq)
+        return seq > said.seq
+
+    def _same_reset(self, reset: float, server: bool) -> bool:
+        """Whether ``reset`` is the latest statement's, as far as its resolution tells (not rounded)."""
+        if server:
+            return abs(reset - self.statement.reset) < 2 * TUNING.millisecond  # a millisecond either way
+        if self.family == Family.PRECISE:
+            return abs(reset - self.statement.reset) <= 2 * TUNING.guard + TUNING.millisecond
+        return False
 
     def _refill(self, remaining: int, reset: float) -> None:
         """Note a window coming back whole: a reset a window later, and most of the quota left again.
@@ -410,10 +433,8 @@ class Learner:
         elapsed = sent - said.sent
         if elapsed <= 0:
             return
-        if self.family == Family.PRECISE:
-            same = abs(reset - said.reset) <= 2 * TUNING.guard + TUNING.millisecond
-        elif server:
-            same = abs(reset - said.reset) < 2 * TUNING.millisecond  # a millisecond either way
+        if self.family == Family.PRECISE or server:
+            same = self._same_reset(reset, server)
         else:
             same = (
                 remaining + ours <= said.remaining
