@@ -152,6 +152,11 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         future.add_done_callback(self._done_working)
         return future
 
+    async def shutdown_default_executor(self, *args: Any, **kwargs: Any) -> None:
+        """Join the executor's threads, as asyncio does; its own timeout waits in real time."""
+        with self.working():
+            await super().shutdown_default_executor(*args, **kwargs)
+
     def _done_working(self, _: object) -> None:
         self._busy -= 1
 
