@@ -72,6 +72,26 @@ def test_answers_the_server_decided_in_another_order_never_let_more_through_than
     assert said.remaining - (5 - said.seq) <= 8 - 6
 
 
+@given(delays=st.lists(st.floats(0.0, 0.2), min_size=30, max_size=30))
+def test_a_windows_quota_never_goes_before_the_window_turns_however_late_the_server_stamps(delays):
+    # A fixed window of 10 a second, ending on whole seconds. The server stamps each answer's
+    # fractional reset some time after the send (a queue, a busy core: up to 200 ms), and the
+    # answer arrives 50 ms after that. Found by the import benchmark: the quota went at the reset
+    # as counted from the send, up to 140 ms before the window turned, and 5-17% were refused.
+    learner = Learner(max_pause=60)
+    for n, delay in enumerate(delays):
+        window, i = divmod(n, 10)
+        sent = window + 0.05 * i
+        stamped = sent + delay
+        end = math.floor(stamped) + 1.0  # the window the server counted it in
+        remaining = 9 - i if math.floor(stamped) == window else 9
+        received = stamped + 0.05
+        answer(learner, received, seq=n, sent=sent, remaining=remaining, reset=sent + (end - stamped))
+        plan = learner.plan()
+        if plan.quota:  # a window's quota to go at its start: never before the server's turn
+            assert plan.hold_until >= end
+
+
 def test_a_spent_precise_statement_makes_the_next_send_wait_for_its_reset():
     learner, state = Learner(max_pause=60), Admission()
     take(state, learner.plan(), 0.0)

@@ -55,12 +55,37 @@ class PreciseResets:
 
     samples: list[float] = attrs.Factory(list)
     longest: float = 0.0
+    end_lo: float = NEVER  # the latest window's end: no earlier than this...
+    end_hi: float = -NEVER  # ...and no later than this
 
     def note(self, sent: float, remaining: int, reset: float) -> None:
         """A granted request decided at ``sent`` had ``remaining`` left until ``reset``."""
         span = reset - sent
         self.samples = [*self.samples[-(TUNING.samples - 1) :], span / (remaining + 1)]
         self.longest = max(self.longest, span)
+
+    def bound_end(self, reset: float, late: float) -> None:
+        """Narrow where the window's end lies: ``reset`` counted from the send, up to ``late`` after.
+
+        The server stamped its reset somewhere between the send and the
+        answer's arrival (``late`` later), so the true end lies in
+        ``[reset, reset + late]``; answers of one window intersect their
+        ranges, a range past the current one starts the next window, and
+        one before it is a late answer of an old window.
+        """
+        low, high = reset, reset + max(late, 0.0)
+        if high < self.end_lo:
+            return
+        if low > self.end_hi:
+            self.end_lo, self.end_hi = low, high
+        else:
+            self.end_lo, self.end_hi = max(self.end_lo, low), min(self.end_hi, high)
+
+    def end(self, period: float) -> float | None:
+        """The latest window's end, at its latest, when the answers pin it to within 5% of ``period``."""
+        if self.end_hi - self.end_lo > TUNING.phase_share * period:
+            return None
+        return self.end_hi
 
     def window(self) -> float:
         """The window: a bucket with tokens to spare answers "reset 0"; until it runs dry, a second."""

@@ -274,9 +274,11 @@ class Learner:
         interactive call was heard of in the last 10 seconds (one arriving
         after a window's quota went would wait for the next window, so the
         window is at most 2 seconds long), and its end to within 5% of its
-        length: a fractional reset, or an epoch reset whose server clock
-        offset the answers bound that closely (a reset rounded to whole
-        seconds never does). Then the window's quota is sent at its start, as
+        length: fractional resets, stamped somewhere between a send and its
+        answer, whose ranges close that far (answers that come back fast),
+        or an epoch reset whose server clock offset the answers bound that
+        closely (a reset rounded to whole seconds never does). The quota
+        goes at the latest the end can be. Then the window's quota is sent at its start, as
         the limiter allows, instead of spread over it.
         """
         alone = self.foreign_rate * self.key_interval() < TUNING.alone
@@ -293,7 +295,8 @@ class Learner:
         reset = self.statement.reset
         if self.family == Family.PRECISE:
             period = self.policy.seconds * self.limit if self.policy.seconds else self.precise.longest
-            return (period, reset) if period > 0 else None
+            end = self.precise.end(period) if period > 0 else None
+            return None if end is None else (period, end)
         if self.family == Family.EPOCH:
             period = self.window()
             end = self.rounded.epoch_end(period, reset)
@@ -336,13 +339,15 @@ class Learner:
             self.pause_until = max(
                 self.pause_until, min(blocked + TUNING.guard, now + max(self.max_pause, TUNING.probe_pause))
             )
+        received = now if received is None else received
         if remaining is not None and reset is not None:
             self._statement(
                 seq, sent, status, limit, remaining, reset, reset_resolution, reset_server, window
             )
+            if self.family == Family.PRECISE:
+                self.precise.bound_end(reset, received - sent)
         elif self.shape == Shape.UNKNOWN.value:
             self.shape = Shape.BLIND.value
-        received = now if received is None else received
         if self.shape == Shape.BLIND.value and not self.blind.rate:
             # The opening: one request per first latency (within bounds), from now on.
             low, high = TUNING.first_rates
