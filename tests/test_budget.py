@@ -92,6 +92,37 @@ def test_a_windows_quota_never_goes_before_the_window_turns_however_late_the_ser
             assert plan.hold_until >= end
 
 
+def test_a_server_that_starts_counting_resets_from_now_is_not_read_with_its_old_epoch_windows():
+    # Found by the shared-budget benchmark: a key's learner kept in Redis from a fixed window with
+    # epoch resets met a token bucket of burst 1 with resets in whole seconds from now (another
+    # server on the key, or its limiter changed), kept sending each window's quota at its start,
+    # and had 90% of its requests refused.
+    learner = Learner(max_pause=60)
+    for n in range(60):  # three windows of 20, epoch resets, every answer fast
+        sent = n * 0.05
+        end = float(int(sent) + 1)
+        answer(
+            learner,
+            sent + 0.01,
+            seq=n,
+            sent=sent,
+            limit=20,
+            remaining=19 - n % 20,
+            reset=end,
+            resolution=1.0,
+            reset_server=True,
+        )
+    assert learner.plan().quota == 20  # a fixed window's quota at its start, as it should be
+    for n in range(60, 70):  # now: a bucket, "1 second from now", one token at a time
+        sent = 3.0 + (n - 60) * 0.05
+        answer(
+            learner, sent + 0.01, seq=n, sent=sent, limit=20, remaining=0, reset=sent + 1.0, resolution=1.0
+        )
+    plan = learner.plan()
+    assert plan.quota == 0
+    assert plan.interval >= 1 / 20
+
+
 def test_a_spent_precise_statement_makes_the_next_send_wait_for_its_reset():
     learner, state = Learner(max_pause=60), Admission()
     take(state, learner.plan(), 0.0)

@@ -382,6 +382,10 @@ class Learner:
             self.family = Family.EPOCH
             self.rounded.note_epoch(sent, reset, resolution)
         elif resolution >= 1:
+            if self.family == Family.EPOCH:
+                # The server now counts resets from now (its limiter changed, or another server
+                # answers on the key): what its epoch moments showed no longer holds.
+                self.family, self.rounded = Family.NONE, RoundedResets()
             self.family = max(self.family, Family.WHOLE)
             # The value as sent was a whole number of seconds from the decision.
             self.rounded.note_whole(sent, reset)
