@@ -158,7 +158,7 @@ class RedisBudget(RedisOwner):
         self._local_permits: dict[int, Permit] = {}
         self._fallback: LocalBudget | None = None
         # What the last replies showed, for snapshots.
-        self._learner = Learner(max_pause=max_pause)
+        self._learner = Learner(max_pause=max_pause, alone=False)
         self._plan: Plan = self._learner.plan()
         self._state = Admission()
         self._members = 1
@@ -306,13 +306,13 @@ class RedisBudget(RedisOwner):
 
     def _stored_learner(self, stored: bytes | str) -> Learner:
         if not stored:
-            return Learner(max_pause=self.max_pause)
+            return Learner(max_pause=self.max_pause, alone=False)
         try:
             learner = Learner.load(orjson.loads(stored))
         except (orjson.JSONDecodeError, cattrs.BaseValidationError, TypeError, ValueError):
             logger.warning("the shared budget's learned state in Redis is unreadable; starting afresh")
-            return Learner(max_pause=self.max_pause)
-        learner.max_pause = self.max_pause
+            return Learner(max_pause=self.max_pause, alone=False)
+        learner.max_pause, learner.alone = self.max_pause, False
         return learner
 
     def snapshot(self) -> BudgetSnapshot:
