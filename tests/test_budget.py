@@ -123,6 +123,28 @@ def test_a_server_that_starts_counting_resets_from_now_is_not_read_with_its_old_
     assert plan.interval >= 1 / 20
 
 
+@pytest.mark.parametrize(("alone", "quota"), [(True, 20), (False, 0)], ids=["one-process", "shared"])
+def test_a_windows_quota_goes_at_its_start_only_from_a_budget_no_other_process_shares(alone, quota):
+    # Found by the shared-budget benchmark: four processes' bursts on one Redis budget landed on both
+    # sides of the window's turn (8% refused); paced, none.
+    learner = Learner(max_pause=60, alone=alone)
+    for n in range(60):  # three windows of 20, epoch resets, every answer fast
+        sent = n * 0.05
+        answer(
+            learner,
+            sent + 0.01,
+            seq=n,
+            sent=sent,
+            limit=20,
+            remaining=19 - n % 20,
+            reset=float(int(sent) + 1),
+            resolution=1.0,
+            reset_server=True,
+        )
+    assert learner.plan().quota == quota
+    assert learner.plan().interval == pytest.approx(0 if alone else 1 / 20, rel=0.05)
+
+
 def test_a_spent_precise_statement_makes_the_next_send_wait_for_its_reset():
     learner, state = Learner(max_pause=60), Admission()
     take(state, learner.plan(), 0.0)
