@@ -92,15 +92,10 @@ def test_a_windows_quota_never_goes_before_the_window_turns_however_late_the_ser
             assert plan.hold_until >= end
 
 
-def test_a_server_that_starts_counting_resets_from_now_is_not_read_with_its_old_epoch_windows():
-    # Found by the shared-budget benchmark: a key's learner kept in Redis from a fixed window with
-    # epoch resets met a token bucket of burst 1 with resets in whole seconds from now (another
-    # server on the key, or its limiter changed), kept sending each window's quota at its start,
-    # and had 90% of its requests refused.
-    learner = Learner(max_pause=60)
-    for n in range(60):  # three windows of 20, epoch resets, every answer fast
+def three_epoch_windows(learner):
+    """Teach ``learner`` three fixed windows of 20 a second with epoch resets, every answer fast."""
+    for n in range(60):
         sent = n * 0.05
-        end = float(int(sent) + 1)
         answer(
             learner,
             sent + 0.01,
@@ -108,10 +103,19 @@ def test_a_server_that_starts_counting_resets_from_now_is_not_read_with_its_old_
             sent=sent,
             limit=20,
             remaining=19 - n % 20,
-            reset=end,
+            reset=float(int(sent) + 1),
             resolution=1.0,
             reset_server=True,
         )
+    return learner
+
+
+def test_a_server_that_starts_counting_resets_from_now_is_not_read_with_its_old_epoch_windows():
+    # Found by the shared-budget benchmark: a key's learner kept in Redis from a fixed window with
+    # epoch resets met a token bucket of burst 1 with resets in whole seconds from now (another
+    # server on the key, or its limiter changed), kept sending each window's quota at its start,
+    # and had 90% of its requests refused.
+    learner = three_epoch_windows(Learner(max_pause=60))
     assert learner.plan().quota == 20  # a fixed window's quota at its start, as it should be
     for n in range(60, 70):  # now: a bucket, "1 second from now", one token at a time
         sent = 3.0 + (n - 60) * 0.05
@@ -127,20 +131,7 @@ def test_a_server_that_starts_counting_resets_from_now_is_not_read_with_its_old_
 def test_a_windows_quota_goes_at_its_start_only_from_a_budget_no_other_process_shares(alone, quota):
     # Found by the shared-budget benchmark: four processes' bursts on one Redis budget landed on both
     # sides of the window's turn (8% refused); paced, none.
-    learner = Learner(max_pause=60, alone=alone)
-    for n in range(60):  # three windows of 20, epoch resets, every answer fast
-        sent = n * 0.05
-        answer(
-            learner,
-            sent + 0.01,
-            seq=n,
-            sent=sent,
-            limit=20,
-            remaining=19 - n % 20,
-            reset=float(int(sent) + 1),
-            resolution=1.0,
-            reset_server=True,
-        )
+    learner = three_epoch_windows(Learner(max_pause=60, alone=alone))
     assert learner.plan().quota == quota
     assert learner.plan().interval == pytest.approx(0 if alone else 1 / 20, rel=0.05)
 
